@@ -1,0 +1,59 @@
+/*
+ * config: the main JSON configuration (parsed with yajl) plus the tenant registry it
+ * names, as one immutable, reference-counted snapshot. A connection holds a reference
+ * to the snapshot it started with.
+ */
+#ifndef XF_CONFIG_H
+#define XF_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include "tenants/registry.h"
+
+enum xf_tls_mode { XF_TLS_STARTTLS = 1, XF_TLS_DIRECT = 2 };
+enum xf_service { XF_SVC_CLIENT = 1, XF_SVC_SERVER = 2, XF_SVC_AUTO = 3 };
+
+typedef struct xf_listener_conf {
+    char name[80];                     /* "[::]:5222" — used in logs */
+    char address[64];
+    int port;
+    int tls;                           /* enum xf_tls_mode */
+    int service;                       /* enum xf_service */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+} xf_listener_conf;
+
+typedef struct xf_limits {
+    unsigned handshake_timeout_s;      /* accept -> backend relay established; default 30 */
+    unsigned max_header_bytes;         /* stream header and pre-TLS elements; default 8192 */
+    unsigned max_connections;          /* whole process; default 100000 */
+    unsigned max_connections_per_ip;   /* default 0 = unlimited */
+    unsigned backend_timeout_s;        /* backend connect + first response; default 10 */
+    unsigned drain_timeout_s;          /* SIGTERM drain deadline; default 30 */
+    unsigned idle_timeout_s;           /* no bytes either way; default 0 = never */
+    unsigned buffer_high_bytes;        /* backpressure high watermark; default 262144 */
+    unsigned buffer_low_bytes;         /* resume below; default 65536 */
+} xf_limits;
+
+typedef struct xf_config {
+    char *path;                        /* main config file */
+    unsigned workers;                  /* 0 in the file = one per core (resolved at load) */
+    char *tenants_dir;                 /* resolved against the main file */
+    xf_listener_conf *listeners;
+    size_t n_listeners;
+    xf_limits limits;
+    char *log_level;                   /* "debug" | "info" | "warn" | "error"; default info */
+    xf_registry *registry;
+    int refs;                          /* atomic via __atomic builtins */
+} xf_config;
+
+/* Parse the main file's bytes (no file I/O; tenants not loaded). `path` names the file
+   in errors and anchors relative paths. Returns 0, or -1 with "FILE: KEY: problem". */
+int xf_config_parse(const char *json, size_t len, const char *path, xf_config **out,
+                    char *err, size_t errlen);
+/* Read and parse the main file, then load the tenant registry it names. */
+int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen);
+xf_config *xf_config_ref(xf_config *c);
+void xf_config_unref(xf_config *c);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder until the registry lands */
+#include "tenants/registry.h"
