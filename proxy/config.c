@@ -103,8 +103,9 @@ static yajl_val json_parse_object(const struct pctx *p, const char *json, size_t
     yajl_val root = yajl_tree_parse(copy, ebuf, sizeof ebuf);
     free(copy);
     if (!root) {
-        for (char *q = ebuf; *q; q++)   /* yajl's message spans lines */
-            if (*q == '\n' || *q == '\r') *q = ' ';
+        /* yajl's message is "parse error: what\n  context\n  (right here)": keep
+           the first line. */
+        ebuf[strcspn(ebuf, "\r\n")] = '\0';
         size_t el = strlen(ebuf);
         while (el && ebuf[el - 1] == ' ') ebuf[--el] = '\0';
         cfg_fail(p, "(document)", "invalid JSON: %s", ebuf[0] ? ebuf : "parse error");

@@ -1,0 +1,329 @@
+/* Unit tests for proxy/config.c: schema, defaults, every error's "FILE: KEY: problem"
+   shape, path resolution, load with a tenants folder, reference counting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proxy/config.h"
+
+static const char *FULL =
+    "{\"workers\": 3, \"tenants\": \"tenants\", \"log_level\": \"debug\",\n"
+    " \"listeners\": [\n"
+    "  {\"address\": \"::\", \"port\": 5222, \"tls\": \"starttls\", \"service\": \"client\"},\n"
+    "  {\"address\": \"127.0.0.1\", \"port\": 5269, \"tls\": \"starttls\", \"service\": \"server\"},\n"
+    "  {\"address\": \"::1\", \"port\": 443, \"tls\": \"direct\", \"service\": \"auto\"}],\n"
+    " \"limits\": {\"handshake_timeout_s\": 20, \"max_header_bytes\": 4096,\n"
+    "  \"max_connections\": 500, \"max_connections_per_ip\": 10, \"backend_timeout_s\": 5,\n"
+    "  \"drain_timeout_s\": 7, \"idle_timeout_s\": 600, \"buffer_high_bytes\": 131072,\n"
+    "  \"buffer_low_bytes\": 1024}}";
+
+/* Parse `json` as /etc/xf/main.json; expect failure with exactly `want`. */
+static void expect_err(const char *json, const char *want)
+{
+    xf_config *c = (xf_config *)0x1;
+    char err[512];
+    int rc = xf_config_parse(json, strlen(json), "/etc/xf/main.json", &c, err, sizeof err);
+    if (rc == 0 || strcmp(err, want) != 0)
+        print_error("json: %s\nwant: %s\ngot:  %s (rc %d)\n", json, want, err, rc);
+    assert_int_equal(rc, -1);
+    assert_null(c);
+    assert_string_equal(err, want);
+}
+
+#define L1 "\"listeners\": [{\"port\": 5222, \"tls\": \"starttls\", \"service\": \"client\"}]"
+
+static void test_full(void **state)
+{
+    (void)state;
+    xf_config *c = NULL;
+    char err[512] = "";
+    assert_int_equal(xf_config_parse(FULL, strlen(FULL), "/etc/xf/main.json", &c, err,
+                                     sizeof err), 0);
+    assert_non_null(c);
+    assert_string_equal(c->path, "/etc/xf/main.json");
+    assert_int_equal(c->workers, 3);
+    assert_string_equal(c->tenants_dir, "/etc/xf/tenants");
+    assert_string_equal(c->log_level, "debug");
+    assert_int_equal(c->n_listeners, 3);
+
+    const xf_listener_conf *l = &c->listeners[0];
+    assert_string_equal(l->name, "[::]:5222");
+    assert_string_equal(l->address, "::");
+    assert_int_equal(l->port, 5222);
+    assert_int_equal(l->tls, XF_TLS_STARTTLS);
+    assert_int_equal(l->service, XF_SVC_CLIENT);
+    assert_int_equal(l->addr.ss_family, AF_INET6);
+    assert_int_equal(l->addrlen, sizeof(struct sockaddr_in6));
+    const struct sockaddr_in6 *a6 = (const void *)&l->addr;
+    assert_int_equal(ntohs(a6->sin6_port), 5222);
+    assert_memory_equal(&a6->sin6_addr, &in6addr_any, sizeof in6addr_any);
+
+    l = &c->listeners[1];
+    assert_string_equal(l->name, "127.0.0.1:5269");
+    assert_int_equal(l->service, XF_SVC_SERVER);
+    assert_int_equal(l->addr.ss_family, AF_INET);
+    assert_int_equal(l->addrlen, sizeof(struct sockaddr_in));
+    const struct sockaddr_in *a4 = (const void *)&l->addr;
+    assert_int_equal(ntohs(a4->sin_port), 5269);
+    assert_int_equal(ntohl(a4->sin_addr.s_addr), 0x7f000001);
+
+    l = &c->listeners[2];
+    assert_string_equal(l->name, "[::1]:443");
+    assert_int_equal(l->tls, XF_TLS_DIRECT);
+    assert_int_equal(l->service, XF_SVC_AUTO);
+
+    assert_int_equal(c->limits.handshake_timeout_s, 20);
+    assert_int_equal(c->limits.max_header_bytes, 4096);
+    assert_int_equal(c->limits.max_connections, 500);
+    assert_int_equal(c->limits.max_connections_per_ip, 10);
+    assert_int_equal(c->limits.backend_timeout_s, 5);
+    assert_int_equal(c->limits.drain_timeout_s, 7);
+    assert_int_equal(c->limits.idle_timeout_s, 600);
+    assert_int_equal(c->limits.buffer_high_bytes, 131072);
+    assert_int_equal(c->limits.buffer_low_bytes, 1024);
+    assert_null(c->registry);
+    xf_config_unref(c);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    const char *j = "{" L1 "}";
+    xf_config *c = NULL;
+    char err[256];
+    assert_int_equal(xf_config_parse(j, strlen(j), "main.json", &c, err, sizeof err), 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c->workers, cores < 1 ? 1 : cores > 256 ? 256 : cores);
+    assert_string_equal(c->tenants_dir, "tenants");  /* no directory part: as is */
+    assert_string_equal(c->log_level, "info");
+    assert_string_equal(c->listeners[0].name, "[::]:5222");
+    assert_int_equal(c->limits.handshake_timeout_s, 30);
+    assert_int_equal(c->limits.max_header_bytes, 8192);
+    assert_int_equal(c->limits.max_connections, 100000);
+    assert_int_equal(c->limits.max_connections_per_ip, 0);
+    assert_int_equal(c->limits.backend_timeout_s, 10);
+    assert_int_equal(c->limits.drain_timeout_s, 30);
+    assert_int_equal(c->limits.idle_timeout_s, 0);
+    assert_int_equal(c->limits.buffer_high_bytes, 262144);
+    assert_int_equal(c->limits.buffer_low_bytes, 65536);
+    xf_config_unref(c);
+}
+
+static void test_paths(void **state)
+{
+    (void)state;
+    struct { const char *file, *tenants, *want; } cases[] = {
+        { "/etc/xf/main.json", "t", "/etc/xf/t" },
+        { "/etc/xf/main.json", "../shared/t", "/etc/xf/../shared/t" },
+        { "/etc/xf/main.json", "/srv/tenants", "/srv/tenants" },
+        { "conf/main.json", "t", "conf/t" },
+        { "main.json", "t", "t" },
+        { "/main.json", "t", "/t" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char j[256], err[256];
+        xf_config *c = NULL;
+        snprintf(j, sizeof j, "{\"tenants\": \"%s\", " L1 "}", cases[i].tenants);
+        assert_int_equal(xf_config_parse(j, strlen(j), cases[i].file, &c, err, sizeof err), 0);
+        assert_string_equal(c->tenants_dir, cases[i].want);
+        xf_config_unref(c);
+    }
+}
+
+static void test_errors_unknown_keys(void **state)
+{
+    (void)state;
+    expect_err("{\"worker\": 2, " L1 "}", "/etc/xf/main.json: worker: unknown key");
+    expect_err("{\"listeners\": [{\"port\": 5222, \"tls\": \"starttls\", "
+               "\"service\": \"client\", \"proxy\": true}]}",
+               "/etc/xf/main.json: listeners[0].proxy: unknown key");
+    expect_err("{" L1 ", \"limits\": {\"max_header\": 1}}",
+               "/etc/xf/main.json: limits.max_header: unknown key");
+    expect_err("{\"workers\": 1, \"workers\": 2, " L1 "}",
+               "/etc/xf/main.json: workers: duplicate key");
+}
+
+static void test_errors_types(void **state)
+{
+    (void)state;
+    expect_err("{\"workers\": \"2\", " L1 "}",
+               "/etc/xf/main.json: workers: must be an integer, not a string");
+    expect_err("{\"workers\": 1.5, " L1 "}",
+               "/etc/xf/main.json: workers: must be an integer in 0..256");
+    expect_err("{\"tenants\": 5, " L1 "}",
+               "/etc/xf/main.json: tenants: must be a string, not a number");
+    expect_err("{\"listeners\": {}}",
+               "/etc/xf/main.json: listeners: must be an array, not an object");
+    expect_err("{\"listeners\": [5222]}",
+               "/etc/xf/main.json: listeners[0]: must be an object, not a number");
+    expect_err("{" L1 ", \"limits\": []}",
+               "/etc/xf/main.json: limits: must be an object, not an array");
+    expect_err("{" L1 ", \"limits\": {\"max_header_bytes\": true}}",
+               "/etc/xf/main.json: limits.max_header_bytes: must be an integer, not a boolean");
+    expect_err("[]", "/etc/xf/main.json: (document): must be a JSON object, not an array");
+    expect_err("", "/etc/xf/main.json: (document): invalid JSON: parse error: premature EOF");
+}
+
+static void test_errors_values(void **state)
+{
+    (void)state;
+    expect_err("{\"listeners\": [{\"port\": 0, \"tls\": \"direct\", \"service\": \"client\"}]}",
+               "/etc/xf/main.json: listeners[0].port: 0 is out of range 1..65535");
+    expect_err("{\"listeners\": [{\"port\": 65536, \"tls\": \"direct\", \"service\": \"client\"}]}",
+               "/etc/xf/main.json: listeners[0].port: 65536 is out of range 1..65535");
+    expect_err("{\"listeners\": [{\"tls\": \"direct\", \"service\": \"client\"}]}",
+               "/etc/xf/main.json: listeners[0].port: missing");
+    expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"tls\", \"service\": \"client\"}]}",
+               "/etc/xf/main.json: listeners[0].tls: \"tls\" is not \"starttls\" or \"direct\"");
+    expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"direct\", \"service\": \"c2s\"}]}",
+               "/etc/xf/main.json: listeners[0].service: \"c2s\" is not \"client\", "
+               "\"server\" or \"auto\"");
+    expect_err("{\"listeners\": [{\"address\": \"localhost\", \"port\": 1, \"tls\": \"direct\", "
+               "\"service\": \"client\"}]}",
+               "/etc/xf/main.json: listeners[0].address: \"localhost\" is not an IPv4 or "
+               "IPv6 address (host names are not resolved)");
+    expect_err("{\"workers\": 257, " L1 "}",
+               "/etc/xf/main.json: workers: 257 is out of range 0..256");
+    expect_err("{" L1 ", \"limits\": {\"buffer_low_bytes\": 300000}}",
+               "/etc/xf/main.json: limits.buffer_low_bytes: 300000 must be lower than "
+               "limits.buffer_high_bytes (262144)");
+    expect_err("{" L1 ", \"limits\": {\"max_header_bytes\": 100}}",
+               "/etc/xf/main.json: limits.max_header_bytes: 100 is out of range 512..1048576");
+    expect_err("{" L1 ", \"log_level\": \"verbose\"}",
+               "/etc/xf/main.json: log_level: \"verbose\" is not \"debug\", \"info\", "
+               "\"warn\" or \"error\"");
+    expect_err("{\"workers\": 1}",
+               "/etc/xf/main.json: listeners: missing: at least one listener is required");
+    expect_err("{\"listeners\": []}", "/etc/xf/main.json: listeners: must not be empty");
+}
+
+static void test_errors_duplicate_listener(void **state)
+{
+    (void)state;
+    expect_err("{\"listeners\": ["
+               "{\"address\": \"::\", \"port\": 5222, \"tls\": \"starttls\", \"service\": \"client\"},"
+               "{\"address\": \"127.0.0.1\", \"port\": 5222, \"tls\": \"starttls\", \"service\": \"client\"},"
+               "{\"address\": \"[0::0]\", \"port\": 5222, \"tls\": \"direct\", \"service\": \"server\"}]}",
+               "/etc/xf/main.json: listeners[2]: [0::0]:5222 is already listeners[0]");
+}
+
+/* A scratch directory with main.json and (optionally) an empty tenants folder. */
+static char *scratch(int with_tenants, const char *json)
+{
+    char tmpl[] = "/tmp/xf-test-config-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    char path[512];
+    if (with_tenants) {
+        snprintf(path, sizeof path, "%s/tenants.d", dir);
+        assert_int_equal(mkdir(path, 0700), 0);
+    }
+    snprintf(path, sizeof path, "%s/main.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+    return strdup(dir);
+}
+
+static void rm_scratch(char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(dir);
+}
+
+static const char *LOADJ = "{\"tenants\": \"tenants.d\", " L1 "}";
+
+static void test_load(void **state)
+{
+    (void)state;
+    char *dir = scratch(1, LOADJ);
+    char path[512], want[600], err[512] = "";
+    xf_config *c = NULL;
+    snprintf(path, sizeof path, "%s/main.json", dir);
+    assert_int_equal(xf_config_load(path, &c, err, sizeof err), 0);
+    snprintf(want, sizeof want, "%s/tenants.d", dir);
+    assert_string_equal(c->tenants_dir, want);
+    assert_non_null(c->registry);
+    assert_int_equal(xf_registry_count(c->registry), 0);
+
+    /* Reference counting: the snapshot survives until the last unref. */
+    assert_ptr_equal(xf_config_ref(c), c);
+    assert_int_equal(c->refs, 2);
+    xf_config_unref(c);
+    assert_int_equal(c->refs, 1);
+    assert_string_equal(c->path, path);
+    xf_config_unref(c);
+    rm_scratch(dir);
+}
+
+static void test_load_missing_tenants(void **state)
+{
+    (void)state;
+    char *dir = scratch(0, LOADJ);
+    char path[512], want[1200], err[512] = "";
+    xf_config *c = NULL;
+    snprintf(path, sizeof path, "%s/main.json", dir);
+    assert_int_equal(xf_config_load(path, &c, err, sizeof err), -1);
+    assert_null(c);
+    snprintf(want, sizeof want, "%s: tenants: %s/tenants.d: No such file or directory",
+             path, dir);
+    assert_string_equal(err, want);
+
+    snprintf(path, sizeof path, "%s/absent.json", dir);
+    assert_int_equal(xf_config_load(path, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: (document): cannot open: No such file or directory", path);
+    assert_string_equal(err, want);
+    rm_scratch(dir);
+}
+
+/* The shipped example must always load its listeners (tenants are not loaded here:
+   its certificate paths are placeholders). */
+static void test_deploy_example(void **state)
+{
+    (void)state;
+    const char *src = getenv("XF_SRC");
+    if (!src) skip();
+    char path[1024], err[512] = "";
+    snprintf(path, sizeof path, "%s/deploy/xmppfront.json", src);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    xf_config *c = NULL;
+    assert_int_equal(xf_config_parse(buf, n, path, &c, err, sizeof err), 0);
+    assert_int_equal(c->n_listeners, 5);
+    assert_string_equal(c->listeners[4].name, "[::]:443");
+    assert_int_equal(c->listeners[4].service, XF_SVC_AUTO);
+    xf_config_unref(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_errors_unknown_keys),
+        cmocka_unit_test(test_errors_types),
+        cmocka_unit_test(test_errors_values),
+        cmocka_unit_test(test_errors_duplicate_listener),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_load_missing_tenants),
+        cmocka_unit_test(test_deploy_example),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
