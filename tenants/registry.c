@@ -1,2 +1,704 @@
-/* placeholder until the registry lands */
+/*
+ * registry: tenant files -> an immutable registry shared read-only by worker threads.
+ *
+ * Contracts:
+ *  - every error is -1 with err = "FILE: KEY: what is wrong" (FILE = the tenant file,
+ *    KEY = "domain", "aliases[1]", "c2s_backend" ...). Unknown keys, duplicate keys and
+ *    wrong types are errors.
+ *  - names (domain, aliases) are stored lower case without a trailing dot and must be
+ *    valid ASCII DNS names (A-labels); the same name in two tenant files is an error
+ *    naming both files.
+ *  - backends are IP literals only ("192.0.2.1:5222", "[2001:db8::1]:5269"): host names
+ *    are NOT resolved, so a backend never depends on DNS at load time.
+ *  - the certificate must cover the domain (xf_identity_covers_dns) and the key must
+ *    match the leaf; an alias the certificate does not cover is recorded in
+ *    alias_covered[] and is not an error.
+ *  - lookups never allocate and never lock: a sorted name array (bsearch) for exact
+ *    names, a sorted array of wildcard parents ("*.w.example" -> "w.example") for SNI.
+ */
 #include "tenants/registry.h"
+#include "certs/identity.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yajl/yajl_tree.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <psa/crypto.h>
+
+#define XF_TENANT_MAX_BYTES (1u << 20)
+#define XF_JSON_MAX_DEPTH 32
+#define XF_DNS_MAX 253
+
+struct name_ent {
+    const char *name;
+    size_t ti;                         /* tenant index (file order) */
+    long alias;                        /* -1 = the domain, else aliases[alias] */
+};
+
+struct wild_ent {
+    char *parent;                      /* "w.example" for "*.w.example" */
+    size_t ti;
+};
+
+struct xf_registry {
+    xf_tenant **t;
+    size_t n;
+    struct name_ent *names;            /* sorted by (name, ti) */
+    size_t n_names;
+    struct wild_ent *wild;             /* sorted by (parent, ti) */
+    size_t n_wild;
+};
+
+struct pctx {
+    const char *file;
+    char *err;
+    size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int reg_fail(const struct pctx *p, const char *key, const char *fmt, ...)
+{
+    if (p->err && p->errlen) {
+        int n = snprintf(p->err, p->errlen, "%s: %s: ", p->file, key);
+        if (n >= 0 && (size_t)n < p->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+static const char *json_type_name(yajl_val v)
+{
+    if (!v) return "null";
+    switch (v->type) {
+    case yajl_t_string: return "a string";
+    case yajl_t_number: return "a number";
+    case yajl_t_object: return "an object";
+    case yajl_t_array: return "an array";
+    case yajl_t_true: case yajl_t_false: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Bound nesting before yajl builds a tree (yajl_tree_free recurses). */
+static int json_depth_ok(const char *s, size_t len)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > XF_JSON_MAX_DEPTH) return 0;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+static yajl_val json_parse_object(const struct pctx *p, const char *json, size_t len)
+{
+    char ebuf[256];
+    if (memchr(json, '\0', len)) {
+        reg_fail(p, "(document)", "contains a NUL byte");
+        return NULL;
+    }
+    if (!json_depth_ok(json, len)) {
+        reg_fail(p, "(document)", "nested deeper than %d levels", XF_JSON_MAX_DEPTH);
+        return NULL;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        reg_fail(p, "(document)", "out of memory");
+        return NULL;
+    }
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    ebuf[0] = '\0';
+    yajl_val root = yajl_tree_parse(copy, ebuf, sizeof ebuf);
+    free(copy);
+    if (!root) {
+        /* yajl's message is "parse error: what\n  context\n  (right here)": keep
+           the first line. */
+        ebuf[strcspn(ebuf, "\r\n")] = '\0';
+        size_t el = strlen(ebuf);
+        while (el && ebuf[el - 1] == ' ') ebuf[--el] = '\0';
+        reg_fail(p, "(document)", "invalid JSON: %s", ebuf[0] ? ebuf : "parse error");
+        return NULL;
+    }
+    if (!YAJL_IS_OBJECT(root)) {
+        reg_fail(p, "(document)", "must be a JSON object, not %s", json_type_name(root));
+        yajl_tree_free(root);
+        return NULL;
+    }
+    return root;
+}
+
+static yajl_val obj_get(yajl_val o, const char *k)
+{
+    for (size_t i = 0; i < o->u.object.len; i++)
+        if (strcmp(o->u.object.keys[i], k) == 0)
+            return o->u.object.values[i];
+    return NULL;
+}
+
+static int get_str(const struct pctx *p, yajl_val o, const char *k, const char **out)
+{
+    yajl_val v = obj_get(o, k);
+    *out = NULL;
+    if (!v) return 0;
+    if (!YAJL_IS_STRING(v))
+        return reg_fail(p, k, "must be a string, not %s", json_type_name(v));
+    if (!v->u.string[0])
+        return reg_fail(p, k, "must not be empty");
+    *out = v->u.string;
+    return 0;
+}
+
+/* Normalise a DNS name into out[XF_DNS_MAX + 1]: ASCII lower case, one trailing dot
+   dropped. Returns NULL, or a reason why the name is not a valid host name. */
+static const char *dns_normalise(const char *in, char *out)
+{
+    size_t n = strlen(in);
+    if (n && in[n - 1] == '.') n--;
+    if (n == 0) return "is empty";
+    if (n > XF_DNS_MAX) return "is longer than 253 characters";
+    size_t label = 0;
+    int all_digits = 1;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char c = i < n ? (unsigned char)in[i] : '.';
+        if (c == '.') {
+            if (label == 0) return "has an empty label";
+            if (out[i - 1] == '-') return "has a label ending with '-'";
+            if (i == n && all_digits) return "is an IP address, not a domain";
+            label = 0;
+            all_digits = 1;
+            out[i] = '.';
+            continue;
+        }
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+        if (c == '*') return "contains a wildcard";
+        if (c >= 0x80) return "is not ASCII (use the A-label, xn--...)";
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return "contains a character not allowed in a host name";
+        if (c == '-' && label == 0) return "has a label starting with '-'";
+        if (!(c >= '0' && c <= '9')) all_digits = 0;
+        if (++label > 63) return "has a label longer than 63 characters";
+        out[i] = (char)c;
+    }
+    out[n] = '\0';
+    return NULL;
+}
+
+/* "a.b:port" IPv4 or "[v6]:port" -> sockaddr. Host names are refused (no DNS). */
+static int parse_backend(const struct pctx *p, const char *key, const char *spec,
+                         xf_backend *b)
+{
+    char host[64];
+    const char *colon, *hs, *he;
+    if (spec[0] == '[') {
+        hs = spec + 1;
+        he = strchr(hs, ']');
+        if (!he || he[1] != ':')
+            return reg_fail(p, key, "\"%.80s\" is not \"[IPv6]:port\"", spec);
+        colon = he + 1;
+    } else {
+        colon = strrchr(spec, ':');
+        if (!colon)
+            return reg_fail(p, key, "\"%.80s\" has no port (\"host:port\")", spec);
+        hs = spec;
+        he = colon;
+    }
+    size_t hl = (size_t)(he - hs);
+    const char *ps = colon + 1;
+    unsigned long port = 0;
+    size_t pl = strlen(ps);
+    if (pl == 0 || pl > 5 || strspn(ps, "0123456789") != pl ||
+        (port = strtoul(ps, NULL, 10)) < 1 || port > 65535)
+        return reg_fail(p, key, "\"%.80s\": port must be 1..65535", spec);
+    if (hl == 0 || hl >= sizeof host)
+        return reg_fail(p, key, "\"%.80s\": bad address", spec);
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+
+    memset(&b->addr, 0, sizeof b->addr);
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&b->addr;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&b->addr;
+    if (spec[0] == '[' && inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        b->addrlen = sizeof *a6;
+    } else if (spec[0] != '[' && inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        b->addrlen = sizeof *a4;
+    } else {
+        return reg_fail(p, key, "\"%.80s\": not an IPv4 address or [IPv6] literal "
+                        "(host names are not resolved)", spec);
+    }
+    if (!(b->spec = strdup(spec))) return reg_fail(p, key, "out of memory");
+    return 0;
+}
+
+static char *resolve_path(const char *file, const char *rel)
+{
+    const char *slash = strrchr(file, '/');
+    if (rel[0] == '/' || !slash)
+        return strdup(rel);
+    size_t dl = (size_t)(slash - file);
+    size_t n = dl + 2 + strlen(rel);
+    char *r = malloc(n);
+    if (!r) return NULL;
+    if (dl == 0) snprintf(r, n, "/%s", rel);
+    else snprintf(r, n, "%.*s/%s", (int)dl, file, rel);
+    return r;
+}
+
+static const char *const tenant_keys[] = {
+    "domain", "aliases", "certificate", "key", "c2s_backend", "s2s_backend",
+    "proxy_protocol", NULL };
+
+/* Load certificate chain and key, check they pair and that the leaf covers the domain;
+   record which aliases it covers. */
+static int tenant_load_files(const struct pctx *p, xf_tenant *t)
+{
+    mbedtls_entropy_context ent;
+    mbedtls_ctr_drbg_context drbg;
+    char ebuf[160];
+    int ret, rc = -1;
+
+    mbedtls_entropy_init(&ent);
+    mbedtls_ctr_drbg_init(&drbg);
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        reg_fail(p, "key", "PSA crypto initialisation failed");
+        goto fail;
+    }
+    if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
+                                     (const unsigned char *)"xf-registry", 11)) != 0) {
+        reg_fail(p, "key", "RNG seed failed (-0x%04x)", (unsigned)-ret);
+        goto fail;
+    }
+    if ((ret = mbedtls_x509_crt_parse_file(&t->chain, t->cert_path)) != 0) {
+        if (ret > 0) snprintf(ebuf, sizeof ebuf, "%d certificate(s) could not be parsed", ret);
+        else mbedtls_strerror(ret, ebuf, sizeof ebuf);
+        reg_fail(p, "certificate", "%s: %s", t->cert_path, ebuf);
+        goto fail;
+    }
+    if ((ret = mbedtls_pk_parse_keyfile(&t->key, t->key_path, NULL,
+                                        mbedtls_ctr_drbg_random, &drbg)) != 0) {
+        mbedtls_strerror(ret, ebuf, sizeof ebuf);
+        reg_fail(p, "key", "%s: %s", t->key_path, ebuf);
+        goto fail;
+    }
+    if ((ret = mbedtls_pk_check_pair(&t->chain.pk, &t->key,
+                                     mbedtls_ctr_drbg_random, &drbg)) != 0) {
+        reg_fail(p, "key", "%s does not match the certificate %s", t->key_path,
+                 t->cert_path);
+        goto fail;
+    }
+    if (!xf_identity_covers_dns(&t->chain, t->domain)) {
+        reg_fail(p, "certificate", "%s does not cover the domain %s", t->cert_path,
+                 t->domain);
+        goto fail;
+    }
+    for (size_t i = 0; i < t->n_aliases; i++)
+        t->alias_covered[i] = xf_identity_covers_dns(&t->chain, t->aliases[i]) ? 1 : 0;
+    rc = 0;
+fail:
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
+    return rc;
+}
+
+int xf_tenant_parse(const char *json, size_t len, const char *file, int load_files,
+                    xf_tenant **out, char *err, size_t errlen)
+{
+    struct pctx p = { file ? file : "(tenant)", err, errlen };
+    yajl_val root = NULL, v;
+    xf_tenant *t = NULL;
+    const char *s;
+    char name[XF_DNS_MAX + 1], key[48];
+    const char *why;
+
+    *out = NULL;
+    if (err && errlen) err[0] = '\0';
+    if (!(root = json_parse_object(&p, json, len))) goto fail;
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        const char *k = root->u.object.keys[i];
+        int ok = 0;
+        for (const char *const *kn = tenant_keys; *kn; kn++)
+            if (strcmp(*kn, k) == 0) { ok = 1; break; }
+        if (!ok) { reg_fail(&p, k, "unknown key"); goto fail; }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(root->u.object.keys[j], k) == 0) {
+                reg_fail(&p, k, "duplicate key");
+                goto fail;
+            }
+    }
+
+    if (!(t = calloc(1, sizeof *t))) { reg_fail(&p, "(document)", "out of memory"); goto fail; }
+    mbedtls_x509_crt_init(&t->chain);
+    mbedtls_pk_init(&t->key);
+    if (!(t->file = strdup(p.file))) { reg_fail(&p, "(document)", "out of memory"); goto fail; }
+
+    if (get_str(&p, root, "domain", &s) < 0) goto fail;
+    if (!s) { reg_fail(&p, "domain", "missing"); goto fail; }
+    if ((why = dns_normalise(s, name))) {
+        reg_fail(&p, "domain", "\"%.80s\" %s", s, why);
+        goto fail;
+    }
+    if (!(t->domain = strdup(name))) { reg_fail(&p, "domain", "out of memory"); goto fail; }
+
+    if ((v = obj_get(root, "aliases"))) {
+        if (!YAJL_IS_ARRAY(v)) {
+            reg_fail(&p, "aliases", "must be an array of strings, not %s", json_type_name(v));
+            goto fail;
+        }
+        size_t n = v->u.array.len;
+        if (n > 4096) { reg_fail(&p, "aliases", "more than 4096 aliases"); goto fail; }
+        if (n && (!(t->aliases = calloc(n, sizeof *t->aliases)) ||
+                  !(t->alias_covered = calloc(n, 1)))) {
+            reg_fail(&p, "aliases", "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+            yajl_val a = v->u.array.values[i];
+            snprintf(key, sizeof key, "aliases[%zu]", i);
+            if (!YAJL_IS_STRING(a)) {
+                reg_fail(&p, key, "must be a string, not %s", json_type_name(a));
+                goto fail;
+            }
+            if ((why = dns_normalise(a->u.string, name))) {
+                reg_fail(&p, key, "\"%.80s\" %s", a->u.string, why);
+                goto fail;
+            }
+            if (strcmp(name, t->domain) == 0) {
+                reg_fail(&p, key, "\"%s\" is the domain itself", name);
+                goto fail;
+            }
+            for (size_t j = 0; j < i; j++)
+                if (strcmp(name, t->aliases[j]) == 0) {
+                    reg_fail(&p, key, "\"%s\" repeats aliases[%zu]", name, j);
+                    goto fail;
+                }
+            if (!(t->aliases[i] = strdup(name))) { reg_fail(&p, key, "out of memory"); goto fail; }
+            t->n_aliases = i + 1;
+        }
+    }
+
+    if (get_str(&p, root, "certificate", &s) < 0) goto fail;
+    if (!s) { reg_fail(&p, "certificate", "missing"); goto fail; }
+    if (!(t->cert_path = resolve_path(p.file, s))) { reg_fail(&p, "certificate", "out of memory"); goto fail; }
+    if (get_str(&p, root, "key", &s) < 0) goto fail;
+    if (!s) { reg_fail(&p, "key", "missing"); goto fail; }
+    if (!(t->key_path = resolve_path(p.file, s))) { reg_fail(&p, "key", "out of memory"); goto fail; }
+
+    if (get_str(&p, root, "c2s_backend", &s) < 0) goto fail;
+    if (s && parse_backend(&p, "c2s_backend", s, &t->c2s) < 0) goto fail;
+    if (get_str(&p, root, "s2s_backend", &s) < 0) goto fail;
+    if (s && parse_backend(&p, "s2s_backend", s, &t->s2s) < 0) goto fail;
+    if (!t->c2s.addrlen && !t->s2s.addrlen) {
+        reg_fail(&p, "c2s_backend", "missing: at least one of c2s_backend and "
+                 "s2s_backend is required");
+        goto fail;
+    }
+
+    if (get_str(&p, root, "proxy_protocol", &s) < 0) goto fail;
+    if (!s || strcmp(s, "none") == 0) t->proxy_protocol = XF_PP_NONE;
+    else if (strcmp(s, "v2") == 0) t->proxy_protocol = XF_PP_V2;
+    else {
+        reg_fail(&p, "proxy_protocol", "\"%.40s\" is not \"none\" or \"v2\"", s);
+        goto fail;
+    }
+
+    if (load_files && tenant_load_files(&p, t) < 0) goto fail;
+
+    yajl_tree_free(root);
+    *out = t;
+    return 0;
+fail:
+    if (root) yajl_tree_free(root);
+    xf_tenant_free(t);
+    return -1;
+}
+
+void xf_tenant_free(xf_tenant *t)
+{
+    if (!t) return;
+    free(t->file);
+    free(t->domain);
+    for (size_t i = 0; i < t->n_aliases; i++) free(t->aliases[i]);
+    free(t->aliases);
+    free(t->alias_covered);
+    free(t->cert_path);
+    free(t->key_path);
+    free(t->c2s.spec);
+    free(t->s2s.spec);
+    mbedtls_x509_crt_free(&t->chain);
+    mbedtls_pk_free(&t->key);
+    free(t);
+}
+
+void xf_registry_free(xf_registry *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++) xf_tenant_free(r->t[i]);
+    for (size_t i = 0; i < r->n_wild; i++) free(r->wild[i].parent);
+    free(r->t);
+    free(r->names);
+    free(r->wild);
+    free(r);
+}
+
+static int cmp_name_ent(const void *a, const void *b)
+{
+    const struct name_ent *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c) return c;
+    return x->ti < y->ti ? -1 : x->ti > y->ti;
+}
+
+static int cmp_wild_ent(const void *a, const void *b)
+{
+    const struct wild_ent *x = a, *y = b;
+    int c = strcmp(x->parent, y->parent);
+    if (c) return c;
+    return x->ti < y->ti ? -1 : x->ti > y->ti;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Add one wildcard parent for tenant ti if `v` (length n) is "*.rest". */
+static int wild_add(xf_registry *r, size_t *cap, const unsigned char *v, size_t n, size_t ti)
+{
+    char raw[XF_DNS_MAX + 2], norm[XF_DNS_MAX + 1];
+    if (n < 3 || v[0] != '*' || v[1] != '.' || n - 2 > XF_DNS_MAX) return 0;
+    memcpy(raw, v + 2, n - 2);
+    raw[n - 2] = '\0';
+    if (memchr(raw, '\0', n - 2) || dns_normalise(raw, norm)) return 0;
+    if (r->n_wild == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct wild_ent *w = realloc(r->wild, nc * sizeof *w);
+        if (!w) return -1;
+        r->wild = w;
+        *cap = nc;
+    }
+    if (!(r->wild[r->n_wild].parent = strdup(norm))) return -1;
+    r->wild[r->n_wild++].ti = ti;
+    return 0;
+}
+
+/* Wildcard DNS names of the leaf: SAN dNSName entries, or the CN when the certificate
+   has no subjectAltName at all (the same rule xf_identity_covers_dns applies). */
+static int wild_index_tenant(xf_registry *r, size_t *cap, size_t ti)
+{
+    const mbedtls_x509_crt *c = &r->t[ti]->chain;
+    if (!c->raw.p) return 0;
+    if (mbedtls_x509_crt_has_ext_type(c, MBEDTLS_X509_EXT_SUBJECT_ALT_NAME)) {
+        for (const mbedtls_x509_sequence *s = &c->subject_alt_names; s; s = s->next)
+            if (s->buf.p && s->buf.tag ==
+                (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME) &&
+                wild_add(r, cap, s->buf.p, s->buf.len, ti) < 0)
+                return -1;
+        return 0;
+    }
+    for (const mbedtls_x509_name *nm = &c->subject; nm; nm = nm->next)
+        if (nm->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &nm->oid) == 0 &&
+            wild_add(r, cap, nm->val.p, nm->val.len, ti) < 0)
+            return -1;
+    return 0;
+}
+
+static int read_file(const struct pctx *p, char **buf, size_t *len)
+{
+    FILE *f = fopen(p->file, "rb");
+    char *b;
+    size_t n;
+    if (!f) return reg_fail(p, "(document)", "cannot open: %s", strerror(errno));
+    if (!(b = malloc(XF_TENANT_MAX_BYTES + 1))) {
+        fclose(f);
+        return reg_fail(p, "(document)", "out of memory");
+    }
+    n = fread(b, 1, XF_TENANT_MAX_BYTES + 1, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr || n > XF_TENANT_MAX_BYTES) {
+        free(b);
+        return reg_fail(p, "(document)", rerr ? "read error" : "larger than 1 MiB");
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t errlen)
+{
+    struct pctx dp = { dir, err, errlen };
+    xf_registry *r = NULL;
+    DIR *d = NULL;
+    char **files = NULL, *buf = NULL;
+    size_t n_files = 0, cap_files = 0, cap_wild = 0;
+    struct dirent *de;
+
+    *out = NULL;
+    if (err && errlen) err[0] = '\0';
+    if (!(r = calloc(1, sizeof *r))) { reg_fail(&dp, "(directory)", "out of memory"); goto fail; }
+    if (!(d = opendir(dir))) {
+        reg_fail(&dp, "(directory)", "cannot open: %s", strerror(errno));
+        goto fail;
+    }
+    /* Every visible *.json entry; hidden files (editor swaps, Kubernetes "..data")
+       are skipped. */
+    while ((de = readdir(d))) {
+        size_t nl = strlen(de->d_name);
+        if (de->d_name[0] == '.' || nl < 6 || strcmp(de->d_name + nl - 5, ".json") != 0)
+            continue;
+        if (n_files == cap_files) {
+            size_t nc = cap_files ? cap_files * 2 : 16;
+            char **nf = realloc(files, nc * sizeof *nf);
+            if (!nf) { reg_fail(&dp, "(directory)", "out of memory"); goto fail; }
+            files = nf;
+            cap_files = nc;
+        }
+        size_t pl = strlen(dir) + nl + 2;
+        if (!(files[n_files] = malloc(pl))) { reg_fail(&dp, "(directory)", "out of memory"); goto fail; }
+        snprintf(files[n_files++], pl, "%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    d = NULL;
+    if (n_files) qsort(files, n_files, sizeof *files, cmp_str);
+
+    if (n_files && !(r->t = calloc(n_files, sizeof *r->t))) {
+        reg_fail(&dp, "(directory)", "out of memory");
+        goto fail;
+    }
+    size_t n_names = 0;
+    for (size_t i = 0; i < n_files; i++) {
+        struct pctx fp = { files[i], err, errlen };
+        size_t len;
+        if (read_file(&fp, &buf, &len) < 0) goto fail;
+        if (xf_tenant_parse(buf, len, files[i], 1, &r->t[r->n], err, errlen) < 0) goto fail;
+        free(buf);
+        buf = NULL;
+        n_names += 1 + r->t[r->n]->n_aliases;
+        r->n++;
+    }
+
+    if (n_names && !(r->names = calloc(n_names, sizeof *r->names))) {
+        reg_fail(&dp, "(directory)", "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        r->names[r->n_names++] = (struct name_ent){ r->t[i]->domain, i, -1 };
+        for (size_t a = 0; a < r->t[i]->n_aliases; a++)
+            r->names[r->n_names++] = (struct name_ent){ r->t[i]->aliases[a], i, (long)a };
+    }
+    if (r->n_names) qsort(r->names, r->n_names, sizeof *r->names, cmp_name_ent);
+    /* Equal names sort by file order: report the later file, naming the earlier one. */
+    for (size_t i = 1; i < r->n_names; i++) {
+        const struct name_ent *a = &r->names[i - 1], *b = &r->names[i];
+        if (strcmp(a->name, b->name) != 0) continue;
+        struct pctx fp = { r->t[b->ti]->file, err, errlen };
+        char key[48];
+        if (b->alias < 0) snprintf(key, sizeof key, "domain");
+        else snprintf(key, sizeof key, "aliases[%ld]", b->alias);
+        reg_fail(&fp, key, "\"%s\" is already defined in %s", b->name, r->t[a->ti]->file);
+        goto fail;
+    }
+
+    for (size_t i = 0; i < r->n; i++)
+        if (wild_index_tenant(r, &cap_wild, i) < 0) {
+            reg_fail(&dp, "(directory)", "out of memory");
+            goto fail;
+        }
+    if (r->n_wild) qsort(r->wild, r->n_wild, sizeof *r->wild, cmp_wild_ent);
+
+    for (size_t i = 0; i < n_files; i++) free(files[i]);
+    free(files);
+    *out = r;
+    return 0;
+fail:
+    if (d) closedir(d);
+    free(buf);
+    for (size_t i = 0; i < n_files; i++) free(files[i]);
+    free(files);
+    xf_registry_free(r);
+    return -1;
+}
+
+size_t xf_registry_count(const xf_registry *r)
+{
+    return r ? r->n : 0;
+}
+
+const xf_tenant *xf_registry_at(const xf_registry *r, size_t i)
+{
+    return r && i < r->n ? r->t[i] : NULL;
+}
+
+/* First index in names[] whose name equals key, or n_names. */
+static const struct name_ent *names_find(const xf_registry *r, const char *key)
+{
+    size_t lo = 0, hi = r->n_names;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(r->names[mid].name, key) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < r->n_names && strcmp(r->names[lo].name, key) == 0 ? &r->names[lo] : NULL;
+}
+
+const xf_tenant *xf_registry_find(const xf_registry *r, const char *domain)
+{
+    char name[XF_DNS_MAX + 1];
+    if (!r || !domain || dns_normalise(domain, name)) return NULL;
+    const struct name_ent *e = names_find(r, name);
+    return e ? r->t[e->ti] : NULL;
+}
+
+/* Exact name or alias first (the owner's certificate is returned even for an alias it
+   does not cover: routing and certificate stay with one tenant). Otherwise the first
+   tenant, in file order, with a wildcard "*.parent" whose parent is the name minus its
+   first label, confirmed by xf_identity_covers_dns. */
+const xf_tenant *xf_registry_for_sni(const xf_registry *r, const char *sni)
+{
+    char name[XF_DNS_MAX + 1];
+    if (!r || !sni || dns_normalise(sni, name)) return NULL;
+    const struct name_ent *e = names_find(r, name);
+    if (e) return r->t[e->ti];
+    const char *parent = strchr(name, '.');
+    if (!parent) return NULL;
+    parent++;
+    size_t lo = 0, hi = r->n_wild;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(r->wild[mid].parent, parent) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    for (; lo < r->n_wild && strcmp(r->wild[lo].parent, parent) == 0; lo++) {
+        const xf_tenant *t = r->t[r->wild[lo].ti];
+        if (xf_identity_covers_dns(&t->chain, name)) return t;
+    }
+    return NULL;
+}

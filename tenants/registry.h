@@ -28,6 +28,9 @@ typedef struct xf_tenant {
     mbedtls_pk_context key;
     xf_backend c2s, s2s;
     int proxy_protocol;                /* enum xf_proxy_protocol */
+    unsigned char *alias_covered;      /* [n_aliases]: 1 if the certificate covers that
+                                          alias (checked only when files are loaded; an
+                                          uncovered alias is allowed, worth a log line) */
 } xf_tenant;
 
 typedef struct xf_registry xf_registry;
