@@ -23,6 +23,9 @@
 #define XF_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 
 enum xf_xml_ns {
+    XF_XML_NS_NONE = 0,     /* header declared no content namespace (RFC 6120 §4.8.2 MAY):
+                               e.g. prefix-free <stream xmlns='http://etherx.jabber.org/streams'>;
+                               first-level elements then carry their own xmlns */
     XF_XML_NS_CLIENT = 1,   /* default namespace jabber:client */
     XF_XML_NS_SERVER = 2,   /* default namespace jabber:server */
 };
@@ -51,7 +54,8 @@ typedef struct xf_xml_child {
 typedef struct xf_xml_event {
     enum xf_xml_event_type type;
     xf_xml_span span;        /* HEADER: the start tag incl. any XML declaration before it
-                                (start = offset of the declaration, or of '<stream');
+                                (start = 0 always: everything before the start tag, i.e. the
+                                declaration or whitespace, belongs to the header);
                                 ELEMENT: the whole element */
     /* XF_XML_HEADER. Strings point into scanner memory, valid until the next call.
        NULL when the attribute is absent. */
@@ -63,9 +67,16 @@ typedef struct xf_xml_event {
     char ns_uri[128];
     xf_xml_child children[XF_XML_MAX_CHILDREN];
     int n_children;
+    int children_truncated;  /* more than XF_XML_MAX_CHILDREN direct children: the list is
+                                incomplete (callers stripping a child must not assume it
+                                is absent). Names/namespaces too long for the arrays are
+                                reported as "" so they never match a known name. */
     /* XF_XML_ERROR: RFC 6120 §4.9.3 condition, e.g. "not-well-formed", "restricted-xml",
        "invalid-namespace", "bad-namespace-prefix", "unsupported-encoding",
-       "policy-violation" (a limit was exceeded), "bad-format". Plus a log reason. */
+       "policy-violation" (a limit was exceeded), "bad-format". Plus a log reason.
+       Errors raised by the header itself (invalid-namespace, bad-format) still fill
+       to/from/id/version/lang so the caller can write the response header first
+       (RFC 6120 §4.9.1.2). */
     const char *error;
     const char *reason;
 } xf_xml_event;

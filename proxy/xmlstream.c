@@ -1,0 +1,820 @@
+/*
+ * xmlstream: incremental XMPP stream scanner on expat (RFC 6120 §4, §11), plus the
+ * few writers the proxy needs (response header, stream error, escaping, stream id).
+ *
+ * How events are cut out of expat: bytes pushed by the caller wait in `pending`
+ * until xf_xml_next() hands them to XML_Parse(). When a handler completes an event
+ * (header start tag, end of a first-level element, </stream>), it records the
+ * event's byte span and suspends the parser with XML_StopParser(p, XML_TRUE);
+ * XML_Parse() returns XML_STATUS_SUSPENDED and expat keeps the rest of that chunk.
+ * The next xf_xml_next() resumes with XML_ResumeParser(). So every event ends
+ * exactly at the byte expat was at, and nothing after it has been interpreted.
+ *
+ * Offsets: expat counts bytes from the start of the document, which is the same as
+ * bytes pushed since the last reset, because we feed every byte in order. The event
+ * end is XML_GetCurrentByteIndex() + XML_GetCurrentByteCount() inside the handler.
+ *
+ * Memory: `pending` holds only what the caller pushed since it last drained the
+ * scanner (next() returning XF_XML_NONE means pending is empty). Bytes are handed
+ * to expat no further than the active limit (max_header before the header,
+ * boundary + max_element afterwards), so expat never holds more than one limit's
+ * worth of an incomplete token.
+ *
+ * Security: DTDs are refused at the DOCTYPE start (so no entity declarations, no
+ * billion laughs), parameter entities are never parsed, and the external entity
+ * handler refuses everything (RFC 6120 §11.1 restricted XML).
+ */
+#include "proxy/xmlstream.h"
+
+#include <errno.h>
+#include <expat.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define NS_SEP '\n'
+#define NS_XML "http://www.w3.org/XML/1998/namespace"
+#define NS_DIALBACK "jabber:server:dialback"
+#define FEED_CHUNK 65536   /* at most this much per XML_Parse() call */
+
+enum scan_state {
+    ST_HEADER = 0,   /* waiting for the stream header */
+    ST_BODY,         /* header reported; scanning first-level elements */
+    ST_END,          /* </stream> reported; further input is ignored */
+    ST_ERROR,        /* error reported; sticky until reset */
+};
+
+enum attr_idx { A_TO, A_FROM, A_ID, A_VERSION, A_LANG, A_COUNT };
+
+struct xf_xml {
+    XML_Parser p;
+    size_t max_header, max_element;
+    enum scan_state state;
+    int suspended;            /* expat is suspended inside a fed chunk */
+
+    /* bytes pushed but not yet handed to expat: buf[pos..len) */
+    char *buf;
+    size_t len, pos, cap;
+    uint64_t pushed;          /* bytes pushed since reset */
+    uint64_t fed;             /* bytes handed to expat since reset */
+
+    /* element tracking */
+    int depth;                /* 0 before the root, 1 inside <stream>, ... */
+    uint64_t boundary;        /* max_element counts from here */
+
+    /* the event a handler completed, waiting to be returned */
+    int have_event;
+    xf_xml_event ev;
+
+    /* header data collected by the namespace-declaration handler */
+    int default_ns_seen;      /* root element declared xmlns='...' */
+    char *default_ns;
+    int has_dialback_ns;
+    char *attrs[A_COUNT];     /* owned copies of the header attributes */
+};
+
+/* ---------- small helpers ---------- */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static void clear_header_data(xf_xml *x)
+{
+    for (int i = 0; i < A_COUNT; i++) {
+        free(x->attrs[i]);
+        x->attrs[i] = NULL;
+    }
+    free(x->default_ns);
+    x->default_ns = NULL;
+    x->default_ns_seen = 0;
+    x->has_dialback_ns = 0;
+}
+
+/* Split an expat namespace-triplet name "uri\nlocal[\nprefix]" (or just "local")
+   into its parts. Overlong parts come back as "" so they never match a known name. */
+static void split_name(const char *n, char *ns, size_t ns_cap, char *local, size_t lcap,
+                       const char **prefix)
+{
+    const char *s1 = strchr(n, NS_SEP);
+    const char *uri = "", *loc = n;
+    size_t uri_len = 0, loc_len;
+    *prefix = NULL;
+    if (s1) {
+        uri = n;
+        uri_len = (size_t)(s1 - n);
+        loc = s1 + 1;
+        const char *s2 = strchr(loc, NS_SEP);
+        if (s2) {
+            loc_len = (size_t)(s2 - loc);
+            *prefix = s2 + 1;
+        } else {
+            loc_len = strlen(loc);
+        }
+    } else {
+        loc_len = strlen(n);
+    }
+    if (uri_len < ns_cap) {
+        memcpy(ns, uri, uri_len);
+        ns[uri_len] = '\0';
+    } else {
+        ns[0] = '\0';
+    }
+    if (loc_len < lcap) {
+        memcpy(local, loc, loc_len);
+        local[loc_len] = '\0';
+    } else {
+        local[0] = '\0';
+    }
+}
+
+static uint64_t cur_start(XML_Parser p)
+{
+    XML_Index i = XML_GetCurrentByteIndex(p);
+    return i < 0 ? 0 : (uint64_t)i;
+}
+
+static uint64_t cur_end(XML_Parser p)
+{
+    return cur_start(p) + (uint64_t)XML_GetCurrentByteCount(p);
+}
+
+/* Record a stream error from inside a handler and abort the parse. */
+static void fail(xf_xml *x, const char *cond, const char *reason)
+{
+    if (x->state != ST_ERROR) {
+        /* keep header attributes (set by on_header) but drop element leftovers */
+        x->ev.span.start = x->ev.span.end = 0;
+        x->ev.name[0] = x->ev.ns_uri[0] = '\0';
+        x->ev.n_children = x->ev.children_truncated = 0;
+        x->state = ST_ERROR;
+        x->ev.type = XF_XML_ERROR;
+        x->ev.error = cond;
+        x->ev.reason = reason;
+        x->have_event = 1;
+    }
+    XML_StopParser(x->p, XML_FALSE);
+}
+
+/* Record a stream error outside expat (limits, byte-level checks). */
+static void fail_outside(xf_xml *x, const char *cond, const char *reason)
+{
+    if (x->state == ST_ERROR)
+        return;
+    memset(&x->ev, 0, sizeof(x->ev));
+    x->state = ST_ERROR;
+    x->ev.type = XF_XML_ERROR;
+    x->ev.error = cond;
+    x->ev.reason = reason;
+    x->have_event = 1;
+}
+
+/* Map an expat error to an RFC 6120 §4.9.3 condition. */
+static const char *map_expat_error(const xf_xml *x, enum XML_Error e)
+{
+    switch (e) {
+    case XML_ERROR_NO_MEMORY:
+        return "resource-constraint";
+    case XML_ERROR_UNBOUND_PREFIX:
+        /* §4.9.3.2: an undeclared prefix on the stream header is a prefix problem;
+           deeper it is a plain XML-namespaces well-formedness error (§4.9.3.13). */
+        return x->state == ST_HEADER ? "bad-namespace-prefix" : "not-well-formed";
+    case XML_ERROR_UNDEFINED_ENTITY:
+    case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+    case XML_ERROR_NOT_STANDALONE:
+    case XML_ERROR_ENTITY_DECLARED_IN_PE:
+        return "restricted-xml";     /* §11.1: no entities beyond the predefined five */
+    case XML_ERROR_INCORRECT_ENCODING:
+    case XML_ERROR_UNKNOWN_ENCODING:
+        return "unsupported-encoding";
+    default:
+        return "not-well-formed";
+    }
+}
+
+/* ---------- expat handlers ---------- */
+
+/* XML declaration (RFC 6120 §11.5, §11.6): UTF-8 only; standalone='no' is refused
+   as restricted XML (it only has meaning with a DTD, which we never accept);
+   standalone='yes' is harmless and ignored. */
+static void on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
+                        int standalone)
+{
+    xf_xml *x = ud;
+    (void)version;
+    if (encoding && strcasecmp(encoding, "UTF-8") != 0) {
+        fail(x, "unsupported-encoding", "XML declaration names an encoding other than UTF-8");
+        return;
+    }
+    if (standalone == 0)
+        fail(x, "restricted-xml", "standalone='no' in XML declaration");
+}
+
+static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    xf_xml *x = ud;
+    if (x->depth != 0 || x->state != ST_HEADER)
+        return;   /* only the stream header's declarations are reported */
+    if (!prefix) {
+        free(x->default_ns);
+        x->default_ns = uri && *uri ? dup_str(uri) : NULL;
+        x->default_ns_seen = x->default_ns != NULL;
+        if (uri && *uri && !x->default_ns)
+            fail(x, "resource-constraint", "out of memory");
+    } else if (uri && strcmp(uri, NS_DIALBACK) == 0) {
+        /* XEP-0220 §2.1 advertises dialback with xmlns:db; accept any prefix. */
+        x->has_dialback_ns = 1;
+    }
+}
+
+static int save_attr(xf_xml *x, int idx, const char *v)
+{
+    free(x->attrs[idx]);
+    x->attrs[idx] = dup_str(v);
+    return x->attrs[idx] ? 0 : -1;
+}
+
+/* The stream header (RFC 6120 §4.7, §4.8): the root must be
+   {http://etherx.jabber.org/streams}stream with any prefix or none. */
+static void on_header(xf_xml *x, const XML_Char *name, const XML_Char **atts)
+{
+    char ns[128], local[64];
+    const char *prefix;
+    split_name(name, ns, sizeof(ns), local, sizeof(local), &prefix);
+
+    for (int i = 0; atts[i]; i += 2) {
+        const char *an = atts[i], *av = atts[i + 1];
+        int idx = -1;
+        if (strcmp(an, "to") == 0)
+            idx = A_TO;
+        else if (strcmp(an, "from") == 0)
+            idx = A_FROM;
+        else if (strcmp(an, "id") == 0)
+            idx = A_ID;
+        else if (strcmp(an, "version") == 0)
+            idx = A_VERSION;
+        else if (strncmp(an, NS_XML "\nlang", sizeof(NS_XML "\nlang") - 1) == 0 &&
+                 (an[sizeof(NS_XML "\nlang") - 1] == '\0' ||
+                  an[sizeof(NS_XML "\nlang") - 1] == NS_SEP))
+            idx = A_LANG;
+        if (idx >= 0 && save_attr(x, idx, av) < 0) {
+            fail(x, "resource-constraint", "out of memory");
+            return;
+        }
+    }
+
+    /* Fill what we know even for header errors: §4.9.1.2 wants a full response
+       header before the error, and the caller may want `to` for it. */
+    memset(&x->ev, 0, sizeof(x->ev));
+    x->ev.to = x->attrs[A_TO];
+    x->ev.from = x->attrs[A_FROM];
+    x->ev.id = x->attrs[A_ID];
+    x->ev.version = x->attrs[A_VERSION];
+    x->ev.lang = x->attrs[A_LANG];
+    x->ev.has_dialback_ns = x->has_dialback_ns;
+    x->ev.span.start = 0;
+    x->ev.span.end = cur_end(x->p);
+    x->depth = 1;
+
+    if (strcmp(ns, XF_NS_STREAMS) != 0) {
+        fail(x, "invalid-namespace", "stream element not in the streams namespace");
+        return;
+    }
+    if (strcmp(local, "stream") != 0) {
+        fail(x, "bad-format", "root element is not <stream>");
+        return;
+    }
+    /* §4.8.2: the content namespace, if declared as default, must be jabber:client
+       or jabber:server and never the stream namespace itself. A prefix-free header
+       (<stream xmlns='http://etherx.jabber.org/streams'>) declares none: the
+       content namespace then comes on each first-level element (XF_XML_NS_NONE). */
+    if (x->default_ns_seen) {
+        if (strcmp(x->default_ns, XF_NS_CLIENT) == 0) {
+            x->ev.ns = XF_XML_NS_CLIENT;
+        } else if (strcmp(x->default_ns, XF_NS_SERVER) == 0) {
+            x->ev.ns = XF_XML_NS_SERVER;
+        } else if (strcmp(x->default_ns, XF_NS_STREAMS) == 0 && prefix == NULL) {
+            x->ev.ns = XF_XML_NS_NONE;
+        } else {
+            fail(x, "invalid-namespace", "unsupported content namespace");
+            return;
+        }
+    } else {
+        x->ev.ns = XF_XML_NS_NONE;
+    }
+
+    x->ev.type = XF_XML_HEADER;
+    x->have_event = 1;
+    x->state = ST_BODY;
+    x->boundary = x->ev.span.end;
+    XML_StopParser(x->p, XML_TRUE);
+}
+
+static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    xf_xml *x = ud;
+    if (x->state != ST_HEADER && x->state != ST_BODY)
+        return;
+    if (x->depth == 0) {
+        on_header(x, name, atts);
+        return;
+    }
+    if (x->depth == 1) {
+        /* a new first-level element */
+        memset(&x->ev, 0, sizeof(x->ev));
+        const char *prefix;
+        split_name(name, x->ev.ns_uri, sizeof(x->ev.ns_uri), x->ev.name,
+                   sizeof(x->ev.name), &prefix);
+        x->ev.span.start = cur_start(x->p);
+        x->boundary = x->ev.span.start;
+    } else if (x->depth == 2) {
+        if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
+            xf_xml_child *c = &x->ev.children[x->ev.n_children];
+            const char *prefix;
+            split_name(name, c->ns, sizeof(c->ns), c->name, sizeof(c->name), &prefix);
+            c->span.start = cur_start(x->p);
+        } else {
+            x->ev.children_truncated = 1;
+        }
+    }
+    x->depth++;
+}
+
+static void on_end(void *ud, const XML_Char *name)
+{
+    xf_xml *x = ud;
+    (void)name;
+    if (x->state != ST_BODY)
+        return;
+    x->depth--;
+    if (x->depth == 0) {
+        /* </stream:stream> (§4.4) */
+        memset(&x->ev, 0, sizeof(x->ev));
+        x->ev.type = XF_XML_STREAM_END;
+        x->ev.span.end = cur_end(x->p);
+        x->ev.span.start = cur_start(x->p);
+        x->have_event = 1;
+        x->state = ST_END;
+        XML_StopParser(x->p, XML_TRUE);
+    } else if (x->depth == 1) {
+        x->ev.type = XF_XML_ELEMENT;
+        x->ev.span.end = cur_end(x->p);
+        x->boundary = x->ev.span.end;
+        x->have_event = 1;
+        XML_StopParser(x->p, XML_TRUE);
+    } else if (x->depth == 2) {
+        if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
+            x->ev.children[x->ev.n_children].span.end = cur_end(x->p);
+            x->ev.n_children++;
+        }
+    }
+}
+
+/* Text directly inside <stream> (between first-level elements) may only be
+   whitespace keepalives (§4.6.1). Anything else is well-formed XML that XMPP cannot
+   process, so we report bad-format (§4.9.3.1) rather than not-well-formed. */
+static void on_text(void *ud, const XML_Char *s, int len)
+{
+    xf_xml *x = ud;
+    if (x->depth != 1 || x->state != ST_BODY)
+        return;
+    for (int i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+            fail(x, "bad-format", "character data between first-level elements");
+            return;
+        }
+    }
+    x->boundary = cur_end(x->p);  /* keepalives do not count against max_element */
+}
+
+/* RFC 6120 §11.1: comments, processing instructions, DTDs and entity declarations
+   are restricted XML. */
+static void on_comment(void *ud, const XML_Char *data)
+{
+    (void)data;
+    fail(ud, "restricted-xml", "XML comment");
+}
+
+static void on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    (void)target;
+    (void)data;
+    fail(ud, "restricted-xml", "processing instruction");
+}
+
+static void on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                       const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    fail(ud, "restricted-xml", "document type declaration");
+}
+
+static void on_entity_decl(void *ud, const XML_Char *name, int is_pe, const XML_Char *value,
+                           int value_len, const XML_Char *base, const XML_Char *sysid,
+                           const XML_Char *pubid, const XML_Char *notation)
+{
+    (void)name; (void)is_pe; (void)value; (void)value_len;
+    (void)base; (void)sysid; (void)pubid; (void)notation;
+    fail(ud, "restricted-xml", "entity declaration");
+}
+
+/* Never load an external entity. */
+static int on_external_entity(XML_Parser p, const XML_Char *context, const XML_Char *base,
+                              const XML_Char *sysid, const XML_Char *pubid)
+{
+    (void)p; (void)context; (void)base; (void)sysid; (void)pubid;
+    return XML_STATUS_ERROR;
+}
+
+/* ---------- lifecycle ---------- */
+
+static int make_parser(xf_xml *x)
+{
+    /* Forcing UTF-8 makes expat ignore the declared encoding; on_xml_decl checks it. */
+    x->p = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (!x->p)
+        return -1;
+    XML_SetReturnNSTriplet(x->p, 1);
+    XML_SetUserData(x->p, x);
+    XML_SetXmlDeclHandler(x->p, on_xml_decl);
+    XML_SetStartNamespaceDeclHandler(x->p, on_ns_start);
+    XML_SetElementHandler(x->p, on_start, on_end);
+    XML_SetCharacterDataHandler(x->p, on_text);
+    XML_SetCommentHandler(x->p, on_comment);
+    XML_SetProcessingInstructionHandler(x->p, on_pi);
+    XML_SetStartDoctypeDeclHandler(x->p, on_doctype);
+    XML_SetEntityDeclHandler(x->p, on_entity_decl);
+    XML_SetExternalEntityRefHandler(x->p, on_external_entity);
+    XML_SetParamEntityParsing(x->p, XML_PARAM_ENTITY_PARSING_NEVER);
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+    /* Reparse deferral would delay events on byte-by-byte input; our limits
+       already bound the cost of re-scanning a partial token. */
+    XML_SetReparseDeferralEnabled(x->p, XML_FALSE);
+#endif
+    return 0;
+}
+
+static void reset_state(xf_xml *x)
+{
+    x->state = ST_HEADER;
+    x->suspended = 0;
+    x->len = x->pos = 0;
+    x->pushed = x->fed = 0;
+    x->depth = 0;
+    x->boundary = 0;
+    x->have_event = 0;
+    memset(&x->ev, 0, sizeof(x->ev));
+    clear_header_data(x);
+}
+
+xf_xml *xf_xml_new(size_t max_header, size_t max_element)
+{
+    xf_xml *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->max_header = max_header;
+    x->max_element = max_element;
+    if (make_parser(x) < 0) {
+        free(x);
+        return NULL;
+    }
+    reset_state(x);
+    return x;
+}
+
+void xf_xml_free(xf_xml *x)
+{
+    if (!x)
+        return;
+    if (x->p)
+        XML_ParserFree(x->p);
+    clear_header_data(x);
+    free(x->buf);
+    free(x);
+}
+
+/* RFC 6120 §4.3.3, §5.4.3.3: after STARTTLS (or SASL success) both sides start a
+   fresh stream. Everything is forgotten, including bytes pushed but not yet
+   reported: the caller owns what follows the last event it saw. If a new parser
+   cannot be allocated the scanner reports resource-constraint on the next call. */
+void xf_xml_reset(xf_xml *x)
+{
+    if (x->p)
+        XML_ParserFree(x->p);
+    x->p = NULL;
+    reset_state(x);
+    if (make_parser(x) < 0)
+        fail_outside(x, "resource-constraint", "out of memory creating XML parser");
+}
+
+int xf_xml_push(xf_xml *x, const char *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (x->state == ST_ERROR || x->state == ST_END) {
+        x->pushed += len;     /* nothing more will be parsed; keep offsets honest */
+        return 0;
+    }
+    if (x->pos == x->len) {
+        x->pos = x->len = 0;
+    } else if (x->pos > 0 && x->len + len > x->cap) {
+        memmove(x->buf, x->buf + x->pos, x->len - x->pos);
+        x->len -= x->pos;
+        x->pos = 0;
+    }
+    if (x->len + len > x->cap) {
+        size_t ncap = x->cap ? x->cap : 4096;
+        while (ncap < x->len + len) {
+            if (ncap > SIZE_MAX / 2)
+                return -1;
+            ncap *= 2;
+        }
+        char *nb = realloc(x->buf, ncap);
+        if (!nb)
+            return -1;
+        x->buf = nb;
+        x->cap = ncap;
+    }
+    memcpy(x->buf + x->len, data, len);
+    x->len += len;
+    x->pushed += len;
+    return 0;
+}
+
+uint64_t xf_xml_offset(const xf_xml *x)
+{
+    return x->pushed;
+}
+
+/* Byte-level checks at the very start of a stream that expat cannot make for us
+   when the encoding is forced (RFC 6120 §11.6; spec digest §1.2): a UTF-8 BOM
+   is not well-formed at stream start; UTF-16/32 signatures are another encoding. */
+static void check_stream_start(xf_xml *x)
+{
+    size_t avail = x->len - x->pos;
+    const unsigned char *b = (const unsigned char *)x->buf + x->pos;
+    if (x->fed == 0 && avail >= 1) {
+        if (b[0] == 0xEF)
+            fail_outside(x, "not-well-formed", "byte order mark before the stream");
+        else if (b[0] == 0xFE || b[0] == 0xFF || b[0] == 0x00)
+            fail_outside(x, "unsupported-encoding", "UTF-16/UTF-32 byte order or signature");
+        else if (b[0] != '<' && b[0] != ' ' && b[0] != '\t' && b[0] != '\r' && b[0] != '\n')
+            fail_outside(x, "not-well-formed", "stream does not start with '<'");
+    }
+    if (x->state == ST_ERROR)
+        return;
+    /* '<' followed by NUL: UTF-16LE without a BOM */
+    if (x->fed <= 1 && avail >= 2 - x->fed && b[1 - x->fed] == 0x00)
+        fail_outside(x, "unsupported-encoding", "UTF-16 input");
+}
+
+/* Absolute offset up to which bytes may be handed to expat now. */
+static uint64_t feed_limit(const xf_xml *x)
+{
+    if (x->state == ST_HEADER)
+        return x->max_header ? x->max_header : UINT64_MAX;
+    return x->max_element ? x->boundary + x->max_element : UINT64_MAX;
+}
+
+/* Contract: returns at most one event per call. XF_XML_NONE means every pushed
+   byte has been handed to expat and only an incomplete token remains. */
+int xf_xml_next(xf_xml *x, xf_xml_event *ev)
+{
+    for (;;) {
+        if (x->have_event) {
+            *ev = x->ev;
+            if (x->state != ST_ERROR)
+                x->have_event = 0;    /* errors are sticky: report them again */
+            return ev->type;
+        }
+        if (!x->p) {
+            fail_outside(x, "resource-constraint", "no XML parser");
+            continue;
+        }
+        if (x->state == ST_END) {
+            memset(ev, 0, sizeof(*ev));
+            return ev->type = XF_XML_NONE;
+        }
+
+        enum XML_Status st;
+        if (x->suspended) {
+            x->suspended = 0;
+            st = XML_ResumeParser(x->p);
+        } else {
+            if (x->pos == x->len) {
+                memset(ev, 0, sizeof(*ev));
+                return ev->type = XF_XML_NONE;
+            }
+            if (x->fed < 2) {
+                check_stream_start(x);
+                if (x->state == ST_ERROR)
+                    continue;
+            }
+            uint64_t lim = feed_limit(x);
+            if (x->fed >= lim) {
+                fail_outside(x, "policy-violation",
+                             x->state == ST_HEADER ? "stream header too large"
+                                                   : "first-level element too large");
+                continue;
+            }
+            size_t n = x->len - x->pos;
+            if ((uint64_t)n > lim - x->fed)
+                n = (size_t)(lim - x->fed);
+            if (n > FEED_CHUNK)
+                n = FEED_CHUNK;
+            const char *chunk = x->buf + x->pos;
+            x->pos += n;
+            x->fed += n;
+            st = XML_Parse(x->p, chunk, (int)n, XML_FALSE);
+        }
+
+        if (st == XML_STATUS_SUSPENDED) {
+            x->suspended = 1;     /* a handler recorded an event */
+        } else if (st == XML_STATUS_ERROR) {
+            enum XML_Error e = XML_GetErrorCode(x->p);
+            if (x->state != ST_ERROR)     /* else a handler already said why */
+                fail_outside(x, map_expat_error(x, e), XML_ErrorString(e));
+        }
+        /* XML_STATUS_OK: everything fed is parsed, so what expat still holds is an
+           incomplete element (or token) starting at or after `boundary`. Bytes fed
+           while scanning the header were not bounded by max_element: check here. */
+        if (st == XML_STATUS_OK && x->state == ST_BODY && x->fed > feed_limit(x))
+            fail_outside(x, "policy-violation", "first-level element too large");
+    }
+}
+
+/* ---------- writers ---------- */
+
+struct out {
+    char *p;
+    size_t cap, len;
+    int overflow;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->overflow || o->cap - o->len <= n) {   /* keep room for the NUL */
+        o->overflow = 1;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void put_escaped(struct out *o, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': puts_(o, "&amp;"); break;
+        case '<': puts_(o, "&lt;"); break;
+        case '>': puts_(o, "&gt;"); break;
+        case '\'': puts_(o, "&apos;"); break;
+        case '"': puts_(o, "&quot;"); break;
+        default: put(o, s, 1); break;
+        }
+    }
+}
+
+static int finish(struct out *o)
+{
+    if (o->overflow || o->cap == 0)
+        return -1;
+    return (int)o->len;
+}
+
+static struct out out_init(char *buf, size_t cap)
+{
+    struct out o = { buf, cap, 0, 0 };
+    if (cap > 0)
+        buf[0] = '\0';
+    if (cap > INT32_MAX)
+        o.cap = INT32_MAX;
+    return o;
+}
+
+int xf_xml_escape(char *out, size_t cap, const char *s)
+{
+    struct out o = out_init(out, cap);
+    put_escaped(&o, s);
+    return finish(&o);
+}
+
+static void put_attr(struct out *o, const char *name, const char *value)
+{
+    puts_(o, " ");
+    puts_(o, name);
+    puts_(o, "='");
+    put_escaped(o, value);
+    puts_(o, "'");
+}
+
+/* RFC 6120 §4.7: from is always written (from='' when unknown, §4.9.1.3), to and
+   id only when non-empty, version only when non-NULL and non-empty (a 0.9 peer
+   gets none, §4.7.5), xml:lang='en' always (§4.7.4). ns NONE writes no default
+   namespace. Returns -1 for an unknown ns or too small a buffer. */
+int xf_xml_write_header(char *out, size_t cap, int ns, const char *from, const char *to,
+                        const char *id, const char *version)
+{
+    const char *nsuri;
+    switch (ns) {
+    case XF_XML_NS_CLIENT: nsuri = XF_NS_CLIENT; break;
+    case XF_XML_NS_SERVER: nsuri = XF_NS_SERVER; break;
+    case XF_XML_NS_NONE: nsuri = NULL; break;
+    default: return -1;
+    }
+    struct out o = out_init(out, cap);
+    puts_(&o, "<?xml version='1.0'?><stream:stream");
+    put_attr(&o, "from", from ? from : "");
+    if (to && *to)
+        put_attr(&o, "to", to);
+    if (id && *id)
+        put_attr(&o, "id", id);
+    if (version && *version)
+        put_attr(&o, "version", version);
+    puts_(&o, " xml:lang='en'");
+    if (nsuri)
+        put_attr(&o, "xmlns", nsuri);
+    put_attr(&o, "xmlns:stream", XF_NS_STREAMS);
+    puts_(&o, ">");
+    return finish(&o);
+}
+
+/* RFC 6120 §4.9.3: the defined conditions. Anything else becomes
+   undefined-condition (§4.9.3.21) so we never emit an unknown element name. */
+static const char *const stream_conditions[] = {
+    "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone",
+    "host-unknown", "improper-addressing", "internal-server-error", "invalid-from",
+    "invalid-namespace", "invalid-xml", "not-authorized", "not-well-formed",
+    "policy-violation", "remote-connection-failed", "reset", "resource-constraint",
+    "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
+    "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type",
+    "unsupported-version",
+};
+
+int xf_xml_write_error(char *out, size_t cap, const char *condition, const char *text)
+{
+    const char *cond = "undefined-condition";
+    for (size_t i = 0; condition && i < sizeof(stream_conditions) / sizeof(*stream_conditions); i++) {
+        if (strcmp(condition, stream_conditions[i]) == 0) {
+            cond = stream_conditions[i];
+            break;
+        }
+    }
+    struct out o = out_init(out, cap);
+    puts_(&o, "<stream:error><");
+    puts_(&o, cond);
+    puts_(&o, " xmlns='" XF_NS_STREAM_ERRORS "'/>");
+    if (text && *text) {
+        puts_(&o, "<text xmlns='" XF_NS_STREAM_ERRORS "' xml:lang='en'>");
+        put_escaped(&o, text);
+        puts_(&o, "</text>");
+    }
+    puts_(&o, "</stream:error></stream:stream>");
+    return finish(&o);
+}
+
+/* RFC 6120 §4.7.3: the id must be unpredictable (dialback keys depend on it).
+   18 bytes (144 bits) from getrandom() as 24 base64url characters. */
+int xf_xml_new_id(char *out, size_t cap)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char r[18];
+    size_t got = 0;
+    if (cap < 25)
+        return -1;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(r); i += 3) {
+        uint32_t v = ((uint32_t)r[i] << 16) | ((uint32_t)r[i + 1] << 8) | r[i + 2];
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = b64[(v >> 6) & 63];
+        out[o++] = b64[v & 63];
+    }
+    out[o] = '\0';
+    return (int)o;
+}
