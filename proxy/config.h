@@ -11,14 +11,14 @@
 #include "tenants/registry.h"
 
 enum xf_tls_mode { XF_TLS_STARTTLS = 1, XF_TLS_DIRECT = 2 };
-enum xf_service { XF_SVC_CLIENT = 1, XF_SVC_SERVER = 2, XF_SVC_AUTO = 3 };
+enum xf_svc { XF_SVC_CLIENT = 1, XF_SVC_SERVER = 2, XF_SVC_AUTO = 3 };
 
 typedef struct xf_listener_conf {
     char name[80];                     /* "[::]:5222" — used in logs */
     char address[64];
     int port;
     int tls;                           /* enum xf_tls_mode */
-    int service;                       /* enum xf_service */
+    int service;                       /* enum xf_svc */
     struct sockaddr_storage addr;
     socklen_t addrlen;
 } xf_listener_conf;

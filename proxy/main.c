@@ -1,11 +1,146 @@
+/*
+ * xmppfront: a TLS-terminating XMPP proxy for many tenant domains.
+ *   xmppfront -c FILE                 run in the foreground, log to stderr
+ *   xmppfront --check-config -c FILE  validate the configuration and exit
+ *   xmppfront proof ...               certificate and proof tools (docs/proof.md)
+ */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <uv.h>
+#include "proxy/config.h"
+#include "proxy/log.h"
 #include "proxy/proof_cmd.h"
+#include "proxy/tls.h"
+#include "proxy/worker.h"
+
+#ifndef XF_VERSION
+#define XF_VERSION "0.1.0"
+#endif
+
+typedef struct main_ctx {
+    uv_signal_t sigterm, sigint, sighup;
+    xf_worker *workers;
+    unsigned n_workers;
+    int stopping;
+} main_ctx;
+
+static void usage(FILE *f)
+{
+    fputs("usage: xmppfront -c FILE [--check-config]\n"
+          "       xmppfront proof SUBCOMMAND ... (see docs/proof.md)\n"
+          "  -c, --config FILE    main configuration file (JSON)\n"
+          "      --check-config   validate the configuration and its tenants, then exit\n"
+          "  -V, --version        print the version\n"
+          "  -h, --help           this text\n", f);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    main_ctx *m = s->data;
+    if (m->stopping)
+        return;
+    m->stopping = 1;
+    xf_info("%s received: no new connections, draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    xf_workers_drain(m->workers, m->n_workers);
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    xf_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+}
 
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "proof") == 0)
         return xf_proof_main(argc - 1, argv + 1);
-    fprintf(stderr, "xmppfront: not yet\n");
-    return 2;
+
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int check = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'k': check = 1; break;
+        case 'V': puts("xmppfront " XF_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[1024];
+    xf_tls *tls = NULL;
+    /* The TLS layer initialises PSA, which key parsing in the registry also needs. */
+    if (xf_tls_init(&tls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: %s\n", err);
+        return 1;
+    }
+    xf_config *cfg = NULL;
+    if (xf_config_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: configuration error: %s\n", err);
+        xf_tls_free(tls);
+        return 1;
+    }
+    if (check) {
+        printf("configuration OK: %s: %zu listeners, %zu tenants\n", path, cfg->n_listeners,
+               xf_registry_count(cfg->registry));
+        xf_config_unref(cfg);
+        xf_tls_free(tls);
+        return 0;
+    }
+    int lvl = cfg->log_level ? xf_log_parse_level(cfg->log_level) : XF_LOG_INFO;
+    xf_log_set_level(lvl < 0 ? XF_LOG_INFO : lvl);
+    signal(SIGPIPE, SIG_IGN);
+
+    main_ctx m = {0};
+    m.n_workers = cfg->workers ? cfg->workers : 1;
+    if (xf_workers_create(cfg, tls, &m.workers, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: %s\n", err);
+        return 1;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_init(loop, &m.sigterm);
+    uv_signal_init(loop, &m.sigint);
+    uv_signal_init(loop, &m.sighup);
+    m.sigterm.data = m.sigint.data = m.sighup.data = &m;
+    uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&m.sighup, on_sighup, SIGHUP);
+
+    if (xf_workers_start(m.workers, m.n_workers) != 0) {
+        fprintf(stderr, "xmppfront: cannot start worker threads\n");
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        xf_info("listening on %s (%s, %s)", cfg->listeners[i].name,
+                cfg->listeners[i].tls == XF_TLS_DIRECT ? "direct TLS" : "STARTTLS",
+                cfg->listeners[i].service == XF_SVC_CLIENT ? "client"
+                : cfg->listeners[i].service == XF_SVC_SERVER ? "server" : "auto");
+    xf_info("xmppfront " XF_VERSION " started: %u workers, %zu tenants", m.n_workers,
+            xf_registry_count(cfg->registry));
+
+    uv_run(loop, UV_RUN_DEFAULT);
+    xf_workers_join_and_free(m.workers, m.n_workers);
+    uv_loop_close(loop);
+    xf_config_unref(cfg);
+    xf_tls_free(tls);
+    xf_info("stopped");
+    return 0;
 }

@@ -1,0 +1,19 @@
+/*
+ * conn: one inbound proxied stream — the public side (TCP, then TLS over memory BIOs)
+ * and the backend side — driven by one explicit state machine. See conn.c for the
+ * states and their transitions.
+ */
+#ifndef XF_CONN_H
+#define XF_CONN_H
+
+#include "proxy/worker.h"
+
+/* Accept one connection from listener l; on any failure the socket is closed and the
+   reason logged. */
+void xf_conn_accept(xf_listener *l);
+/* Close every connection of w now (drain deadline). */
+void xf_conn_close_all(xf_worker *w, const char *reason);
+/* Live connections in the whole process. */
+unsigned xf_conn_count(void);
+
+#endif

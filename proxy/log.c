@@ -1,0 +1,47 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "proxy/log.h"
+
+static int log_level = XF_LOG_INFO;
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void xf_log_set_level(int level) { __atomic_store_n(&log_level, level, __ATOMIC_RELAXED); }
+int xf_log_enabled(int level) { return level >= __atomic_load_n(&log_level, __ATOMIC_RELAXED); }
+
+int xf_log_parse_level(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void xf_log(int level, const char *fmt, ...)
+{
+    if (!xf_log_enabled(level))
+        return;
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s ",
+                  ts.tv_nsec / 1000000, level_names[level & 3]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    /* One write(2) per line keeps lines from different workers whole. */
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}

@@ -1,0 +1,165 @@
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    xf_listener *l = server->data;
+    if (status < 0) {
+        /* libuv already sheds load on EMFILE with its reserve descriptor. */
+        xf_warn("accept on %s: %s", l->conf->name, uv_strerror(status));
+        return;
+    }
+    xf_conn_accept(l);
+}
+
+static void on_listener_closed(uv_handle_t *h) { (void)h; }
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    xf_worker *w = t->data;
+    if (w->n_conns > 0)
+        xf_info("worker %d: drain deadline reached, closing %zu connections", w->index,
+                w->n_conns);
+    xf_conn_close_all(w, "shutdown: drain deadline reached");
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Runs in the worker: stop accepting, let established streams finish, bounded by
+   limits.drain_timeout_s. The loop ends when the last handle is closed. */
+static void on_wakeup(uv_async_t *a)
+{
+    xf_worker *w = a->data;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        uv_close((uv_handle_t *)&w->listeners[i].tcp, on_listener_closed);
+    uv_close((uv_handle_t *)&w->wakeup, NULL);
+    if (w->n_conns == 0) {
+        uv_close((uv_handle_t *)&w->drain_timer, NULL);
+        return;
+    }
+    xf_info("worker %d: draining %zu connections", w->index, w->n_conns);
+    uv_timer_start(&w->drain_timer, on_drain_deadline,
+                   (uint64_t)w->config->limits.drain_timeout_s * 1000, 0);
+}
+
+void xf_worker_conn_gone(xf_worker *w)
+{
+    w->n_conns--;
+    if (w->draining && w->n_conns == 0 && !uv_is_closing((uv_handle_t *)&w->drain_timer)) {
+        uv_timer_stop(&w->drain_timer);
+        uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    }
+}
+
+static int open_socket(const xf_listener_conf *lc, char *err, size_t errlen)
+{
+    int fam = lc->addr.ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    /* "::" serves IPv4 too where the system allows dual-stack sockets. */
+    if (fam == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) < 0)
+        goto fail;
+    if (listen(fd, 511) < 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, errlen, "listener %s: %s", lc->name, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
+                      size_t errlen)
+{
+    unsigned n = cfg->workers ? cfg->workers : 1;
+    xf_worker *ws = calloc(n, sizeof(*ws));
+    if (ws == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        xf_worker *w = &ws[i];
+        w->index = (int)i;
+        w->config = xf_config_ref(cfg);
+        w->tls = tls;
+        uv_loop_init(&w->loop);
+        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+        w->wakeup.data = w;
+        uv_timer_init(&w->loop, &w->drain_timer);
+        w->drain_timer.data = w;
+        w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
+        if (w->listeners == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t j = 0; j < cfg->n_listeners; j++) {
+            xf_listener *l = &w->listeners[j];
+            l->worker = w;
+            l->conf = &cfg->listeners[j];
+            l->fd = open_socket(l->conf, err, errlen);
+            if (l->fd < 0)
+                return -1;
+            uv_tcp_init(&w->loop, &l->tcp);
+            l->tcp.data = l;
+            w->n_listeners++;
+            int r = uv_tcp_open(&l->tcp, l->fd);
+            if (r == 0)
+                r = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+            if (r < 0) {
+                snprintf(err, errlen, "listener %s: %s", l->conf->name, uv_strerror(r));
+                return -1;
+            }
+        }
+    }
+    *out = ws;
+    return 0;
+}
+
+static void worker_main(void *arg)
+{
+    xf_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int xf_workers_start(xf_worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (uv_thread_create(&ws[i].thread, worker_main, &ws[i]) != 0)
+            return -1;
+    return 0;
+}
+
+void xf_workers_drain(xf_worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        uv_async_send(&ws[i].wakeup);
+}
+
+void xf_workers_join_and_free(xf_worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uv_thread_join(&ws[i].thread);
+        uv_loop_close(&ws[i].loop);
+        free(ws[i].listeners);
+        xf_config_unref(ws[i].config);
+    }
+    free(ws);
+}

@@ -1,0 +1,50 @@
+/*
+ * worker: one thread, one uv loop, its own SO_REUSEPORT listening socket per configured
+ * listener, and the connections it accepted. No locks on the data path: workers share
+ * only the immutable config snapshot and the TLS configuration.
+ */
+#ifndef XF_WORKER_H
+#define XF_WORKER_H
+
+#include <stddef.h>
+#include <uv.h>
+#include "proxy/config.h"
+#include "proxy/tls.h"
+
+struct xf_conn;
+
+typedef struct xf_listener {
+    uv_tcp_t tcp;
+    struct xf_worker *worker;
+    const xf_listener_conf *conf;
+    int fd;                          /* bound socket, handed over to the loop */
+} xf_listener;
+
+typedef struct xf_worker {
+    int index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wakeup;               /* main -> worker: start draining */
+    uv_timer_t drain_timer;
+    int draining;
+    xf_config *config;               /* snapshot reference held by the worker */
+    const xf_tls *tls;
+    xf_listener *listeners;
+    size_t n_listeners;
+    struct xf_conn *conns;           /* intrusive list of live connections */
+    size_t n_conns;
+} xf_worker;
+
+/* Create the workers' listening sockets (SO_REUSEPORT, one per worker per listener) in
+   the calling thread, so bind errors are reported before anything starts. */
+int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
+                      size_t errlen);
+int xf_workers_start(xf_worker *ws, unsigned n);
+/* Ask every worker to stop accepting and drain (async-signal context not allowed). */
+void xf_workers_drain(xf_worker *ws, unsigned n);
+void xf_workers_join_and_free(xf_worker *ws, unsigned n);
+
+/* Called by conn.c when a connection is gone. */
+void xf_worker_conn_gone(xf_worker *w);
+
+#endif
