@@ -25,6 +25,7 @@
 #include "certs/identity.h"
 #include "proxy/buf.h"
 #include "proxy/conn.h"
+#include "proxy/iplimit.h"
 #include "proxy/log.h"
 #include "proxy/proxyproto.h"
 #include "proxy/xmlstream.h"
@@ -82,6 +83,7 @@ typedef struct xf_conn {
     int client_paused, backend_paused;      /* reads stopped by backpressure */
     int client_eof, backend_eof;            /* that side sent FIN / close_notify */
     int client_shut, backend_shut;          /* we shut down our write side */
+    int ip_counted;                         /* holds a per-address slot */
 
     uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
     uint64_t start_ms;
@@ -349,6 +351,8 @@ static void on_handle_closed(uv_handle_t *h)
     xf_buf_free(&c->bplain);
     xf_xml_free(c->xml);
     xf_worker *w = c->w;
+    if (c->ip_counted)
+        xf_iplimit_release(&c->peer_addr);
     xf_config_unref(c->config);
     free(c);
     __atomic_fetch_sub(&live_conns, 1, __ATOMIC_RELAXED);
@@ -477,6 +481,21 @@ static void on_handshake_timeout(uv_timer_t *t)
         return;
     }
     stream_error(c, "connection-timeout", NULL, "negotiation not complete within the handshake timeout");
+}
+
+static void on_idle_timeout(uv_timer_t *t)
+{
+    xf_conn *c = t->data;
+    conn_close(c, "idle timeout");
+}
+
+/* RELAY: bytes moved; push the idle deadline back (limits.idle_timeout_s, 0 = none).
+   Half-closed streams run on the linger timer instead. */
+static void relay_activity(xf_conn *c)
+{
+    unsigned idle = c->config->limits.idle_timeout_s;
+    if (idle && c->state == XF_CONN_RELAY && !c->client_eof && !c->backend_eof)
+        timer_start(c, (uint64_t)idle * 1000, on_idle_timeout);
 }
 
 static void on_backend_timeout(uv_timer_t *t)
@@ -738,6 +757,7 @@ static void backend_header_input(xf_conn *c, const char *data, size_t len)
         c->xml = NULL;
         uv_timer_stop(&c->timer);
         set_state(c, XF_CONN_RELAY);
+        relay_activity(c);
         c->header_sent = 1;
         if (cut_end > cut_start && cut_end <= size) {
             if (client_send(c, buf, cut_start) < 0 ||
@@ -800,8 +820,8 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->state == XF_CONN_BACKEND_HEADER)
         backend_header_input(c, buf->base, (size_t)n);
-    else if (c->state == XF_CONN_RELAY)
-        client_send(c, buf->base, (size_t)n);
+    else if (c->state == XF_CONN_RELAY && client_send(c, buf->base, (size_t)n) == 0)
+        relay_activity(c);
 }
 
 static void resume_backend(xf_conn *c)
@@ -842,7 +862,8 @@ static void client_plain_input(xf_conn *c, const char *data, size_t len)
 {
     c->bytes_in += len;
     if (c->state == XF_CONN_RELAY || c->state == XF_CONN_BACKEND_HEADER) {
-        backend_send(c, data, len);
+        if (backend_send(c, data, len) == 0)
+            relay_activity(c);
         return;
     }
     if (xf_buf_append(&c->plain, data, len) < 0) {
@@ -1045,6 +1066,11 @@ void xf_conn_accept(xf_listener *l)
         conn_close(c, "refused: max_connections reached");
         return;
     }
+    if (xf_iplimit_acquire(&c->peer_addr, lim->max_connections_per_ip) < 0) {
+        conn_close(c, "refused: max_connections_per_ip reached");
+        return;
+    }
+    c->ip_counted = lim->max_connections_per_ip > 0;
     c->xml = xf_xml_new(lim->max_header_bytes, lim->max_header_bytes);
     if (c->xml == NULL) {
         conn_close(c, "out of memory");
@@ -1060,6 +1086,20 @@ void xf_conn_accept(xf_listener *l)
     r = uv_read_start((uv_stream_t *)&c->client, alloc_buf, on_client_read);
     if (r < 0)
         conn_close(c, uv_strerror(r));
+}
+
+/* SIGTERM: streams still negotiating get <system-shutdown/> (RFC 6120 §4.9.3.20);
+   routed and relaying streams are left to finish until the drain deadline. */
+void xf_conn_drain(xf_worker *w)
+{
+    xf_conn *next;
+    for (xf_conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == XF_CONN_TLS_HANDSHAKE)
+            conn_close(c, "shutdown during TLS handshake");
+        else if (c->state < XF_CONN_BACKEND_CONNECT)
+            stream_error(c, "system-shutdown", NULL, "shutdown before the stream was routed");
+    }
 }
 
 void xf_conn_close_all(xf_worker *w, const char *reason)

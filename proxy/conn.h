@@ -11,6 +11,8 @@
 /* Accept one connection from listener l; on any failure the socket is closed and the
    reason logged. */
 void xf_conn_accept(xf_listener *l);
+/* Start draining: refuse streams that are still negotiating. */
+void xf_conn_drain(xf_worker *w);
 /* Close every connection of w now (drain deadline). */
 void xf_conn_close_all(xf_worker *w, const char *reason);
 /* Live connections in the whole process. */

@@ -43,6 +43,7 @@ static void on_wakeup(uv_async_t *a)
     for (size_t i = 0; i < w->n_listeners; i++)
         uv_close((uv_handle_t *)&w->listeners[i].tcp, on_listener_closed);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    xf_conn_drain(w);
     if (w->n_conns == 0) {
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
         return;
