@@ -182,4 +182,46 @@ static inline void mk_write_pem(const char *path, const unsigned char *const *de
     fclose(f);
 }
 
+/* A three-level PKI: root (self-signed CA) -> intermediate CA -> leaf.
+   leaf_opts supplies the leaf's names and dates; its issuer is set here. */
+struct mk_pki {
+    mbedtls_pk_context root_key, inter_key, leaf_key;
+    unsigned char root[4096], inter[4096], leaf[4096];
+    size_t root_len, inter_len, leaf_len;
+};
+
+static inline void mk_pki_build(struct mk_pki *p, struct mk_opts leaf_opts)
+{
+    struct mk_opts ro = { .subject = "CN=XF Test Root,O=xf", .ca = 1,
+                          .key_usage = MBEDTLS_X509_KU_KEY_CERT_SIGN, .serial = 1 };
+    struct mk_opts io = { .subject = "CN=XF Test Intermediate,O=xf", .issuer = "CN=XF Test Root,O=xf",
+                          .ca = 1, .key_usage = MBEDTLS_X509_KU_KEY_CERT_SIGN, .serial = 2 };
+    mk_key(&p->root_key);
+    mk_key(&p->inter_key);
+    mk_key(&p->leaf_key);
+    mk_cert(&ro, &p->root_key, &p->root_key, p->root, sizeof p->root, &p->root_len);
+    mk_cert(&io, &p->inter_key, &p->root_key, p->inter, sizeof p->inter, &p->inter_len);
+    leaf_opts.issuer = "CN=XF Test Intermediate,O=xf";
+    if (!leaf_opts.serial)
+        leaf_opts.serial = 3;
+    mk_cert(&leaf_opts, &p->leaf_key, &p->inter_key, p->leaf, sizeof p->leaf, &p->leaf_len);
+}
+
+static inline void mk_pki_free(struct mk_pki *p)
+{
+    mbedtls_pk_free(&p->root_key);
+    mbedtls_pk_free(&p->inter_key);
+    mbedtls_pk_free(&p->leaf_key);
+}
+
+/* Parses DER certificates into chain (initialised here), in the order given. */
+static inline void mk_chain(mbedtls_x509_crt *chain, const unsigned char *const *ders,
+                            const size_t *lens, size_t count)
+{
+    mbedtls_x509_crt_init(chain);
+    for (size_t i = 0; i < count; i++)
+        if (mbedtls_x509_crt_parse_der(chain, ders[i], lens[i]) != 0)
+            abort();
+}
+
 #endif
