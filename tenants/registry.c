@@ -596,7 +596,7 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
     size_t n_names = 0;
     for (size_t i = 0; i < n_files; i++) {
         struct pctx fp = { files[i], err, errlen };
-        size_t len;
+        size_t len = 0;
         if (read_file(&fp, &buf, &len) < 0) goto fail;
         if (xf_tenant_parse(buf, len, files[i], 1, &r->t[r->n], err, errlen) < 0) goto fail;
         free(buf);

@@ -20,6 +20,7 @@
 static char g_dir[256];                /* scratch root: certs/ and per-test tenant dirs */
 static int g_seq;
 
+__attribute__((format(printf, 1, 2)))
 static void sh(const char *fmt, ...)
 {
     char cmd[2048];
