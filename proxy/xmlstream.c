@@ -66,6 +66,10 @@ struct xf_xml {
     /* the event a handler completed, waiting to be returned */
     int have_event;
     xf_xml_event ev;
+    /* An empty root <stream:stream/> ends in the same expat token as the header:
+       the STREAM_END is queued here until the HEADER has been returned. */
+    int end_queued;
+    xf_xml_span end_span;
 
     /* header data collected by the namespace-declaration handler */
     int default_ns_seen;      /* root element declared xmlns='...' */
@@ -316,6 +320,19 @@ static void on_header(xf_xml *x, const XML_Char *name, const XML_Char **atts)
     XML_StopParser(x->p, XML_TRUE);
 }
 
+/* max_element, checked at every token inside a first-level element. Bytes fed while
+   the header was incomplete are bounded only by max_header, so a complete oversize
+   element can arrive in one expat call; this catches it before it is reported.
+   Returns 1 (after failing) when the limit is exceeded. */
+static int over_element_limit(xf_xml *x)
+{
+    if (x->max_element && x->depth >= 2 && cur_end(x->p) - x->boundary > x->max_element) {
+        fail(x, "policy-violation", "first-level element too large");
+        return 1;
+    }
+    return 0;
+}
+
 static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     xf_xml *x = ud;
@@ -344,16 +361,23 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
         }
     }
     x->depth++;
+    over_element_limit(x);
 }
 
 static void on_end(void *ud, const XML_Char *name)
 {
     xf_xml *x = ud;
     (void)name;
-    if (x->state != ST_BODY)
+    if (x->state != ST_BODY || over_element_limit(x))
         return;
     x->depth--;
-    if (x->depth == 0) {
+    if (x->depth == 0 && x->have_event) {
+        /* <stream:stream .../>: the HEADER event is still pending */
+        x->end_queued = 1;
+        x->end_span.start = cur_start(x->p);
+        x->end_span.end = cur_end(x->p);
+        x->state = ST_END;
+    } else if (x->depth == 0) {
         /* </stream:stream> (§4.4) */
         memset(&x->ev, 0, sizeof(x->ev));
         x->ev.type = XF_XML_STREAM_END;
@@ -382,7 +406,7 @@ static void on_end(void *ud, const XML_Char *name)
 static void on_text(void *ud, const XML_Char *s, int len)
 {
     xf_xml *x = ud;
-    if (x->depth != 1 || x->state != ST_BODY)
+    if (x->state != ST_BODY || over_element_limit(x) || x->depth != 1)
         return;
     for (int i = 0; i < len; i++) {
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
@@ -472,6 +496,7 @@ static void reset_state(xf_xml *x)
     x->depth = 0;
     x->boundary = 0;
     x->have_event = 0;
+    x->end_queued = 0;
     memset(&x->ev, 0, sizeof(x->ev));
     clear_header_data(x);
 }
@@ -594,6 +619,13 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
             *ev = x->ev;
             if (x->state != ST_ERROR)
                 x->have_event = 0;    /* errors are sticky: report them again */
+            if (x->end_queued) {
+                x->end_queued = 0;
+                memset(&x->ev, 0, sizeof(x->ev));
+                x->ev.type = XF_XML_STREAM_END;
+                x->ev.span = x->end_span;
+                x->have_event = 1;
+            }
             return ev->type;
         }
         if (!x->p) {

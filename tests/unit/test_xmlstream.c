@@ -227,8 +227,8 @@ static void test_every_split_point(void **state)
         C2S_HDR FEATURES " " STARTTLS,
         C2S_HDR "\n<message to='a@b'><body>x</body></message>  </stream:stream>",
         "<stream xmlns='http://etherx.jabber.org/streams' to='x'><a xmlns='jabber:client'/>",
-        "<?xml version='1.0'?><stream:stream to='x' xmlns='jabber:client' "
-        "xmlns:stream='http://etherx.jabber.org/streams'><!-- no -->",
+        ("<?xml version='1.0'?><stream:stream to='x' xmlns='jabber:client' "
+         "xmlns:stream='http://etherx.jabber.org/streams'><!-- no -->"),
     };
     struct run whole;
     for (size_t i = 0; i < sizeof(inputs) / sizeof(*inputs); i++) {
@@ -700,6 +700,38 @@ static void test_keepalives_and_stream_end(void **state)
     assert_int_equal(r.ev[3].start, strlen(s) - strlen("</stream:stream>"));
 }
 
+/* Regression (fuzzer): an empty root ends in the same expat token as the header. */
+static void test_empty_root(void **state)
+{
+    (void)state;
+    const char *s = "<stream:stream to='x' xmlns='jabber:client' "
+                    "xmlns:stream='http://etherx.jabber.org/streams'/>";
+    struct run r;
+    scan_all_ways(s, &r, 0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.ev[0].type, XF_XML_HEADER);
+    assert_int_equal(r.ev[0].end, strlen(s));
+    assert_int_equal(r.ev[1].type, XF_XML_STREAM_END);
+    assert_int_equal(r.ev[1].end, strlen(s));
+}
+
+/* Regression: a complete oversize element fed together with the header (bounded
+   only by max_header at that point) is still refused, never reported. */
+static void test_oversize_element_with_header(void **state)
+{
+    (void)state;
+    char s[1024];
+    char body[301];
+    memset(body, 'x', 300);
+    body[300] = '\0';
+    snprintf(s, sizeof(s), "%s<message><body>%s</body></message>", C2S_HDR, body);
+    struct run r;
+    scan_cuts(s, strlen(s), NULL, 0, 4096, 200, &r);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.ev[0].type, XF_XML_HEADER);
+    assert_string_equal(r.ev[1].error, "policy-violation");
+}
+
 /* ---- writers ---- */
 
 static void test_escape(void **state)
@@ -823,6 +855,8 @@ int main(void)
         cmocka_unit_test(test_features_children),
         cmocka_unit_test(test_many_children),
         cmocka_unit_test(test_keepalives_and_stream_end),
+        cmocka_unit_test(test_empty_root),
+        cmocka_unit_test(test_oversize_element_with_header),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_write_header_parses_back),
         cmocka_unit_test(test_write_error),
