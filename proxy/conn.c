@@ -516,6 +516,19 @@ static int version_ok(const char *v)
     return end != v && *end == '.' && major >= 1;
 }
 
+/* The tenant whose domain or alias is the stream's `to`; NULL after answering
+   <host-unknown/> (RFC 6120 §4.9.3.6). */
+static const xf_tenant *hosted_tenant(xf_conn *c, const char *to)
+{
+    const xf_tenant *t = to ? xf_registry_find(c->config->registry, to) : NULL;
+    if (t == NULL) {
+        char r[200];
+        snprintf(r, sizeof(r), "to '%.100s' is not hosted here", to ? to : "(none)");
+        stream_error(c, "host-unknown", NULL, r);
+    }
+    return t;
+}
+
 /* Pre-TLS header on a STARTTLS listener: answer with our header and the STARTTLS-only
    features (RFC 6120 §5.3.1, §5.4.1). */
 static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
@@ -527,13 +540,9 @@ static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
         stream_error(c, "invalid-namespace", NULL, "stream namespace does not fit the listener");
         return;
     }
-    const xf_tenant *t = ev->to ? xf_registry_find(c->config->registry, ev->to) : NULL;
-    if (t == NULL) {
-        char r[200];
-        snprintf(r, sizeof(r), "to '%.100s' is not hosted here", ev->to ? ev->to : "(none)");
-        stream_error(c, "host-unknown", NULL, r);
+    const xf_tenant *t = hosted_tenant(c, ev->to);
+    if (t == NULL)
         return;
-    }
     c->sel.hint = t;
     if (!version_ok(ev->version)) {
         c->tenant = t;
@@ -612,13 +621,9 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
         return;
     }
     c->service = service;
-    const xf_tenant *t = ev->to ? xf_registry_find(c->config->registry, ev->to) : NULL;
-    if (t == NULL) {
-        char r[200];
-        snprintf(r, sizeof(r), "to '%.100s' is not hosted here", ev->to ? ev->to : "(none)");
-        stream_error(c, "host-unknown", NULL, r);
+    const xf_tenant *t = hosted_tenant(c, ev->to);
+    if (t == NULL)
         return;
-    }
     c->tenant = t;
     /* RFC 6066 §3: the application-layer name must agree with the SNI: the same tenant,
        or a certificate that covers both names. */
