@@ -105,6 +105,14 @@ int main(int argc, char **argv)
         xf_tls_free(tls);
         return 0;
     }
+    for (size_t i = 0; i < xf_registry_count(cfg->registry); i++) {
+        const xf_tenant *t = xf_registry_at(cfg->registry, i);
+        for (size_t j = 0; j < t->n_aliases; j++)
+            if (!t->alias_covered[j])
+                fprintf(stderr, "xmppfront: warning: %s: aliases: '%s' is not covered by the "
+                        "certificate %s; clients that check it will refuse it\n",
+                        t->file, t->aliases[j], t->cert_path);
+    }
     int lvl = cfg->log_level ? xf_log_parse_level(cfg->log_level) : XF_LOG_INFO;
     xf_log_set_level(lvl < 0 ? XF_LOG_INFO : lvl);
     signal(SIGPIPE, SIG_IGN);
