@@ -285,8 +285,10 @@ int xf_identity_check(const mbedtls_x509_crt *crt, const char *domain,
     if (!v)
         v = &scratch;
     memset(v, 0, sizeof *v);
-    if (!crt || !domain)
+    if (!crt || !domain) {
+        snprintf(v->reason, sizeof v->reason, "no reference domain or certificate");
         return XF_ID_ERR_ARG;
+    }
     if (xf_idna_normalize(domain, dom, sizeof dom) < 0) {
         snprintf(v->reason, sizeof v->reason, "reference domain is not a host name");
         return XF_ID_ERR_BADNAME;
