@@ -59,7 +59,7 @@ xf_stop_pid() {
   if kill -0 "$pid" 2>/dev/null && ps -p "$pid" -o stat= 2>/dev/null | grep -qv Z; then
     kill -KILL "$pid" 2>/dev/null
   fi
-  wait "$pid" 2>/dev/null
+  { wait "$pid"; } 2>/dev/null
   return 0
 }
 

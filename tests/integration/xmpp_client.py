@@ -19,7 +19,9 @@ import sys
 import time
 import uuid
 
-import slixmpp
+# slixmpp warns at import time (slow stringprep); keep the output to our own lines.
+logging.basicConfig(level=logging.CRITICAL)
+import slixmpp  # noqa: E402
 
 
 class Client(slixmpp.ClientXMPP):
@@ -44,6 +46,10 @@ class Client(slixmpp.ClientXMPP):
                 ctx.set_alpn_protocols(args.alpn)
             self.ssl_context = ctx
             self.ca_certs = args.ca
+        # slixmpp uses default_domain as the TLS server_hostname (SNI + name check) and
+        # leaves it '' when connect() gets an IP address -- and asyncio treats '' as
+        # "skip hostname matching". Pin it to the XMPP domain so the name is verified.
+        self.default_domain = args.domain
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_auth', self.on_fail('authentication failed'))
         self.add_event_handler('ssl_invalid_chain', self.on_fail('invalid certificate chain'))
@@ -67,6 +73,14 @@ class Client(slixmpp.ClientXMPP):
         self.tls_version = sslobj.version()
         cert = sslobj.getpeercert()
         self.peer_cert_subject = cert.get('subjectAltName') if cert else None
+        names = [v for k, v in (self.peer_cert_subject or ()) if k == 'DNS']
+        if not any(n == self.args.domain or
+                   (n.startswith('*.') and self.args.domain.split('.', 1)[-1] == n[2:])
+                   for n in names):
+            self.tls_name_ok = False
+            self.log(f'FAILED: certificate names {names} do not cover {self.args.domain}')
+        else:
+            self.tls_name_ok = True
         self.log(f'TLS {self.tls_version} cipher={sslobj.cipher()[0]} '
                  f'alpn={self.negotiated_alpn} san={self.peer_cert_subject}')
 
@@ -144,6 +158,10 @@ async def run(args):
             if c.tls_version is None:
                 print(f'FAIL: {c.tag}: session has no TLS')
                 return 1
+            if not getattr(c, 'tls_name_ok', False):
+                print(f'FAIL: {c.tag}: server certificate {c.peer_cert_subject} '
+                      f'is not for {dom}')
+                return 1
             if args.expect_alpn:
                 want = None if args.expect_alpn == 'none' else args.expect_alpn
                 if c.negotiated_alpn != want:
@@ -192,8 +210,8 @@ def main():
     args = ap.parse_args()
     if args.mode != 'plain' and not args.ca:
         ap.error('--ca is required with TLS (verification is never disabled)')
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL,
-                        format='%(asctime)s %(name)s %(message)s')
+    if args.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
