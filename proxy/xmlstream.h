@@ -56,7 +56,9 @@ typedef struct xf_xml_event {
     xf_xml_span span;        /* HEADER: the start tag incl. any XML declaration before it
                                 (start = 0 always: everything before the start tag, i.e. the
                                 declaration or whitespace, belongs to the header);
-                                ELEMENT: the whole element */
+                                ELEMENT: the whole element, from '<' to the '>' of its end
+                                tag (or of '/>'); STREAM_END: the end tag;
+                                ERROR: {0, 0} */
     /* XF_XML_HEADER. Strings point into scanner memory, valid until the next call.
        NULL when the attribute is absent. */
     const char *to, *from, *id, *version, *lang;
@@ -90,7 +92,11 @@ void xf_xml_free(xf_xml *x);
 /* Start a new stream (after STARTTLS, SASL success): offsets restart at 0. */
 void xf_xml_reset(xf_xml *x);
 
-/* Push bytes. The scanner keeps what it has not yet reported. Returns 0 or -1 (ENOMEM). */
+/* Push bytes. The scanner keeps what it has not yet reported. Returns 0 or -1 (ENOMEM).
+   Push does not parse: drain with xf_xml_next() until XF_XML_NONE after each push.
+   Once NONE is returned every byte has gone to expat, which then holds at most one
+   incomplete token/element, bounded by max_header / max_element. After an error or
+   STREAM_END pushed bytes are counted and dropped. */
 int xf_xml_push(xf_xml *x, const char *data, size_t len);
 /* Pull the next event; ev->type == XF_XML_NONE when more input is needed.
    Always returns ev->type. */
