@@ -84,6 +84,7 @@ typedef struct xf_conn {
     int client_eof, backend_eof;            /* that side sent FIN / close_notify */
     int client_shut, backend_shut;          /* we shut down our write side */
     int ip_counted;                         /* holds a per-address slot */
+    int skip_ws_before_tls;                 /* after <proceed/>, until the first TLS byte */
 
     uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
     uint64_t start_ms;
@@ -582,6 +583,7 @@ static void on_starttls(xf_conn *c, uint64_t end)
     }
     xf_buf_reset(&c->plain);
     xf_xml_reset(c->xml);
+    c->skip_ws_before_tls = 1;
     c->header_sent = 0;
     c->stream_ns = 0;
     int r = tls_setup(c);
@@ -902,6 +904,17 @@ static void client_plain_input(xf_conn *c, const char *data, size_t len)
 static void tls_pump(xf_conn *c)
 {
     char e[100], reason[200];
+    if (c->state == XF_CONN_TLS_HANDSHAKE && c->skip_ws_before_tls) {
+        /* Some STARTTLS clients (sslscan) send "\r\n" after <starttls/>. RFC 6120
+           §5.3.3 forbids whitespace there, but a TLS record never starts with
+           whitespace, so dropping it is unambiguous; nothing is parsed as XML. */
+        while (xf_buf_size(&c->tls_in) > 0 && strchr(" \t\r\n", *xf_buf_head(&c->tls_in)) &&
+               *xf_buf_head(&c->tls_in) != '\0')
+            xf_buf_consume(&c->tls_in, 1);
+        if (xf_buf_size(&c->tls_in) == 0)
+            return;
+        c->skip_ws_before_tls = 0;
+    }
     if (c->state == XF_CONN_TLS_HANDSHAKE) {
         int r = mbedtls_ssl_handshake(&c->ssl);
         flush_tls_out(c);
