@@ -536,6 +536,10 @@ static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
 {
     c->stream_ns = ev->ns;
     int want = c->lconf->service;
+    if (ev->ns == XF_XML_NS_NONE) {
+        stream_error(c, "invalid-namespace", NULL, "stream header without a content namespace");
+        return;
+    }
     if ((want == XF_SVC_CLIENT && ev->ns != XF_XML_NS_CLIENT) ||
         (want == XF_SVC_SERVER && ev->ns != XF_XML_NS_SERVER)) {
         stream_error(c, "invalid-namespace", NULL, "stream namespace does not fit the listener");
@@ -603,6 +607,10 @@ static void on_backend_connected(uv_connect_t *req, int status);
 static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
 {
     c->stream_ns = ev->ns;
+    if (ev->ns == XF_XML_NS_NONE) {
+        stream_error(c, "invalid-namespace", NULL, "stream header without a content namespace");
+        return;
+    }
     const char *alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
     int service;
     if (alpn != NULL) {
@@ -759,6 +767,10 @@ static void backend_header_input(xf_conn *c, const char *data, size_t len)
                     cut_end = (size_t)ev.children[i].span.end;
                 }
             }
+            if (cut_end == 0 && ev.children_truncated)
+                xf_warn("conn id=%llu backend features have more than %d children; a "
+                        "<starttls/> among the rest would reach the client",
+                        (unsigned long long)c->id, XF_XML_MAX_CHILDREN);
         }
         xf_xml_free(c->xml);
         c->xml = NULL;

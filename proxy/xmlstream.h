@@ -38,7 +38,7 @@ enum xf_xml_event_type {
     XF_XML_ERROR,           /* ev->error names the stream error condition */
 };
 
-#define XF_XML_MAX_CHILDREN 16
+#define XF_XML_MAX_CHILDREN 32
 
 typedef struct xf_xml_span {
     uint64_t start;          /* offset of the first byte ('<') */
