@@ -18,12 +18,12 @@
  */
 #include "tenants/registry.h"
 #include "certs/identity.h"
+#include "tenants/jsonconf.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +36,7 @@
 #include <mbedtls/oid.h>
 #include <psa/crypto.h>
 
-#define XF_TENANT_MAX_BYTES (1u << 20)
-#define XF_JSON_MAX_DEPTH 32
+#define XF_TENANT_MAX_BYTES (1u << 20)  /* "1 MiB" in the too-large message */
 #define XF_DNS_MAX 253
 
 struct name_ent {
@@ -59,119 +58,6 @@ struct xf_registry {
     struct wild_ent *wild;             /* sorted by (parent, ti) */
     size_t n_wild;
 };
-
-struct pctx {
-    const char *file;
-    char *err;
-    size_t errlen;
-};
-
-__attribute__((format(printf, 3, 4)))
-static int reg_fail(const struct pctx *p, const char *key, const char *fmt, ...)
-{
-    if (p->err && p->errlen) {
-        int n = snprintf(p->err, p->errlen, "%s: %s: ", p->file, key);
-        if (n >= 0 && (size_t)n < p->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return -1;
-}
-
-static const char *json_type_name(yajl_val v)
-{
-    if (!v) return "null";
-    switch (v->type) {
-    case yajl_t_string: return "a string";
-    case yajl_t_number: return "a number";
-    case yajl_t_object: return "an object";
-    case yajl_t_array: return "an array";
-    case yajl_t_true: case yajl_t_false: return "a boolean";
-    default: return "null";
-    }
-}
-
-/* Bound nesting before yajl builds a tree (yajl_tree_free recurses). */
-static int json_depth_ok(const char *s, size_t len)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > XF_JSON_MAX_DEPTH) return 0;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
-    }
-    return 1;
-}
-
-static yajl_val json_parse_object(const struct pctx *p, const char *json, size_t len)
-{
-    char ebuf[256];
-    if (memchr(json, '\0', len)) {
-        reg_fail(p, "(document)", "contains a NUL byte");
-        return NULL;
-    }
-    if (!json_depth_ok(json, len)) {
-        reg_fail(p, "(document)", "nested deeper than %d levels", XF_JSON_MAX_DEPTH);
-        return NULL;
-    }
-    char *copy = malloc(len + 1);
-    if (!copy) {
-        reg_fail(p, "(document)", "out of memory");
-        return NULL;
-    }
-    memcpy(copy, json, len);
-    copy[len] = '\0';
-    ebuf[0] = '\0';
-    yajl_val root = yajl_tree_parse(copy, ebuf, sizeof ebuf);
-    free(copy);
-    if (!root) {
-        /* yajl's message is "parse error: what\n  context\n  (right here)": keep
-           the first line. */
-        ebuf[strcspn(ebuf, "\r\n")] = '\0';
-        size_t el = strlen(ebuf);
-        while (el && ebuf[el - 1] == ' ') ebuf[--el] = '\0';
-        reg_fail(p, "(document)", "invalid JSON: %s", ebuf[0] ? ebuf : "parse error");
-        return NULL;
-    }
-    if (!YAJL_IS_OBJECT(root)) {
-        reg_fail(p, "(document)", "must be a JSON object, not %s", json_type_name(root));
-        yajl_tree_free(root);
-        return NULL;
-    }
-    return root;
-}
-
-static yajl_val obj_get(yajl_val o, const char *k)
-{
-    for (size_t i = 0; i < o->u.object.len; i++)
-        if (strcmp(o->u.object.keys[i], k) == 0)
-            return o->u.object.values[i];
-    return NULL;
-}
-
-static int get_str(const struct pctx *p, yajl_val o, const char *k, const char **out)
-{
-    yajl_val v = obj_get(o, k);
-    *out = NULL;
-    if (!v) return 0;
-    if (!YAJL_IS_STRING(v))
-        return reg_fail(p, k, "must be a string, not %s", json_type_name(v));
-    if (!v->u.string[0])
-        return reg_fail(p, k, "must not be empty");
-    *out = v->u.string;
-    return 0;
-}
 
 /* Normalise a DNS name into out[XF_DNS_MAX + 1]: ASCII lower case, one trailing dot
    dropped. Returns NULL, or a reason why the name is not a valid host name. */
@@ -209,7 +95,7 @@ static const char *dns_normalise(const char *in, char *out)
 }
 
 /* "a.b:port" IPv4 or "[v6]:port" -> sockaddr. Host names are refused (no DNS). */
-static int parse_backend(const struct pctx *p, const char *key, const char *spec,
+static int parse_backend(const xf_jconf *p, const char *key, const char *spec,
                          xf_backend *b)
 {
     char host[64];
@@ -218,12 +104,12 @@ static int parse_backend(const struct pctx *p, const char *key, const char *spec
         hs = spec + 1;
         he = strchr(hs, ']');
         if (!he || he[1] != ':')
-            return reg_fail(p, key, "\"%.80s\" is not \"[IPv6]:port\"", spec);
+            return xf_jconf_fail(p, key, "\"%.80s\" is not \"[IPv6]:port\"", spec);
         colon = he + 1;
     } else {
         colon = strrchr(spec, ':');
         if (!colon)
-            return reg_fail(p, key, "\"%.80s\" has no port (\"host:port\")", spec);
+            return xf_jconf_fail(p, key, "\"%.80s\" has no port (\"host:port\")", spec);
         hs = spec;
         he = colon;
     }
@@ -233,9 +119,9 @@ static int parse_backend(const struct pctx *p, const char *key, const char *spec
     size_t pl = strlen(ps);
     if (pl == 0 || pl > 5 || strspn(ps, "0123456789") != pl ||
         (port = strtoul(ps, NULL, 10)) < 1 || port > 65535)
-        return reg_fail(p, key, "\"%.80s\": port must be 1..65535", spec);
+        return xf_jconf_fail(p, key, "\"%.80s\": port must be 1..65535", spec);
     if (hl == 0 || hl >= sizeof host)
-        return reg_fail(p, key, "\"%.80s\": bad address", spec);
+        return xf_jconf_fail(p, key, "\"%.80s\": bad address", spec);
     memcpy(host, hs, hl);
     host[hl] = '\0';
 
@@ -251,25 +137,11 @@ static int parse_backend(const struct pctx *p, const char *key, const char *spec
         a4->sin_port = htons((uint16_t)port);
         b->addrlen = sizeof *a4;
     } else {
-        return reg_fail(p, key, "\"%.80s\": not an IPv4 address or [IPv6] literal "
+        return xf_jconf_fail(p, key, "\"%.80s\": not an IPv4 address or [IPv6] literal "
                         "(host names are not resolved)", spec);
     }
-    if (!(b->spec = strdup(spec))) return reg_fail(p, key, "out of memory");
+    if (!(b->spec = strdup(spec))) return xf_jconf_fail(p, key, "out of memory");
     return 0;
-}
-
-static char *resolve_path(const char *file, const char *rel)
-{
-    const char *slash = strrchr(file, '/');
-    if (rel[0] == '/' || !slash)
-        return strdup(rel);
-    size_t dl = (size_t)(slash - file);
-    size_t n = dl + 2 + strlen(rel);
-    char *r = malloc(n);
-    if (!r) return NULL;
-    if (dl == 0) snprintf(r, n, "/%s", rel);
-    else snprintf(r, n, "%.*s/%s", (int)dl, file, rel);
-    return r;
 }
 
 static const char *const tenant_keys[] = {
@@ -278,7 +150,7 @@ static const char *const tenant_keys[] = {
 
 /* Load certificate chain and key, check they pair and that the leaf covers the domain;
    record which aliases it covers. */
-static int tenant_load_files(const struct pctx *p, xf_tenant *t)
+static int tenant_load_files(const xf_jconf *p, xf_tenant *t)
 {
     mbedtls_entropy_context ent;
     mbedtls_ctr_drbg_context drbg;
@@ -288,34 +160,34 @@ static int tenant_load_files(const struct pctx *p, xf_tenant *t)
     mbedtls_entropy_init(&ent);
     mbedtls_ctr_drbg_init(&drbg);
     if (psa_crypto_init() != PSA_SUCCESS) {
-        reg_fail(p, "key", "PSA crypto initialisation failed");
+        xf_jconf_fail(p, "key", "PSA crypto initialisation failed");
         goto fail;
     }
     if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
                                      (const unsigned char *)"xf-registry", 11)) != 0) {
-        reg_fail(p, "key", "RNG seed failed (-0x%04x)", (unsigned)-ret);
+        xf_jconf_fail(p, "key", "RNG seed failed (-0x%04x)", (unsigned)-ret);
         goto fail;
     }
     if ((ret = mbedtls_x509_crt_parse_file(&t->chain, t->cert_path)) != 0) {
         if (ret > 0) snprintf(ebuf, sizeof ebuf, "%d certificate(s) could not be parsed", ret);
         else mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        reg_fail(p, "certificate", "%s: %s", t->cert_path, ebuf);
+        xf_jconf_fail(p, "certificate", "%s: %s", t->cert_path, ebuf);
         goto fail;
     }
     if ((ret = mbedtls_pk_parse_keyfile(&t->key, t->key_path, NULL,
                                         mbedtls_ctr_drbg_random, &drbg)) != 0) {
         mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        reg_fail(p, "key", "%s: %s", t->key_path, ebuf);
+        xf_jconf_fail(p, "key", "%s: %s", t->key_path, ebuf);
         goto fail;
     }
     if ((ret = mbedtls_pk_check_pair(&t->chain.pk, &t->key,
                                      mbedtls_ctr_drbg_random, &drbg)) != 0) {
-        reg_fail(p, "key", "%s does not match the certificate %s", t->key_path,
+        xf_jconf_fail(p, "key", "%s does not match the certificate %s", t->key_path,
                  t->cert_path);
         goto fail;
     }
     if (!xf_identity_covers_dns(&t->chain, t->domain)) {
-        reg_fail(p, "certificate", "%s does not cover the domain %s", t->cert_path,
+        xf_jconf_fail(p, "certificate", "%s does not cover the domain %s", t->cert_path,
                  t->domain);
         goto fail;
     }
@@ -331,7 +203,7 @@ fail:
 int xf_tenant_parse(const char *json, size_t len, const char *file, int load_files,
                     xf_tenant **out, char *err, size_t errlen)
 {
-    struct pctx p = { file ? file : "(tenant)", err, errlen };
+    xf_jconf p = { file ? file : "(tenant)", err, errlen };
     yajl_val root = NULL, v;
     xf_tenant *t = NULL;
     const char *s;
@@ -340,92 +212,97 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
 
     *out = NULL;
     if (err && errlen) err[0] = '\0';
-    if (!(root = json_parse_object(&p, json, len))) goto fail;
-    for (size_t i = 0; i < root->u.object.len; i++) {
-        const char *k = root->u.object.keys[i];
-        int ok = 0;
-        for (const char *const *kn = tenant_keys; *kn; kn++)
-            if (strcmp(*kn, k) == 0) { ok = 1; break; }
-        if (!ok) { reg_fail(&p, k, "unknown key"); goto fail; }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(root->u.object.keys[j], k) == 0) {
-                reg_fail(&p, k, "duplicate key");
-                goto fail;
-            }
-    }
+    if (!(root = xf_jconf_parse_object(&p, json, len))) goto fail;
+    if (xf_jconf_check_keys(&p, root, NULL, tenant_keys) < 0) goto fail;
 
-    if (!(t = calloc(1, sizeof *t))) { reg_fail(&p, "(document)", "out of memory"); goto fail; }
-    mbedtls_x509_crt_init(&t->chain);
-    mbedtls_pk_init(&t->key);
-    if (!(t->file = strdup(p.file))) { reg_fail(&p, "(document)", "out of memory"); goto fail; }
-
-    if (get_str(&p, root, "domain", &s) < 0) goto fail;
-    if (!s) { reg_fail(&p, "domain", "missing"); goto fail; }
-    if ((why = dns_normalise(s, name))) {
-        reg_fail(&p, "domain", "\"%.80s\" %s", s, why);
+    if (!(t = calloc(1, sizeof *t))) {
+        xf_jconf_fail(&p, "(document)", "out of memory");
         goto fail;
     }
-    if (!(t->domain = strdup(name))) { reg_fail(&p, "domain", "out of memory"); goto fail; }
+    mbedtls_x509_crt_init(&t->chain);
+    mbedtls_pk_init(&t->key);
+    if (!(t->file = strdup(p.file))) {
+        xf_jconf_fail(&p, "(document)", "out of memory");
+        goto fail;
+    }
 
-    if ((v = obj_get(root, "aliases"))) {
+    if (xf_jconf_get_str(&p, root, "domain", NULL, &s) < 0) goto fail;
+    if (!s) { xf_jconf_fail(&p, "domain", "missing"); goto fail; }
+    if ((why = dns_normalise(s, name))) {
+        xf_jconf_fail(&p, "domain", "\"%.80s\" %s", s, why);
+        goto fail;
+    }
+    if (!(t->domain = strdup(name))) { xf_jconf_fail(&p, "domain", "out of memory"); goto fail; }
+
+    if ((v = xf_jconf_get(root, "aliases"))) {
         if (!YAJL_IS_ARRAY(v)) {
-            reg_fail(&p, "aliases", "must be an array of strings, not %s", json_type_name(v));
+            xf_jconf_fail(&p, "aliases", "must be an array of strings, not %s",
+                          xf_jconf_type_name(v));
             goto fail;
         }
         size_t n = v->u.array.len;
-        if (n > 4096) { reg_fail(&p, "aliases", "more than 4096 aliases"); goto fail; }
+        if (n > 4096) { xf_jconf_fail(&p, "aliases", "more than 4096 aliases"); goto fail; }
         if (n && (!(t->aliases = calloc(n, sizeof *t->aliases)) ||
                   !(t->alias_covered = calloc(n, 1)))) {
-            reg_fail(&p, "aliases", "out of memory");
+            xf_jconf_fail(&p, "aliases", "out of memory");
             goto fail;
         }
         for (size_t i = 0; i < n; i++) {
             yajl_val a = v->u.array.values[i];
             snprintf(key, sizeof key, "aliases[%zu]", i);
             if (!YAJL_IS_STRING(a)) {
-                reg_fail(&p, key, "must be a string, not %s", json_type_name(a));
+                xf_jconf_fail(&p, key, "must be a string, not %s", xf_jconf_type_name(a));
                 goto fail;
             }
             if ((why = dns_normalise(a->u.string, name))) {
-                reg_fail(&p, key, "\"%.80s\" %s", a->u.string, why);
+                xf_jconf_fail(&p, key, "\"%.80s\" %s", a->u.string, why);
                 goto fail;
             }
             if (strcmp(name, t->domain) == 0) {
-                reg_fail(&p, key, "\"%s\" is the domain itself", name);
+                xf_jconf_fail(&p, key, "\"%s\" is the domain itself", name);
                 goto fail;
             }
             for (size_t j = 0; j < i; j++)
                 if (strcmp(name, t->aliases[j]) == 0) {
-                    reg_fail(&p, key, "\"%s\" repeats aliases[%zu]", name, j);
+                    xf_jconf_fail(&p, key, "\"%s\" repeats aliases[%zu]", name, j);
                     goto fail;
                 }
-            if (!(t->aliases[i] = strdup(name))) { reg_fail(&p, key, "out of memory"); goto fail; }
+            if (!(t->aliases[i] = strdup(name))) {
+                xf_jconf_fail(&p, key, "out of memory");
+                goto fail;
+            }
             t->n_aliases = i + 1;
         }
     }
 
-    if (get_str(&p, root, "certificate", &s) < 0) goto fail;
-    if (!s) { reg_fail(&p, "certificate", "missing"); goto fail; }
-    if (!(t->cert_path = resolve_path(p.file, s))) { reg_fail(&p, "certificate", "out of memory"); goto fail; }
-    if (get_str(&p, root, "key", &s) < 0) goto fail;
-    if (!s) { reg_fail(&p, "key", "missing"); goto fail; }
-    if (!(t->key_path = resolve_path(p.file, s))) { reg_fail(&p, "key", "out of memory"); goto fail; }
+    if (xf_jconf_get_str(&p, root, "certificate", NULL, &s) < 0) goto fail;
+    if (!s) { xf_jconf_fail(&p, "certificate", "missing"); goto fail; }
+    if (!(t->cert_path = xf_jconf_resolve_path(p.file, s))) {
+        xf_jconf_fail(&p, "certificate", "out of memory");
+        goto fail;
+    }
+    if (xf_jconf_get_str(&p, root, "key", NULL, &s) < 0) goto fail;
+    if (!s) { xf_jconf_fail(&p, "key", "missing"); goto fail; }
+    if (!(t->key_path = xf_jconf_resolve_path(p.file, s))) {
+        xf_jconf_fail(&p, "key", "out of memory");
+        goto fail;
+    }
 
-    if (get_str(&p, root, "c2s_backend", &s) < 0) goto fail;
+    if (xf_jconf_get_str(&p, root, "c2s_backend", NULL, &s) < 0) goto fail;
     if (s && parse_backend(&p, "c2s_backend", s, &t->c2s) < 0) goto fail;
-    if (get_str(&p, root, "s2s_backend", &s) < 0) goto fail;
+    if (xf_jconf_get_str(&p, root, "s2s_backend", NULL, &s) < 0) goto fail;
     if (s && parse_backend(&p, "s2s_backend", s, &t->s2s) < 0) goto fail;
     if (!t->c2s.addrlen && !t->s2s.addrlen) {
-        reg_fail(&p, "c2s_backend", "missing: at least one of c2s_backend and "
+        xf_jconf_fail(&p, "c2s_backend", "missing: at least one of c2s_backend and "
                  "s2s_backend is required");
         goto fail;
     }
 
-    if (get_str(&p, root, "proxy_protocol", &s) < 0) goto fail;
+    if (xf_jconf_get_str(&p, root, "proxy_protocol", NULL, &s) < 0) goto fail;
     if (!s || strcmp(s, "none") == 0) t->proxy_protocol = XF_PP_NONE;
     else if (strcmp(s, "v2") == 0) t->proxy_protocol = XF_PP_V2;
     else {
-        reg_fail(&p, "proxy_protocol", "\"%.40s\" is not \"none\" or \"v2\"", s);
+        xf_jconf_fail(&p, "proxy_protocol", "\"%.40s\" is not \"none\" or \"v2\"", s);
         goto fail;
     }
 
@@ -530,31 +407,9 @@ static int wild_index_tenant(xf_registry *r, size_t *cap, size_t ti)
     return 0;
 }
 
-static int read_file(const struct pctx *p, char **buf, size_t *len)
-{
-    FILE *f = fopen(p->file, "rb");
-    char *b;
-    size_t n;
-    if (!f) return reg_fail(p, "(document)", "cannot open: %s", strerror(errno));
-    if (!(b = malloc(XF_TENANT_MAX_BYTES + 1))) {
-        fclose(f);
-        return reg_fail(p, "(document)", "out of memory");
-    }
-    n = fread(b, 1, XF_TENANT_MAX_BYTES + 1, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || n > XF_TENANT_MAX_BYTES) {
-        free(b);
-        return reg_fail(p, "(document)", rerr ? "read error" : "larger than 1 MiB");
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t errlen)
 {
-    struct pctx dp = { dir, err, errlen };
+    xf_jconf dp = { dir, err, errlen };
     xf_registry *r = NULL;
     DIR *d = NULL;
     char **files = NULL, *buf = NULL;
@@ -563,9 +418,12 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
 
     *out = NULL;
     if (err && errlen) err[0] = '\0';
-    if (!(r = calloc(1, sizeof *r))) { reg_fail(&dp, "(directory)", "out of memory"); goto fail; }
+    if (!(r = calloc(1, sizeof *r))) {
+        xf_jconf_fail(&dp, "(directory)", "out of memory");
+        goto fail;
+    }
     if (!(d = opendir(dir))) {
-        reg_fail(&dp, "(directory)", "cannot open: %s", strerror(errno));
+        xf_jconf_fail(&dp, "(directory)", "cannot open: %s", strerror(errno));
         goto fail;
     }
     /* Every visible *.json entry; hidden files (editor swaps, Kubernetes "..data")
@@ -577,12 +435,15 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
         if (n_files == cap_files) {
             size_t nc = cap_files ? cap_files * 2 : 16;
             char **nf = realloc(files, nc * sizeof *nf);
-            if (!nf) { reg_fail(&dp, "(directory)", "out of memory"); goto fail; }
+            if (!nf) { xf_jconf_fail(&dp, "(directory)", "out of memory"); goto fail; }
             files = nf;
             cap_files = nc;
         }
         size_t pl = strlen(dir) + nl + 2;
-        if (!(files[n_files] = malloc(pl))) { reg_fail(&dp, "(directory)", "out of memory"); goto fail; }
+        if (!(files[n_files] = malloc(pl))) {
+            xf_jconf_fail(&dp, "(directory)", "out of memory");
+            goto fail;
+        }
         snprintf(files[n_files++], pl, "%s/%s", dir, de->d_name);
     }
     closedir(d);
@@ -590,14 +451,14 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
     if (n_files) qsort(files, n_files, sizeof *files, cmp_str);
 
     if (n_files && !(r->t = calloc(n_files, sizeof *r->t))) {
-        reg_fail(&dp, "(directory)", "out of memory");
+        xf_jconf_fail(&dp, "(directory)", "out of memory");
         goto fail;
     }
     size_t n_names = 0;
     for (size_t i = 0; i < n_files; i++) {
-        struct pctx fp = { files[i], err, errlen };
+        xf_jconf fp = { files[i], err, errlen };
         size_t len = 0;
-        if (read_file(&fp, &buf, &len) < 0) goto fail;
+        if (xf_jconf_read_file(&fp, XF_TENANT_MAX_BYTES, "1 MiB", &buf, &len) < 0) goto fail;
         if (xf_tenant_parse(buf, len, files[i], 1, &r->t[r->n], err, errlen) < 0) goto fail;
         free(buf);
         buf = NULL;
@@ -606,7 +467,7 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
     }
 
     if (n_names && !(r->names = calloc(n_names, sizeof *r->names))) {
-        reg_fail(&dp, "(directory)", "out of memory");
+        xf_jconf_fail(&dp, "(directory)", "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < r->n; i++) {
@@ -619,17 +480,17 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
     for (size_t i = 1; i < r->n_names; i++) {
         const struct name_ent *a = &r->names[i - 1], *b = &r->names[i];
         if (strcmp(a->name, b->name) != 0) continue;
-        struct pctx fp = { r->t[b->ti]->file, err, errlen };
+        xf_jconf fp = { r->t[b->ti]->file, err, errlen };
         char key[48];
         if (b->alias < 0) snprintf(key, sizeof key, "domain");
         else snprintf(key, sizeof key, "aliases[%ld]", b->alias);
-        reg_fail(&fp, key, "\"%s\" is already defined in %s", b->name, r->t[a->ti]->file);
+        xf_jconf_fail(&fp, key, "\"%s\" is already defined in %s", b->name, r->t[a->ti]->file);
         goto fail;
     }
 
     for (size_t i = 0; i < r->n; i++)
         if (wild_index_tenant(r, &cap_wild, i) < 0) {
-            reg_fail(&dp, "(directory)", "out of memory");
+            xf_jconf_fail(&dp, "(directory)", "out of memory");
             goto fail;
         }
     if (r->n_wild) qsort(r->wild, r->n_wild, sizeof *r->wild, cmp_wild_ent);
