@@ -4,6 +4,8 @@
 # Usage: XF_BIN=/path/to/xmppfront tests/integration/test_proof_cli.sh
 set -u
 BIN=${XF_BIN:-${1:-build/xmppfront}}
+case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
+[ -x "$BIN" ] || { echo "no xmppfront binary at $BIN"; exit 2; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
