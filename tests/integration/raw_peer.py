@@ -146,7 +146,7 @@ def payload(a):
     extra = ''
     if a.oversize:
         extra = f" x-pad='{'p' * a.oversize}'"
-    h = header(a.to, a.ns, extra, frm=a.frm)
+    h = header(None if a.no_to else a.to, a.ns, extra, frm=a.frm)
     if a.partial:
         i = h.find(' to=')
         return h[:i + 7] if i >= 0 else h[:len(h) // 2]
@@ -175,6 +175,13 @@ def main():
     ap.add_argument('--idle', action='store_true')
     ap.add_argument('--want-required', action='store_true',
                     help='pre-TLS <starttls/> must carry <required/>')
+    ap.add_argument('--no-to', action='store_true', help="header without a 'to'")
+    ap.add_argument('--pipeline', help='plaintext sent in the same write right after <starttls/>')
+    ap.add_argument('--expect-tls-fail', action='store_true',
+                    help='the STARTTLS/TLS step must fail or be aborted')
+    ap.add_argument('--second-starttls', action='store_true',
+                    help='after post-TLS features send <starttls/>: must get <failure/>, '
+                         'a stream error or a close, never <proceed/>')
     ap.add_argument('--expect-error')
     ap.add_argument('--expect-features', action='store_true')
     ap.add_argument('--expect-alert')
@@ -223,16 +230,22 @@ def main():
                         if a.want_required:
                             result(False, f'pre-TLS <starttls/> lacks <required/>: {text!r}')
                         print('NOTE: pre-TLS <starttls/> lacks <required/>')
-                    p.send(f"<starttls xmlns='{NS_TLS}'/>")
+                    p.send(f"<starttls xmlns='{NS_TLS}'/>" + (a.pipeline or ''))
                     m = p.recv_until(r'<proceed[^>]*/>|<failure', a.timeout)
                     if not m or not m.group(0).startswith('<proceed'):
+                        if a.expect_tls_fail:
+                            result(True, f'no <proceed/>, stream aborted ({p.close_how}): {p.buf[-200:]!r}')
                         result(False, f'no <proceed/>: {p.buf!r}')
                     p.tls_wrap(sni)
         elif a.mode == 'direct':
             p.tls_wrap(sni)
-    except ssl.SSLError as e:
+    except (ssl.SSLError, ConnectionError, socket.timeout) as e:
         desc = f'{getattr(e, "reason", None) or ""} {e}'
         p.note('TLS-FAIL', desc)
+        if a.expect_tls_fail:
+            result(True, f'TLS handshake failed as expected: {desc}')
+        if not isinstance(e, ssl.SSLError):
+            result(False, f'connection error during TLS setup: {desc} (received {p.buf!r})')
         if a.expect_alert:
             want = a.expect_alert.upper()
             if want in desc.upper() or want.replace('_', ' ') in desc.upper():
@@ -244,6 +257,8 @@ def main():
 
     if a.expect_alert:
         result(False, f'TLS handshake succeeded; expected alert {a.expect_alert}')
+    if a.expect_tls_fail:
+        result(False, 'TLS handshake succeeded although plaintext was pipelined after <starttls/>')
     if a.expect_alpn and a.mode != 'plain':
         want = None if a.expect_alpn == 'none' else a.expect_alpn
         if p.alpn != want:
@@ -281,7 +296,7 @@ def main():
         result(True, f'<{cond}/> after {elapsed:.1f}s; response header first={had_header}; '
                      f'</stream:stream>={closed}; connection closed={p.closed} ({p.close_how})')
 
-    if a.expect_features or a.hold:
+    if a.expect_features or a.hold or a.second_starttls:
         m = p.recv_until(r'</stream:features>|<stream:features/>|<stream:error>.*?</stream:error>',
                          a.timeout)
         text = p.buf.decode('utf-8', 'replace')
@@ -289,6 +304,22 @@ def main():
             result(False, f'no stream features after TLS (closed={p.close_how}): {text[:600]!r}')
         if re.search(r'<starttls', text):
             result(False, f'post-TLS features still offer <starttls/>: {text!r}')
+        if a.second_starttls:
+            p.buf = b''
+            p.send(f"<starttls xmlns='{NS_TLS}'/>")
+            m = p.recv_until(r'<proceed[^>]*/>|<failure[^>]*/?>|<stream:error>.*?</stream:error>',
+                             a.timeout)
+            got = m.group(0) if m else ''
+            if got.startswith('<proceed'):
+                result(False, f'a <starttls/> after TLS got <proceed/> (TLS-in-TLS with the '
+                              f'backend possible): {p.buf!r}')
+            if got.startswith('<failure') or got.startswith('<stream:error>'):
+                p.recv_until(r'</stream:stream>', 3)
+                result(True, f'second <starttls/> refused: {got[:120]!r}; '
+                             f'closed={p.closed or "</stream:stream>" in p.buf.decode()}')
+            if p.closed:
+                result(True, f'second <starttls/>: connection closed ({p.close_how}) without proceed')
+            result(False, f'no answer to a second <starttls/> within {a.timeout}s: {p.buf!r}')
         if not a.hold:
             result(True, f'post-TLS stream features, no <starttls/>: {m.group(0)[:80]!r}')
         # hold the idle stream open

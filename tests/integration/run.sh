@@ -3,7 +3,9 @@
 # time, and prints "integration: N passed, M failed". Binary: $XF_BIN (default
 # build/xmppfront). Per-test output goes to stdout.
 cd "$(dirname "$0")/../.." || exit 2
-export XF_BIN=${XF_BIN:-build/xmppfront}
+XF_BIN=${XF_BIN:-build/xmppfront}
+case "$XF_BIN" in /*) ;; *) XF_BIN="$(pwd)/$XF_BIN" ;; esac   # absolute for every test
+export XF_BIN
 PER_TEST_TIMEOUT=${XF_TEST_TIMEOUT:-300}
 if [ $# -gt 0 ]; then tests=("$@"); else tests=(tests/integration/test_*.sh); fi
 pass=0 fail=0 failed=()

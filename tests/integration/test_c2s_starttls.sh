@@ -17,6 +17,9 @@ xf_check "pre-TLS features: <starttls><required/>; after TLS: relayed features, 
 xf_check "no SNI: pre-TLS to='b.example' selects b.example's certificate" \
   xf_peer --port "$P_C2S" --mode starttls --to b.example --sni none --verify-name b.example \
           --ca "$XF_CA" --expect-features
+xf_check "to='A.EXAMPLE' (upper case, domains are case-insensitive) is accepted with a's certificate" \
+  xf_peer --port "$P_C2S" --mode starttls --to A.EXAMPLE --sni none --verify-name a.example \
+          --ca "$XF_CA" --expect-features
 sleep 0.5
 xf_check "closed connections logged with tenant=a.example service= reason=" \
   xf_log_has "$XF_LOG" tenant=a.example service= reason=

@@ -56,6 +56,11 @@ xf_check ":$P_C2S STARTTLS -xmpphost a.example -> a's cert" \
   expect_san "$P_C2S" a.example "DNS:conference.a.example" -starttls xmpp -xmpphost a.example -noservername
 xf_check ":$P_S2S STARTTLS s2s -xmpphost b.example -> b's cert" \
   expect_san "$P_S2S" b.example "DNS:b.example" -starttls xmpp-server -xmpphost b.example -noservername
+xf_check ":$P_C2S_TLS no SNI -> handshake with a default tenant certificate (chain verifies)" \
+  bash -c "timeout 15 openssl s_client -connect 127.0.0.1:$P_C2S_TLS -noservername -CAfile '$XF_CA' \
+             -verify_return_error </dev/null 2>&1 | grep -E 'Verify return code|subject=|alert' ; \
+           timeout 15 openssl s_client -connect 127.0.0.1:$P_C2S_TLS -noservername -CAfile '$XF_CA' \
+             -verify_return_error </dev/null 2>&1 | grep -q 'Verify return code: 0 (ok)'"
 xf_check ":$P_C2S_TLS unknown SNI nothere.example -> fatal alert unrecognized_name" \
   expect_alert "$P_C2S_TLS" nothere.example
 xf_check ":$P_AUTO unknown SNI nothere.example -> fatal alert unrecognized_name" \

@@ -4,7 +4,10 @@
 # malformed header -> <not-well-formed/>; header over max_header_bytes -> <policy-violation/>;
 # no complete header within handshake_timeout_s -> <connection-timeout/>;
 # wrong stream namespace -> <invalid-namespace/>; ALPN xmpp-server carrying jabber:client
-# -> <invalid-namespace/>. Every refused connection leaves a log line with reason=.
+# -> <invalid-namespace/>; missing `to` -> <host-unknown/>; SNI a / to b -> <policy-violation/>;
+# plaintext pipelined after <starttls/> aborts TLS; a <starttls/> after TLS (STARTTLS or
+# direct) is never answered with <proceed/> (the backend Prosody would offer TLS-in-TLS).
+# Every refused connection leaves a log line with reason=.
 . "$(dirname "$0")/lib.sh"
 T=refusals
 HS=3
@@ -46,6 +49,37 @@ xf_check "auto listener, ALPN xmpp-server + jabber:client header -> <invalid-nam
 xf_check "direct s2s listener (no ALPN) + jabber:client header -> <invalid-namespace/>" \
   xf_peer --port "$P_S2S_TLS" --mode direct --to a.example --ca "$XF_CA" \
           --expect-error invalid-namespace
+# spec-digest §10 cases 4, 7, 8, 9, 10
+xf_check "STARTTLS, pre-TLS header without 'to' -> <host-unknown/>" \
+  xf_peer --port "$P_C2S" --mode starttls --pretls --no-to --expect-error host-unknown
+xf_check "direct TLS (SNI a.example), header without 'to' -> <host-unknown/>" \
+  xf_peer --port "$P_C2S_TLS" --mode direct --sni a.example --no-to --ca "$XF_CA" \
+          --expect-error host-unknown
+xf_check "direct TLS SNI a.example but to='b.example' (hosted, not covered by a's cert) -> <policy-violation/>" \
+  xf_peer --port "$P_C2S_TLS" --mode direct --sni a.example --to b.example --verify-name a.example \
+          --ca "$XF_CA" --expect-error policy-violation
+xf_check "STARTTLS: plaintext pipelined after <starttls/> -> TLS aborted, never parsed" \
+  xf_peer --port "$P_C2S" --mode starttls --to a.example --ca "$XF_CA" \
+          --pipeline "<message to='user2@a.example'><body>injected</body></message>" --expect-tls-fail
+xf_check "STARTTLS: a second <starttls/> after TLS -> <failure/>/stream error/close, never <proceed/>" \
+  xf_peer --port "$P_C2S" --mode starttls --to a.example --ca "$XF_CA" --second-starttls
+xf_check "direct TLS: <starttls/> on an xmpps connection -> <failure/>/stream error/close, never <proceed/>" \
+  xf_peer --port "$P_C2S_TLS" --mode direct --to a.example --ca "$XF_CA" --second-starttls
+# --check-config: the generated config passes; broken ones are refused with exit 1
+xf_check "xmppfront --check-config accepts the test config (exit 0)" \
+  "$XF_BIN" --check-config -c "$XF_CFG"
+mkdir -p "$XF_TMP/bad1" "$XF_TMP/bad2/tenants"
+echo '{"workers": 2, "tenants": "tenants", "listeners": [' > "$XF_TMP/bad1/x.json"
+cp "$XF_TMP/xf/tenants/"*.json "$XF_TMP/bad2/tenants/"
+sed 's|"tenants": "tenants"|"tenants": "tenants"|' "$XF_CFG" > "$XF_TMP/bad2/x.json"
+sed -i 's|certs/b.example/fullchain.pem|certs/b.example/missing.pem|' "$XF_TMP/bad2/tenants/b.example.json"
+check_config_rc() {  # check_config_rc WANT FILE
+  "$XF_BIN" --check-config -c "$2"; local rc=$?
+  echo "exit $rc (want $1)"; [ "$rc" = "$1" ]
+}
+xf_check "xmppfront --check-config refuses truncated JSON (exit 1)" check_config_rc 1 "$XF_TMP/bad1/x.json"
+xf_check "xmppfront --check-config refuses a tenant whose certificate file is missing (exit 1)" \
+  check_config_rc 1 "$XF_TMP/bad2/x.json"
 sleep 0.5
 xf_check "refusals logged: a line with service= reason= for each refused connection (>= 12)" \
   bash -c "n=\$(grep 'service=' '$XF_LOG' | grep -c 'reason='); echo \"\$n lines\"; [ \"\$n\" -ge 12 ]"
