@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SIGTERM with an open idle (relayed, post-TLS) connection: xmppfront drains and exits 0
-# within the drain deadline (limits.drain_timeout_s, set to 3 here); the idle stream
-# is ended (a stream error such as <system-shutdown/> or a close), and the listening
-# ports are gone afterwards.
+# within the drain deadline (limits.drain_timeout_s, set to 3 here); during the drain new
+# connections are not served; the idle stream is ended (a stream error such as
+# <system-shutdown/> or a close), and the listening ports are gone afterwards.
 . "$(dirname "$0")/lib.sh"
 T=sigterm
 DRAIN=3
@@ -24,6 +24,26 @@ xf_check "idle client connected through the proxy (features received)" \
 
 t0=$(date +%s.%N)
 kill -TERM "$XF_PROXY_PID"
+sleep 0.5
+# during the drain, new connections are not served: refused, or closed without a reply
+xf_check "during the drain a new connection is refused (or closed unanswered)" \
+  timeout 10 "$XF_PY" - "$P_C2S" <<'PYEOF'
+import socket, sys
+port = int(sys.argv[1])
+try:
+    s = socket.create_connection(('127.0.0.1', port), timeout=2)
+except OSError as e:
+    print(f'connect: {e}'); sys.exit(0)
+s.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+          b"xmlns:stream='http://etherx.jabber.org/streams' to='a.example' version='1.0'>")
+s.settimeout(2)
+try:
+    data = s.recv(4096)
+except (socket.timeout, OSError) as e:
+    print(f'no answer ({e})'); sys.exit(1 if isinstance(e, socket.timeout) else 0)
+print(f'received {data[:300]!r}')
+sys.exit(0 if (not data or b'<stream:error>' in data) else 1)
+PYEOF
 exited=0
 for ((i = 0; i < (DRAIN + 10) * 10; i++)); do
   if ! kill -0 "$XF_PROXY_PID" 2>/dev/null || ps -p "$XF_PROXY_PID" -o stat= | grep -q Z; then
