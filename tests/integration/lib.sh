@@ -289,7 +289,7 @@ xf_proxy_start() {
 # Users user1/pass1 and user2/pass2 on a.example and b.example.
 # Knobs: XF_HANDSHAKE_TIMEOUT (30), XF_BACKEND_TIMEOUT (10), XF_MAX_HEADER (8192),
 #        XF_DRAIN_TIMEOUT (unset = proxy default), XF_B_C2S_BACKEND (override b's c2s;
-#        "dead" = a free port where nothing listens).
+#        "dead" = a free port where nothing listens), XF_W_C2S_BACKEND (override w's c2s).
 xf_setup_standard() {
   local name=${1:-test}
   xf_init "$name" || return 1
@@ -314,7 +314,7 @@ xf_setup_standard() {
   xf_tenant_write "$td" b.example "" "$c/b.example" \
     "${XF_B_C2S_BACKEND:-127.0.0.1:$P_PC2S}" "127.0.0.1:$P_PS2S"
   xf_tenant_write "$td" w.example "chat.w.example" "$c/w.example" \
-    "127.0.0.1:$P_PC2S" "127.0.0.1:$P_PS2S"
+    "${XF_W_C2S_BACKEND:-127.0.0.1:$P_PC2S}" "127.0.0.1:$P_PS2S"
   local L
   L="$(xf_listener 127.0.0.1 "$P_C2S" starttls client), $(xf_listener 127.0.0.1 "$P_C2S_TLS" direct client)"
   L="$L, $(xf_listener 127.0.0.1 "$P_S2S" starttls server), $(xf_listener 127.0.0.1 "$P_S2S_TLS" direct server)"
@@ -385,6 +385,20 @@ xf_setup_failed() {
   xf_show_proxy_log 30
   echo "FAIL: ${1:-setup}"
   exit 1
+}
+
+# xf_blackhole PORT — a TCP listener that accepts and never answers (tracked PID).
+xf_blackhole() {
+  timeout 600 "$XF_PY" -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)
+' "$1" &
+  xf_track $!
+  xf_wait_port 127.0.0.1 "$1" 5 $!
 }
 
 # Python helpers, always through Debian's python and bounded.
