@@ -67,7 +67,13 @@ class Peer:
     def send(self, text):
         data = text.encode() if isinstance(text, str) else text
         self.note('SENT', data)
-        self.sock.sendall(data)
+        if self.args.trickle:
+            # one byte per write: splits inside '<?xml', attributes and UTF-8 sequences
+            for i in range(len(data)):
+                self.sock.sendall(data[i:i + 1])
+                time.sleep(self.args.trickle / 1000.0)
+        else:
+            self.sock.sendall(data)
 
     def recv_until(self, pattern, timeout):
         """Read until regex `pattern` matches the buffer, the peer closes, or timeout.
@@ -183,6 +189,8 @@ def main():
     ap.add_argument('--second-starttls', action='store_true',
                     help='after post-TLS features send <starttls/>: must get <failure/>, '
                          'a stream error or a close, never <proceed/>')
+    ap.add_argument('--trickle', type=float, default=0,
+                    help='send every payload one byte at a time, MS milliseconds apart')
     ap.add_argument('--expect-error')
     ap.add_argument('--expect-features', action='store_true')
     ap.add_argument('--expect-alert')

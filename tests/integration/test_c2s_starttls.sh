@@ -20,6 +20,9 @@ xf_check "no SNI: pre-TLS to='b.example' selects b.example's certificate" \
 xf_check "to='A.EXAMPLE' (upper case, domains are case-insensitive) is accepted with a's certificate" \
   xf_peer --port "$P_C2S" --mode starttls --to A.EXAMPLE --sni none --verify-name a.example \
           --ca "$XF_CA" --expect-features
+xf_check "every byte in its own write (headers split inside <?xml and attributes): still works" \
+  xf_peer --port "$P_C2S" --mode starttls --to a.example --ca "$XF_CA" --trickle 2 \
+          --expect-features --timeout 20
 sleep 0.5
 xf_check "closed connections logged with tenant=a.example service= reason=" \
   xf_log_has "$XF_LOG" tenant=a.example service= reason=

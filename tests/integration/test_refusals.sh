@@ -65,6 +65,23 @@ xf_check "STARTTLS: a second <starttls/> after TLS -> <failure/>/stream error/cl
   xf_peer --port "$P_C2S" --mode starttls --to a.example --ca "$XF_CA" --second-starttls
 xf_check "direct TLS: <starttls/> on an xmpps connection -> <failure/>/stream error/close, never <proceed/>" \
   xf_peer --port "$P_C2S_TLS" --mode direct --to a.example --ca "$XF_CA" --second-starttls
+# restricted XML and pre-TLS rules (spec §1.2, §5, §10 cases 5, 6)
+HDR="<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a.example'"
+xf_check "pre-TLS comment before the header -> <restricted-xml/>" \
+  xf_peer --port "$P_C2S" --mode starttls --pretls \
+          --send "<?xml version='1.0'?><!-- hi -->$HDR version='1.0'>" --expect-error restricted-xml
+xf_check "pre-TLS DTD with an entity declaration -> <restricted-xml/>" \
+  xf_peer --port "$P_C2S" --mode starttls --pretls \
+          --send "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]>$HDR version='1.0'>" \
+          --expect-error restricted-xml
+xf_check "header without version (0.9: no STARTTLS possible) -> <unsupported-version/>" \
+  xf_peer --port "$P_C2S" --mode starttls --pretls --send "<?xml version='1.0'?>$HDR>" \
+          --expect-error 'unsupported-version|policy-violation'
+xf_check "a stanza before STARTTLS on the TLS-required port -> <policy-violation/> (or <not-authorized/>)" \
+  xf_peer --port "$P_C2S" --mode starttls --pretls \
+          --send "<?xml version='1.0'?>$HDR version='1.0'><message to='user2@a.example'><body>x</body></message>" \
+          --expect-error 'policy-violation|not-authorized'
+
 # --check-config: the generated config passes; broken ones are refused with exit 1
 xf_check "xmppfront --check-config accepts the test config (exit 0)" \
   "$XF_BIN" --check-config -c "$XF_CFG"
