@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 DEMO="$ROOT/.demo"
-DOMAINS=(${DEMO_DOMAINS:-a.example b.example})
+read -r -a DOMAINS <<< "${DEMO_DOMAINS:-a.example b.example}"
 ADDR=${DEMO_ADDRESS:-127.0.0.1}
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 
@@ -31,7 +31,8 @@ fi
 export XF_BIN="$ROOT/build/xmppfront"
 # shellcheck source=../tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
-XF_TMP=""                      # keep .demo/ after exit; only PIDs are cleaned up
+# shellcheck disable=SC2034  # read by xf_cleanup: empty keeps .demo/, only PIDs are cleaned up
+XF_TMP=""
 trap xf_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
