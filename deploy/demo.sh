@@ -24,7 +24,7 @@ if [ "${DEMO_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
   say "building (cmake -B build && cmake --build build)"
-  { cmake -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+  { cmake -B build >/dev/null &&
     cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target xmppfront; } || exit 1
 fi
 
