@@ -49,6 +49,9 @@ static const char *state_names[] = {
 
 #define READ_CHUNK 16384
 #define LINGER_MS 5000           /* bound on flushing and half-closed streams */
+#define BACKEND_SCAN_LIMIT 65536 /* backend header / element size while we scan it */
+#define XF_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define XF_NS_DIALBACK "jabber:server:dialback"
 
 typedef struct xf_conn {
     struct xf_conn *next, *prev;            /* worker's list */
@@ -82,7 +85,8 @@ typedef struct xf_conn {
     size_t client_queued, backend_queued;   /* bytes handed to uv_write, not yet done */
     int client_paused, backend_paused;      /* reads stopped by backpressure */
     int client_eof, backend_eof;            /* that side sent FIN / close_notify */
-    int client_shut, backend_shut;          /* we shut down our write side */
+    int client_shut, backend_shut;          /* we asked to shut down our write side */
+    int client_shut_done;                   /* ... and the client's has completed */
     int ip_counted;                         /* holds a per-address slot */
     int skip_ws_before_tls;                 /* after <proceed/>, until the first TLS byte */
 
@@ -112,6 +116,7 @@ static void stream_error(xf_conn *c, const char *cond, const char *text, const c
 static void tls_pump(xf_conn *c);
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 /* ---------------------------------------------------------------- state machine */
 
@@ -190,8 +195,10 @@ static void on_write_done(uv_write_t *req, int status)
     else
         c->client_queued -= wr->len;
     free(wr);
-    if (c->state == XF_CONN_CLOSED)
-        return;
+    if (c->state == XF_CONN_CLOSED || status == UV_ECANCELED)
+        return;                               /* a close cancelled it */
+    if (status < 0 && to_backend && c->state == XF_CONN_CLOSING)
+        return;                               /* the backend is being dropped anyway */
     if (status < 0) {
         char r[120];
         snprintf(r, sizeof(r), "write to %s failed: %s", to_backend ? "backend" : "client",
@@ -400,46 +407,76 @@ static void conn_close(xf_conn *c, const char *reason)
         uv_close((uv_handle_t *)&c->backend, on_handle_closed);
 }
 
+static void conn_finish(xf_conn *c, const char *reason);
+
+/* RELAY: both directions have ended; close once our last bytes reached the client. */
+static void maybe_close_relay(xf_conn *c)
+{
+    if (c->client_eof && c->backend_eof && (!c->client_shut || c->client_shut_done))
+        conn_close(c, c->reason);
+}
+
 static void on_linger_timeout(uv_timer_t *t)
 {
     xf_conn *c = t->data;
-    conn_close(c, c->reason[0] ? c->reason : "linger timeout");
+    if (c->state == XF_CONN_RELAY)             /* a half-closed stream went quiet */
+        conn_finish(c, c->reason[0] ? c->reason : "half-closed stream timed out");
+    else
+        conn_close(c, c->reason[0] ? c->reason : "linger timeout");
 }
 
 static void on_client_shutdown(uv_shutdown_t *req, int status)
 {
     xf_conn *c = req->data;
-    if (c->state == XF_CONN_CLOSING)
+    (void)status;
+    if (c->state == XF_CONN_CLOSED)
+        return;
+    c->client_shut_done = 1;
+    if (c->state == XF_CONN_CLOSING && c->client_eof)
         conn_close(c, c->reason);
-    else if (c->state == XF_CONN_RELAY && c->backend_eof && c->client_eof)
-        conn_close(c, c->reason);
+    else if (c->state == XF_CONN_RELAY)
+        maybe_close_relay(c);
 }
 
-/* Close gracefully: stop reading, send close_notify when TLS is up, let queued bytes
-   (e.g. a stream error) reach the client, then close. Bounded by LINGER_MS. */
+/* Our side of the public stream is done: close_notify when TLS is up, then FIN once
+   every queued byte is written (uv_shutdown waits for the write queue). */
+static void shutdown_client(xf_conn *c)
+{
+    if (c->client_shut)
+        return;
+    if (c->tls_active && mbedtls_ssl_is_handshake_over(&c->ssl)) {
+        mbedtls_ssl_close_notify(&c->ssl);
+        flush_tls_out(c);
+    }
+    c->client_shut = 1;
+    c->client_shut_req.data = c;
+    if (uv_shutdown(&c->client_shut_req, (uv_stream_t *)&c->client, on_client_shutdown) < 0)
+        c->client_shut_done = 1;               /* nothing to wait for */
+}
+
+/* Close gracefully (RFC 6120 §4.4): drop the backend, send what is queued (e.g. a
+   stream error) and close_notify, then keep reading and discarding until the client
+   closes too, bounded by LINGER_MS. */
 static void conn_finish(xf_conn *c, const char *reason)
 {
     if (c->state >= XF_CONN_CLOSING)
         return;
     snprintf(c->reason, sizeof(c->reason), "%s", reason);
     set_state(c, XF_CONN_CLOSING);
-    uv_read_stop((uv_stream_t *)&c->client);
     if (c->backend_open) {
         uv_read_stop((uv_stream_t *)&c->backend);
         uv_close((uv_handle_t *)&c->backend, on_handle_closed);
         c->backend_open = 0;
     }
-    if (c->tls_active && mbedtls_ssl_is_handshake_over(&c->ssl)) {
-        mbedtls_ssl_close_notify(&c->ssl);
-        flush_tls_out(c);
+    if (c->client_paused && !c->client_eof) {
+        c->client_paused = 0;
+        uv_read_start((uv_stream_t *)&c->client, alloc_buf, on_client_read);
     }
-    c->client_shut_req.data = c;
-    if (c->client_shut ||
-        uv_shutdown(&c->client_shut_req, (uv_stream_t *)&c->client, on_client_shutdown) < 0) {
-        conn_close(c, reason);
+    shutdown_client(c);
+    if (c->client_eof && c->client_shut_done) {
+        conn_close(c, c->reason);
         return;
     }
-    c->client_shut = 1;
     timer_start(c, LINGER_MS, on_linger_timeout);
 }
 
@@ -517,17 +554,23 @@ static int version_ok(const char *v)
     return end != v && *end == '.' && major >= 1;
 }
 
-/* The tenant whose domain or alias is the stream's `to`; NULL after answering
-   <host-unknown/> (RFC 6120 §4.9.3.6). */
+/* Note the tenant the stream's `to` names (NULL if none), so that every answer to this
+   header, errors included, comes from it (RFC 6120 §4.7.1, §4.9.1.3) and the log
+   names it. */
+static void note_tenant(xf_conn *c, const char *to)
+{
+    c->tenant = to ? xf_registry_find(c->config->registry, to) : NULL;
+}
+
+/* The noted tenant, or NULL after answering <host-unknown/> (RFC 6120 §4.9.3.6). */
 static const xf_tenant *hosted_tenant(xf_conn *c, const char *to)
 {
-    const xf_tenant *t = to ? xf_registry_find(c->config->registry, to) : NULL;
-    if (t == NULL) {
+    if (c->tenant == NULL) {
         char r[200];
         snprintf(r, sizeof(r), "to '%.100s' is not hosted here", to ? to : "(none)");
         stream_error(c, "host-unknown", NULL, r);
     }
-    return t;
+    return c->tenant;
 }
 
 /* Pre-TLS header on a STARTTLS listener: answer with our header and the STARTTLS-only
@@ -535,6 +578,7 @@ static const xf_tenant *hosted_tenant(xf_conn *c, const char *to)
 static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
 {
     c->stream_ns = ev->ns;
+    note_tenant(c, ev->to);
     int want = c->lconf->service;
     if (ev->ns == XF_XML_NS_NONE) {
         stream_error(c, "invalid-namespace", NULL, "stream header without a content namespace");
@@ -550,22 +594,24 @@ static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
         return;
     c->sel.hint = t;
     if (!version_ok(ev->version)) {
-        c->tenant = t;
         stream_error(c, "unsupported-version", "TLS is required; version 1.0 streams only",
                      "stream without version 1.0");
-        return;
-    }
-    char out[1536], id[40];
-    xf_xml_new_id(id, sizeof(id));
-    const char *to = (ev->ns == XF_XML_NS_SERVER) ? ev->from : NULL;
-    int n = xf_xml_write_header(out, sizeof(out), ev->ns, t->domain, to, id, "1.0");
-    if (n < 0) {
-        stream_error(c, "bad-format", NULL, "header attributes too long");
         return;
     }
     static const char features[] =
         "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
         "</starttls></stream:features>";
+    /* The peer's `from` is echoed (escaped, so up to 6x longer): the header gets what
+       is left after the features, and a header that does not fit is refused. */
+    char out[4096], id[40];
+    xf_xml_new_id(id, sizeof(id));
+    const char *to = (ev->ns == XF_XML_NS_SERVER) ? ev->from : NULL;
+    int n = xf_xml_write_header(out, sizeof(out) - (sizeof(features) - 1), ev->ns, t->domain,
+                                to, id, "1.0");
+    if (n < 0) {
+        stream_error(c, "improper-addressing", "from is too long", "header from too long");
+        return;
+    }
     memcpy(out + n, features, sizeof(features) - 1);
     n += (int)sizeof(features) - 1;
     c->header_sent = 1;
@@ -607,6 +653,7 @@ static void on_backend_connected(uv_connect_t *req, int status);
 static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
 {
     c->stream_ns = ev->ns;
+    note_tenant(c, ev->to);
     if (ev->ns == XF_XML_NS_NONE) {
         stream_error(c, "invalid-namespace", NULL, "stream header without a content namespace");
         return;
@@ -634,14 +681,17 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
     const xf_tenant *t = hosted_tenant(c, ev->to);
     if (t == NULL)
         return;
-    c->tenant = t;
-    /* RFC 6066 §3: the application-layer name must agree with the SNI: the same tenant,
-       or a certificate that covers both names. */
-    if (c->sel.sni[0] && c->sel.chosen != t &&
+    /* RFC 6066 §3: the application-layer name must agree with the name that chose the
+       certificate (the SNI, or the pre-TLS `to` on STARTTLS): the same tenant, or a
+       certificate that covers both names. Direct TLS without SNI is left alone: it got
+       the default certificate, which a verifying client checks itself. */
+    if ((c->sel.sni[0] || c->sel.hint) && c->sel.chosen != t &&
         !xf_identity_covers_dns(&c->sel.chosen->chain, t->domain)) {
-        char r[200];
-        snprintf(r, sizeof(r), "to '%.80s' does not agree with SNI '%.80s'", ev->to, c->sel.sni);
-        stream_error(c, "host-unknown", "the stream's to does not match the TLS server name", r);
+        char r[240];
+        snprintf(r, sizeof(r), "to '%.80s' does not agree with %s '%.80s'", ev->to,
+                 c->sel.sni[0] ? "SNI" : "the pre-TLS to",
+                 c->sel.sni[0] ? c->sel.sni : c->sel.hint->domain);
+        stream_error(c, "policy-violation", "the stream's to does not match the TLS server name", r);
         return;
     }
     if (!version_ok(ev->version)) {
@@ -656,8 +706,13 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
         return;
     }
     set_state(c, XF_CONN_BACKEND_CONNECT);
-    /* The scanner is reused for the backend's stream. */
-    xf_xml_reset(c->xml);
+    /* From here the scanner follows the backend's stream (trusted, so larger limits). */
+    xf_xml_free(c->xml);
+    c->xml = xf_xml_new(BACKEND_SCAN_LIMIT, BACKEND_SCAN_LIMIT);
+    if (c->xml == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
     int r = uv_tcp_init(&c->w->loop, &c->backend);
     if (r == 0) {
         c->backend.data = c;
@@ -733,8 +788,51 @@ static void on_backend_connected(uv_connect_t *req, int status)
     }
 }
 
-/* The backend's header and first features: forward them with <starttls/> removed,
-   since TLS is ours (RFC 6120 §5.3.1: the post-TLS features never offer it). */
+/* Is ev the backend's answer that authentication is done: SASL <success/> (RFC 6120
+   §6.4.6) or a dialback result (XEP-0220 §2.1.3)? */
+static int auth_done(const xf_xml_event *ev)
+{
+    return (strcmp(ev->name, "success") == 0 && strcmp(ev->ns_uri, XF_NS_SASL) == 0) ||
+           (strcmp(ev->name, "result") == 0 && strcmp(ev->ns_uri, XF_NS_DIALBACK) == 0);
+}
+
+/* RELAY before authentication. TLS is ours: a client that asks the backend for STARTTLS
+   inside it (a second <starttls/>, or one on a direct TLS port) must get <failure/> and
+   a closed stream (RFC 6120 §5.4.2.2; spec-digest §10 cases 8, 9), never a TLS session
+   with the backend. So the backend's stream is watched until authentication ends it:
+   a <proceed/> is replaced by <failure/>. `data` are the backend bytes at absolute
+   offset `base`, already pushed to the scanner. Returns 0, or -1 once c is closing. */
+static int backend_watch(xf_conn *c, const char *data, size_t len, uint64_t base)
+{
+    xf_xml_event ev;
+    while (c->xml != NULL && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
+        if (ev.type == XF_XML_ELEMENT && strcmp(ev.name, "proceed") == 0 &&
+            strcmp(ev.ns_uri, XF_NS_TLS) == 0) {
+            static const char failure[] =
+                "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>";
+            size_t keep = ev.span.start > base ? (size_t)(ev.span.start - base) : 0;
+            if (keep > len)
+                keep = len;
+            if (client_send(c, data, keep) < 0 ||
+                client_send(c, failure, sizeof(failure) - 1) < 0)
+                return -1;
+            conn_finish(c, "client asked for STARTTLS inside TLS: answered <failure/>");
+            return -1;
+        }
+        if (ev.type != XF_XML_ELEMENT || auth_done(&ev)) {
+            if (ev.type == XF_XML_ERROR)
+                xf_debug("conn id=%llu stop watching the backend stream: %s",
+                         (unsigned long long)c->id, ev.reason ? ev.reason : ev.error);
+            xf_xml_free(c->xml);                  /* authenticated: plain relay from now */
+            c->xml = NULL;
+        }
+    }
+    return client_send(c, data, len);
+}
+
+/* BACKEND_HEADER: the backend's header and first element (its features, or a stream
+   error). They go to the client with <starttls/> removed from the features, since TLS
+   is ours (RFC 6120 §5.3.1: post-TLS features never offer it); then RELAY. */
 static void backend_header_input(xf_conn *c, const char *data, size_t len)
 {
     if (xf_buf_append(&c->bplain, data, len) < 0 || xf_xml_push(c->xml, data, len) < 0) {
@@ -742,54 +840,54 @@ static void backend_header_input(xf_conn *c, const char *data, size_t len)
         return;
     }
     xf_xml_event ev;
-    while (xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
-        if (ev.type == XF_XML_HEADER) {
-            c->bheader_end = ev.span.end;
-            continue;
-        }
-        if (ev.type == XF_XML_ERROR) {
-            char r[200];
-            snprintf(r, sizeof(r), "backend sent a bad stream: %s (%s)", ev.error,
-                     ev.reason ? ev.reason : "");
-            stream_error(c, "internal-server-error", NULL, r);
-            return;
-        }
-        /* First element (features, or a stream error) or the end of the stream. */
-        const char *buf = xf_buf_head(&c->bplain);
-        size_t size = xf_buf_size(&c->bplain);
-        size_t cut_start = 0, cut_end = 0;
-        if (ev.type == XF_XML_ELEMENT && strcmp(ev.name, "features") == 0 &&
-            strcmp(ev.ns_uri, XF_NS_STREAMS) == 0) {
-            for (int i = 0; i < ev.n_children; i++) {
-                if (strcmp(ev.children[i].name, "starttls") == 0 &&
-                    strcmp(ev.children[i].ns, XF_NS_TLS) == 0) {
-                    cut_start = (size_t)ev.children[i].span.start;
-                    cut_end = (size_t)ev.children[i].span.end;
-                }
-            }
-            if (cut_end == 0 && ev.children_truncated)
-                xf_warn("conn id=%llu backend features have more than %d children; a "
-                        "<starttls/> among the rest would reach the client",
-                        (unsigned long long)c->id, XF_XML_MAX_CHILDREN);
-        }
-        xf_xml_free(c->xml);
-        c->xml = NULL;
-        uv_timer_stop(&c->timer);
-        set_state(c, XF_CONN_RELAY);
-        relay_activity(c);
-        c->header_sent = 1;
-        if (cut_end > cut_start && cut_end <= size) {
-            if (client_send(c, buf, cut_start) < 0 ||
-                client_send(c, buf + cut_end, size - cut_end) < 0)
-                return;
-        } else if (client_send(c, buf, size) < 0) {
-            return;
-        }
-        xf_buf_free(&c->bplain);
-        if (c->client_eof)
-            tls_pump(c);
+    do {
+        if (xf_xml_next(c->xml, &ev) == XF_XML_NONE)
+            return;                                   /* more input needed */
+    } while (ev.type == XF_XML_HEADER);
+    if (ev.type == XF_XML_ERROR) {
+        char r[200];
+        snprintf(r, sizeof(r), "backend sent a bad stream: %s (%s)", ev.error,
+                 ev.reason ? ev.reason : "");
+        stream_error(c, "internal-server-error", NULL, r);
         return;
     }
+    const char *buf = xf_buf_head(&c->bplain);
+    size_t size = xf_buf_size(&c->bplain);
+    size_t first_end = ev.span.end < size ? (size_t)ev.span.end : size;
+    size_t cut_start = 0, cut_end = 0;
+    if (ev.type == XF_XML_ELEMENT && strcmp(ev.name, "features") == 0 &&
+        strcmp(ev.ns_uri, XF_NS_STREAMS) == 0) {
+        for (int i = 0; i < ev.n_children; i++) {
+            if (strcmp(ev.children[i].name, "starttls") == 0 &&
+                strcmp(ev.children[i].ns, XF_NS_TLS) == 0) {
+                cut_start = (size_t)ev.children[i].span.start;
+                cut_end = (size_t)ev.children[i].span.end;
+            }
+        }
+        if (cut_end == 0 && ev.children_truncated)
+            xf_warn("conn id=%llu backend features have more than %d children; a "
+                    "<starttls/> among the rest would reach the client",
+                    (unsigned long long)c->id, XF_XML_MAX_CHILDREN);
+    }
+    if (ev.type != XF_XML_ELEMENT) {                  /* the backend ended the stream */
+        xf_xml_free(c->xml);
+        c->xml = NULL;
+    }
+    uv_timer_stop(&c->timer);
+    set_state(c, XF_CONN_RELAY);
+    relay_activity(c);
+    c->header_sent = 1;
+    if (cut_end > cut_start && cut_end <= first_end) {
+        if (client_send(c, buf, cut_start) < 0 ||
+            client_send(c, buf + cut_end, first_end - cut_end) < 0)
+            return;
+    } else if (client_send(c, buf, first_end) < 0) {
+        return;
+    }
+    /* Whatever came after the first element is watched like any later backend data. */
+    if (backend_watch(c, buf + first_end, size - first_end, first_end) < 0)
+        return;
+    xf_buf_free(&c->bplain);
 }
 
 static void on_backend_eof(xf_conn *c)
@@ -800,21 +898,11 @@ static void on_backend_eof(xf_conn *c)
         return;
     }
     c->backend_eof = 1;
-    /* Half-close: flush to the client, then close_notify and FIN. */
-    if (c->tls_active) {
-        mbedtls_ssl_close_notify(&c->ssl);
-        flush_tls_out(c);
-    }
-    if (!c->client_shut) {
-        c->client_shut_req.data = c;
-        if (uv_shutdown(&c->client_shut_req, (uv_stream_t *)&c->client, on_client_shutdown) == 0)
-            c->client_shut = 1;
-    }
     if (c->reason[0] == '\0')
         snprintf(c->reason, sizeof(c->reason), "backend closed the stream");
-    if (c->client_eof && !c->client_shut)
-        conn_close(c, c->reason);
-    else
+    shutdown_client(c);                        /* half-close: flush, close_notify, FIN */
+    maybe_close_relay(c);
+    if (c->state == XF_CONN_RELAY)
         timer_start(c, LINGER_MS, on_linger_timeout);
 }
 
@@ -839,8 +927,21 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->state == XF_CONN_BACKEND_HEADER)
         backend_header_input(c, buf->base, (size_t)n);
-    else if (c->state == XF_CONN_RELAY && client_send(c, buf->base, (size_t)n) == 0)
-        relay_activity(c);
+    else if (c->state == XF_CONN_RELAY) {
+        int r;
+        if (c->xml != NULL) {
+            uint64_t base = xf_xml_offset(c->xml);
+            if (xf_xml_push(c->xml, buf->base, (size_t)n) < 0) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            r = backend_watch(c, buf->base, (size_t)n, base);
+        } else {
+            r = client_send(c, buf->base, (size_t)n);
+        }
+        if (r == 0)
+            relay_activity(c);
+    }
 }
 
 static void resume_backend(xf_conn *c)
@@ -870,9 +971,8 @@ static void on_client_eof(xf_conn *c)
         if (uv_shutdown(&c->backend_shut_req, (uv_stream_t *)&c->backend, on_backend_shutdown) == 0)
             c->backend_shut = 1;
     }
-    if (c->backend_eof)
-        conn_close(c, c->reason);
-    else
+    maybe_close_relay(c);
+    if (c->state == XF_CONN_RELAY)
         timer_start(c, LINGER_MS, on_linger_timeout);
 }
 
@@ -941,6 +1041,8 @@ static void tls_pump(xf_conn *c)
             return;
         }
         set_state(c, XF_CONN_TLS_HEADER);
+        if (c->sel.sni[0])
+            c->tenant = c->sel.chosen;        /* until the stream header names one */
     }
     while (c->state >= XF_CONN_TLS_HEADER && c->state <= XF_CONN_RELAY && !c->client_paused &&
            !c->client_eof) {
@@ -999,9 +1101,13 @@ static void plain_input(xf_conn *c, const char *data, size_t len)
             stream_error(c, "policy-violation", "STARTTLS is required",
                          "element before STARTTLS");
             return;
-        case XF_XML_STREAM_END:
+        case XF_XML_STREAM_END: {
+            static const char end[] = "</stream:stream>";
+            if (c->header_sent && client_send(c, end, sizeof(end) - 1) < 0)
+                return;
             conn_finish(c, "client closed the stream before STARTTLS");
             return;
+        }
         case XF_XML_ERROR:
             stream_error(c, ev.error, NULL, ev.reason ? ev.reason : ev.error);
             return;
@@ -1014,6 +1120,13 @@ static void plain_input(xf_conn *c, const char *data, size_t len)
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     xf_conn *c = s->data;
+    if (c->state == XF_CONN_CLOSING && n < 0) {
+        c->client_eof = 1;                     /* the peer closed after our close */
+        uv_read_stop(s);
+        if (c->client_shut_done)
+            conn_close(c, c->reason);
+        return;
+    }
     if (c->state >= XF_CONN_CLOSING || n == 0)
         return;
     if (n < 0) {

@@ -31,15 +31,29 @@ void xf_log(int level, const char *fmt, ...)
     int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s ",
                   ts.tv_nsec / 1000000, level_names[level & 3]);
+    char msg[1536];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (m < 0)
         m = 0;
-    n += m;
-    if ((size_t)n > sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
+    if ((size_t)m >= sizeof(msg))
+        m = (int)sizeof(msg) - 1;
+    /* Messages carry peer-controlled text (stream `to`, SNI, reasons): control bytes
+       are written as \xNN so that no peer can end a line or forge another one. */
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < m && (size_t)n < sizeof(line) - 6; i++) {
+        unsigned char ch = (unsigned char)msg[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            line[n++] = '\\';
+            line[n++] = 'x';
+            line[n++] = hex[ch >> 4];
+            line[n++] = hex[ch & 15];
+        } else {
+            line[n++] = (char)ch;
+        }
+    }
     line[n++] = '\n';
     /* One write(2) per line keeps lines from different workers whole. */
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);

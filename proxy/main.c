@@ -45,9 +45,11 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     m->stopping = 1;
     xf_info("%s received: no new connections, draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     xf_workers_drain(m->workers, m->n_workers);
-    uv_close((uv_handle_t *)&m->sigterm, NULL);
-    uv_close((uv_handle_t *)&m->sigint, NULL);
-    uv_close((uv_handle_t *)&m->sighup, NULL);
+    /* The handlers stay installed (a second SIGTERM or a SIGHUP from logrotate must not
+       kill the drain), but no longer keep the main loop alive. */
+    uv_unref((uv_handle_t *)&m->sigterm);
+    uv_unref((uv_handle_t *)&m->sigint);
+    uv_unref((uv_handle_t *)&m->sighup);
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -146,6 +148,10 @@ int main(int argc, char **argv)
 
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);
+    uv_close((uv_handle_t *)&m.sigterm, NULL);
+    uv_close((uv_handle_t *)&m.sigint, NULL);
+    uv_close((uv_handle_t *)&m.sighup, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     xf_config_unref(cfg);
     xf_tls_free(tls);

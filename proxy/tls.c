@@ -56,13 +56,22 @@ static int on_sni(void *unused, mbedtls_ssl_context *ssl, const unsigned char *n
     xf_tls_select *sel = mbedtls_ssl_get_user_data_p(ssl);
     if (sel == NULL || len == 0 || len >= sizeof(sel->sni))
         return -1;
+    /* RFC 6066 §3: an ASCII host name, no trailing dot, no IP literal. Anything else is
+       refused with unrecognized_name like an unknown name. */
+    int letters = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = name[i];
-        if (ch == 0)
+        if (ch >= 'A' && ch <= 'Z')
+            ch += 32;
+        if (ch >= 'a' && ch <= 'z')
+            letters = 1;
+        else if (!((ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
             return -1;
-        sel->sni[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+        sel->sni[i] = (char)ch;
     }
     sel->sni[len] = '\0';
+    if (!letters || name[0] == '.' || name[len - 1] == '.')
+        return -1;
     const xf_tenant *t = xf_registry_for_sni(sel->registry, sel->sni);
     if (t == NULL)
         return -1;

@@ -13,8 +13,16 @@ static void on_connection(uv_stream_t *server, int status)
 {
     xf_listener *l = server->data;
     if (status < 0) {
-        /* libuv already sheds load on EMFILE with its reserve descriptor. */
-        xf_warn("accept on %s: %s", l->conf->name, uv_strerror(status));
+        /* libuv already sheds load on EMFILE with its reserve descriptor; say so at most
+           once a second per listener, not once per refused connection. */
+        uint64_t now = uv_now(server->loop);
+        l->accept_errors++;
+        if (now - l->last_accept_warn >= 1000) {
+            xf_warn("accept on %s: %s (%llu refused since the last warning)", l->conf->name,
+                    uv_strerror(status), (unsigned long long)l->accept_errors);
+            l->accept_errors = 0;
+            l->last_accept_warn = now;
+        }
         return;
     }
     xf_conn_accept(l);
@@ -87,9 +95,35 @@ fail:
     return -1;
 }
 
+/* SO_REUSEPORT would let a second xmppfront share our ports silently and split the
+   traffic: a plain bind first proves that nobody else holds the address. */
+static int probe_free(const xf_listener_conf *lc, char *err, size_t errlen)
+{
+    int fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    int one = 1, zero = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (lc->addr.ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) < 0)
+        goto fail;
+    close(fd);
+    return 0;
+fail:
+    snprintf(err, errlen, "listener %s: %s%s", lc->name, strerror(errno),
+             errno == EADDRINUSE ? " (another process, perhaps another xmppfront, holds it)" : "");
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
                       size_t errlen)
 {
+    for (size_t j = 0; j < cfg->n_listeners; j++)
+        if (probe_free(&cfg->listeners[j], err, errlen) != 0)
+            return -1;
     unsigned n = cfg->workers ? cfg->workers : 1;
     xf_worker *ws = calloc(n, sizeof(*ws));
     if (ws == NULL) {

@@ -7,6 +7,7 @@
 #define XF_WORKER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 #include "proxy/config.h"
 #include "proxy/tls.h"
@@ -18,6 +19,8 @@ typedef struct xf_listener {
     struct xf_worker *worker;
     const xf_listener_conf *conf;
     int fd;                          /* bound socket, handed over to the loop */
+    uint64_t last_accept_warn;       /* loop time of the last accept warning */
+    uint64_t accept_errors;          /* accept failures since then */
 } xf_listener;
 
 typedef struct xf_worker {
