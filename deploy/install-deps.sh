@@ -14,8 +14,11 @@ export DEBIAN_FRONTEND=noninteractive
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libuv1-dev libc-ares-dev libyajl-dev libcurl4-openssl-dev libexpat1-dev
             libcmocka-dev)
-TEST_PKGS=(prosody python3 python3-slixmpp openssl testssl.sh sslscan
-           iproute2 procps psmisc netcat-openbsd curl ca-certificates)
+TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp openssl testssl.sh sslscan
+           iproute2 procps psmisc netcat-openbsd curl ca-certificates util-linux)
+# Test peers are started by the tests themselves; their system services must not hold
+# the XMPP ports on a machine with systemd.
+PEER_SERVICES=(prosody ejabberd haproxy)
 
 missing=()
 for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
@@ -24,6 +27,12 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${#missing[@]}" -gt 0 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  for svc in "${PEER_SERVICES[@]}"; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
 fi
 
 # mbedTLS 3.6: present when the 3.x headers declare TLS 1.3 support.
