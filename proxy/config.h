@@ -24,7 +24,7 @@ typedef struct xf_listener_conf {
 } xf_listener_conf;
 
 typedef struct xf_limits {
-    unsigned handshake_timeout_s;      /* accept -> backend relay established; default 30 */
+    unsigned handshake_timeout_s;      /* accept -> stream routed; default 30 */
     unsigned max_header_bytes;         /* stream header and pre-TLS elements; default 8192 */
     unsigned max_connections;          /* whole process; default 100000 */
     unsigned max_connections_per_ip;   /* default 0 = unlimited */
