@@ -1,0 +1,369 @@
+/*
+ * bench load client for tests/bench/run.sh (OpenSSL, blocking sockets, pthreads).
+ *
+ * Every connection: TCP connect, TLS 1.3 handshake (SNI, fixed suite and group), the
+ * XMPP stream header, then read until <stream:features/> arrived (the backend's answer,
+ * relayed by the proxy). Every loop is bounded in count and in time; every socket has
+ * send/receive timeouts.
+ *
+ *   loadc rate  HOST PORT SNI CONC SECS           new connections per second
+ *   loadc up    HOST PORT SNI BYTES MAXSECS       client -> backend bulk
+ *   loadc down  HOST PORT SNI BYTES MAXSECS       backend -> client bulk
+ *   loadc echo  HOST PORT SNI COUNT MAXSECS SIZE  round trips through the echo backend
+ *   loadc idle  HOST PORT SNI N HOLDSECS          open N, print "ready N", hold until
+ *                                                 stdin closes or HOLDSECS, then close
+ * Output: one line of key=value pairs on stdout.
+ * Env: BENCH_SUITE (default TLS_AES_256_GCM_SHA384), BENCH_GROUP (default X25519).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+static const char HEADER[] =
+    "<?xml version='1.0'?><stream:stream to='a.example' xmlns='jabber:client' "
+    "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+static SSL_CTX *ctx;
+static struct sockaddr_in dst;
+static const char *sni;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+typedef struct { int fd; SSL *ssl; } xconn;
+
+static void xclose(xconn *x, int graceful)
+{
+    if (x->ssl) {
+        if (graceful)
+            SSL_shutdown(x->ssl);
+        SSL_free(x->ssl);
+    }
+    if (x->fd >= 0)
+        close(x->fd);
+    x->ssl = NULL;
+    x->fd = -1;
+}
+
+/* Connect, handshake, header round trip. Returns 0 or -1 (x closed). */
+static int xopen(xconn *x, int timeout_s)
+{
+    x->ssl = NULL;
+    x->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (x->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct timeval tv = {.tv_sec = timeout_s};
+    setsockopt(x->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(x->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(x->fd, (struct sockaddr *)&dst, sizeof(dst)) < 0)
+        goto fail;
+    x->ssl = SSL_new(ctx);
+    SSL_set_fd(x->ssl, x->fd);
+    SSL_set_tlsext_host_name(x->ssl, sni);
+    if (SSL_connect(x->ssl) != 1)
+        goto fail;
+    if (SSL_write(x->ssl, HEADER, sizeof(HEADER) - 1) != (int)sizeof(HEADER) - 1)
+        goto fail;
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        int r = SSL_read(x->ssl, buf + len, (int)(sizeof(buf) - 1 - len));
+        if (r <= 0)
+            goto fail;
+        len += (size_t)r;
+        buf[len] = 0;
+        if (strstr(buf, "<stream:features"))
+            break;
+        if (len >= sizeof(buf) - 1)
+            goto fail;
+    }
+    return 0;
+fail:
+    xclose(x, 0);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- rate */
+
+typedef struct {
+    double deadline;
+    long ok, err;
+    double *lat;
+    size_t nlat, cap;
+} rate_arg;
+
+static void *rate_thread(void *p)
+{
+    rate_arg *a = p;
+    while (now() < a->deadline) {
+        double t0 = now();
+        xconn x;
+        if (xopen(&x, 5) < 0) {
+            a->err++;
+            usleep(1000);
+            continue;
+        }
+        double t1 = now();
+        xclose(&x, 1);
+        a->ok++;
+        if (a->nlat < a->cap)
+            a->lat[a->nlat++] = (t1 - t0) * 1000.0;
+    }
+    return NULL;
+}
+
+static int do_rate(int conc, int secs)
+{
+    pthread_t th[1024];
+    rate_arg *args = calloc((size_t)conc, sizeof(*args));
+    if (conc > 1024)
+        conc = 1024;
+    double start = now();
+    for (int i = 0; i < conc; i++) {
+        args[i].deadline = start + secs;
+        args[i].cap = 200000;
+        args[i].lat = malloc(args[i].cap * sizeof(double));
+        pthread_create(&th[i], NULL, rate_thread, &args[i]);
+    }
+    long ok = 0, err = 0;
+    size_t n = 0;
+    for (int i = 0; i < conc; i++) {
+        pthread_join(th[i], NULL);
+        ok += args[i].ok;
+        err += args[i].err;
+        n += args[i].nlat;
+    }
+    double el = now() - start;
+    double *all = malloc((n + 1) * sizeof(double));
+    size_t k = 0;
+    for (int i = 0; i < conc; i++)
+        for (size_t j = 0; j < args[i].nlat; j++)
+            all[k++] = args[i].lat[j];
+    qsort(all, n, sizeof(double), cmp_double);
+    printf("ok=%ld errors=%ld secs=%.2f rate=%.1f setup_p50_ms=%.2f setup_p99_ms=%.2f\n", ok,
+           err, el, (double)ok / el, pct(all, n, 0.5), pct(all, n, 0.99));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- bulk */
+
+static int do_bulk(int up, unsigned long long bytes, int maxsecs)
+{
+    xconn x;
+    if (xopen(&x, 10) < 0) {
+        printf("error=connect\n");
+        return 1;
+    }
+    static char buf[65536];
+    double t0 = now(), deadline = t0 + maxsecs;
+    unsigned long long done = 0;
+    int complete = 0;
+    if (up) {
+        memset(buf, ' ', sizeof(buf));
+        if (SSL_write(x.ssl, "S", 1) != 1)
+            goto out;
+        while (done < bytes && now() < deadline) {
+            size_t n = bytes - done < sizeof(buf) ? (size_t)(bytes - done) : sizeof(buf);
+            int w = SSL_write(x.ssl, buf, (int)n);
+            if (w <= 0)
+                goto out;
+            done += (unsigned long long)w;
+        }
+        if (SSL_write(x.ssl, "!", 1) != 1)
+            goto out;
+        /* The backend's "!" means every byte went through the proxy. */
+        for (;;) {
+            int r = SSL_read(x.ssl, buf, sizeof(buf));
+            if (r <= 0)
+                goto out;
+            if (memchr(buf, '!', (size_t)r)) {
+                complete = done == bytes;
+                break;
+            }
+        }
+    } else {
+        char cmd[64];
+        int n = snprintf(cmd, sizeof(cmd), "G%llu\n", bytes);
+        if (SSL_write(x.ssl, cmd, n) != n)
+            goto out;
+        while (now() < deadline) {
+            int r = SSL_read(x.ssl, buf, sizeof(buf));
+            if (r <= 0)
+                goto out;
+            if (buf[r - 1] == '!') {
+                done += (unsigned long long)r - 1;
+                complete = done == bytes;
+                break;
+            }
+            done += (unsigned long long)r;
+        }
+    }
+out:;
+    double el = now() - t0;
+    xclose(&x, 1);
+    printf("bytes=%llu secs=%.3f MBps=%.1f complete=%d\n", done, el,
+           (double)done / el / 1e6, complete);
+    return complete ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- echo */
+
+static int do_echo(long count, int maxsecs, int size)
+{
+    xconn x;
+    if (xopen(&x, 10) < 0) {
+        printf("error=connect\n");
+        return 1;
+    }
+    char msg[65536], in[65536];
+    if (size < 64)
+        size = 64;
+    if (size > (int)sizeof(msg) - 64)
+        size = (int)sizeof(msg) - 64;
+    /* A stanza-shaped message padded to SIZE bytes. */
+    int h = snprintf(msg, sizeof(msg), "<message to='b@a.example'><body>");
+    memset(msg + h, 'x', (size_t)(size - h));
+    memcpy(msg + size - 17, "</body></message>", 17);
+    if (SSL_write(x.ssl, "E", 1) != 1) {
+        xclose(&x, 0);
+        printf("error=write\n");
+        return 1;
+    }
+    double *lat = malloc((size_t)count * sizeof(double));
+    long n = 0;
+    double t0 = now(), deadline = t0 + maxsecs;
+    int failed = 0;
+    while (n < count && now() < deadline) {
+        double a = now();
+        if (SSL_write(x.ssl, msg, size) != size) {
+            failed = 1;
+            break;
+        }
+        int got = 0;
+        while (got < size) {
+            int r = SSL_read(x.ssl, in, sizeof(in));
+            if (r <= 0) {
+                failed = 1;
+                break;
+            }
+            got += r;
+        }
+        if (failed)
+            break;
+        lat[n++] = (now() - a) * 1e6;
+    }
+    double el = now() - t0;
+    xclose(&x, 1);
+    qsort(lat, (size_t)n, sizeof(double), cmp_double);
+    printf("count=%ld secs=%.2f p50_us=%.1f p99_us=%.1f max_us=%.1f failed=%d\n", n, el,
+           pct(lat, (size_t)n, 0.5), pct(lat, (size_t)n, 0.99), n ? lat[n - 1] : 0.0, failed);
+    return failed;
+}
+
+/* ---------------------------------------------------------------- idle */
+
+static int do_idle(int n, int hold)
+{
+    xconn *xs = calloc((size_t)n, sizeof(*xs));
+    int ok = 0, err = 0;
+    double deadline = now() + hold;
+    for (int i = 0; i < n && now() < deadline; i++) {
+        if (xopen(&xs[ok], 5) == 0)
+            ok++;
+        else
+            err++;
+    }
+    printf("ready=%d errors=%d\n", ok, err);
+    fflush(stdout);
+    /* Hold until the script closes our stdin, bounded by HOLDSECS. */
+    for (;;) {
+        double left = deadline - now();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = 0, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (r != 0) {
+            char b[64];
+            if (r < 0 || read(0, b, sizeof(b)) <= 0)
+                break;
+        }
+    }
+    for (int i = 0; i < ok; i++)
+        xclose(&xs[i], 1);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 7) {
+        fprintf(stderr, "usage: see the comment at the top of loadc.c\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    const char *mode = argv[1];
+    dst.sin_family = AF_INET;
+    dst.sin_port = htons((uint16_t)atoi(argv[3]));
+    if (inet_pton(AF_INET, argv[2], &dst.sin_addr) != 1) {
+        fprintf(stderr, "loadc: IPv4 literal expected\n");
+        return 2;
+    }
+    sni = argv[4];
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+    const char *suite = getenv("BENCH_SUITE") ? getenv("BENCH_SUITE") : "TLS_AES_256_GCM_SHA384";
+    const char *group = getenv("BENCH_GROUP") ? getenv("BENCH_GROUP") : "X25519";
+    if (SSL_CTX_set_ciphersuites(ctx, suite) != 1 || SSL_CTX_set1_groups_list(ctx, group) != 1) {
+        fprintf(stderr, "loadc: bad suite or group\n");
+        return 2;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+
+    if (strcmp(mode, "rate") == 0)
+        return do_rate(atoi(argv[5]), atoi(argv[6]));
+    if (strcmp(mode, "up") == 0 || strcmp(mode, "down") == 0)
+        return do_bulk(mode[0] == 'u', strtoull(argv[5], NULL, 10), atoi(argv[6]));
+    if (strcmp(mode, "echo") == 0)
+        return do_echo(atol(argv[5]), atoi(argv[6]), argc > 7 ? atoi(argv[7]) : 128);
+    if (strcmp(mode, "idle") == 0)
+        return do_idle(atoi(argv[5]), atoi(argv[6]));
+    fprintf(stderr, "loadc: unknown mode %s\n", mode);
+    return 2;
+}
