@@ -16,12 +16,15 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libcmocka-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp openssl testssl.sh sslscan
            iproute2 procps psmisc netcat-openbsd curl ca-certificates util-linux)
+# tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
+# its load client.
+BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
 # Test peers are started by the tests themselves; their system services must not hold
 # the XMPP ports on a machine with systemd.
-PEER_SERVICES=(prosody ejabberd haproxy)
+PEER_SERVICES=(prosody ejabberd haproxy nginx)
 
 missing=()
-for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
+for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
