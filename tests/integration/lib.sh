@@ -404,3 +404,107 @@ while True:
 # Python helpers, always through Debian's python and bounded.
 xf_client() { timeout "${XF_CLIENT_TIMEOUT:-40}" "$XF_PY" "$XF_IT_DIR/xmpp_client.py" "$@"; }
 xf_peer() { timeout "${XF_PEER_TIMEOUT:-40}" "$XF_PY" "$XF_IT_DIR/raw_peer.py" "$@"; }
+
+# ---------------------------------------------------------------------------- ejabberd (added)
+# ejabberd 23.01 (Debian) as an isolated backend: its own config dir, spool and logs under
+# DIR, run as user ejabberd in the foreground, no epmd (ERL_DIST_PORT: the node listens for
+# ejabberdctl on a port of its own and "-start_epmd false"). /etc/ejabberd is not used.
+#   xf_ejabberd_start DIR C2S_PORT DIST_PORT DOMAIN...   sets XF_EJABBERD_PID (beam.smp)
+#   xf_ejabberd_register DIR USER HOST PASS
+#   xf_ejabberd_stop                                     TERM beam, then its process group
+XF_EJABBERD_PID=""
+XF_EJABBERD_PGID=""
+xf_ejabberd_ctl() {
+  local dir=$1; shift
+  local as=(env)
+  [ "$(id -u)" -eq 0 ] && as=(setpriv --reuid=ejabberd --regid=ejabberd --init-groups -- env)
+  (cd "$dir" && "${as[@]}" HOME="$dir" ejabberdctl --config-dir "$dir" --logs "$dir/log" \
+    --spool "$dir/spool" "$@")
+}
+xf_ejabberd_start() {
+  local dir=$1 c2s=$2 dist=$3 d hosts=""; shift 3
+  command -v ejabberdctl >/dev/null || { xf_log "ejabberdctl not installed"; return 3; }
+  for d in "$@"; do hosts="$hosts  - $d"$'\n'; done
+  mkdir -p "$dir/log" "$dir/spool"
+  cat > "$dir/ejabberd.yml" <<EOC
+hosts:
+$hosts
+loglevel: info
+log_rotate_count: 0
+certfiles: []
+listen:
+  -
+    port: $c2s
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls: false
+    starttls_required: false
+    max_stanza_size: 1048576
+auth_method: internal
+auth_password_format: plain
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+modules:
+  mod_roster: {}
+  mod_disco: {}
+  mod_ping: {}
+EOC
+  cat > "$dir/ejabberdctl.cfg" <<EOC
+ERLANG_NODE=xfit$$@localhost
+ERL_DIST_PORT=$dist
+INET_DIST_INTERFACE=127.0.0.1
+EOC
+  : > "$dir/inetrc"
+  [ "$(id -u)" -eq 0 ] && chown -R ejabberd:ejabberd "$dir"
+  # setsid: its own process group, so that stop can take every helper (erl_child_setup,
+  # inet_gethost, memsup ...) with it; the PID of that group is the ejabberdctl shell.
+  local as=(env)
+  [ "$(id -u)" -eq 0 ] && as=(setpriv --reuid=ejabberd --regid=ejabberd --init-groups -- env)
+  (cd "$dir" && exec setsid "${as[@]}" HOME="$dir" ejabberdctl --config-dir "$dir" \
+     --logs "$dir/log" --spool "$dir/spool" foreground) >"$dir/stdout" 2>&1 &
+  local wrapper=$!        # the ejabberdctl shell (setsid/setpriv/env exec), beam's parent
+  xf_track "$wrapper"
+  XF_EJABBERD_PGID=$(ps -o pgid= -p "$wrapper" | tr -d ' ')
+  local i
+  for ((i = 0; i < 300; i++)); do
+    # (ejabberdctl first runs a short-lived erl to parse INET_DIST_INTERFACE: skip it)
+    XF_EJABBERD_PID=$(pgrep -P "$wrapper" -f 'beam.smp.* -s ejabberd' 2>/dev/null | head -1)
+    [ -n "$XF_EJABBERD_PID" ] && break
+    kill -0 "$wrapper" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$XF_EJABBERD_PID" ]; then
+    xf_log "ejabberd: no beam.smp process"; tail -20 "$dir/stdout" >&2; return 3
+  fi
+  xf_track "$XF_EJABBERD_PID"
+  if ! xf_wait_port 127.0.0.1 "$c2s" 40 "$XF_EJABBERD_PID"; then
+    xf_log "ejabberd did not listen on 127.0.0.1:$c2s"
+    tail -20 "$dir/stdout" "$dir/log/error.log" >&2 2>/dev/null
+    return 3
+  fi
+}
+xf_ejabberd_register() {
+  local dir=$1
+  timeout 30 bash -c "$(declare -f xf_ejabberd_ctl); xf_ejabberd_ctl \"\$@\"" _ "$dir" \
+    register "$2" "$3" "$4" >>"$dir/ctl.log" 2>&1 ||
+    { xf_log "ejabberdctl register $2@$3 failed:"; tail -5 "$dir/ctl.log" >&2; return 1; }
+}
+xf_ejabberd_stop() {
+  [ -n "$XF_EJABBERD_PID" ] && xf_stop_pid "$XF_EJABBERD_PID" 10
+  # whatever is left in the process group setsid made for our ejabberdctl (never ours)
+  local g=$XF_EJABBERD_PGID i
+  [ -n "$g" ] && [ "$g" != "$(ps -o pgid= -p $$ | tr -d ' ')" ] || return 0
+  kill -TERM -- "-$g" 2>/dev/null || return 0
+  for ((i = 0; i < 30; i++)); do
+    pgrep -g "$g" >/dev/null 2>&1 || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$g" 2>/dev/null
+  return 0
+}
