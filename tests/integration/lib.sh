@@ -508,3 +508,19 @@ xf_ejabberd_stop() {
   kill -KILL -- "-$g" 2>/dev/null
   return 0
 }
+
+# ---------------------------------------------------------------------------- haproxy (added)
+# xf_haproxy_start CFG LOG PORT — HAProxy in the foreground (-db: no daemon, no master),
+# its stdout/stderr (use "log stdout format raw local0" in CFG) to LOG; tracked PID in
+# XF_HAPROXY_PID; waits for PORT on 127.0.0.1.
+XF_HAPROXY_PID=""
+xf_haproxy_start() {
+  local cfg=$1 log=$2 port=$3
+  command -v haproxy >/dev/null || { xf_log "haproxy not installed"; return 1; }
+  haproxy -c -q -f "$cfg" >"$log.check" 2>&1 || { xf_log "haproxy config invalid:"; cat "$log.check" >&2; return 1; }
+  haproxy -db -f "$cfg" >"$log" 2>&1 &
+  XF_HAPROXY_PID=$!
+  xf_track "$XF_HAPROXY_PID"
+  xf_wait_port 127.0.0.1 "$port" 10 "$XF_HAPROXY_PID" ||
+    { xf_log "haproxy did not listen on $port"; tail -20 "$log" >&2; return 1; }
+}
