@@ -89,6 +89,12 @@ typedef struct xf_conn {
     int client_shut_done;                   /* ... and the client's has completed */
     int ip_counted;                         /* holds a per-address slot */
     int skip_ws_before_tls;                 /* after <proceed/>, until the first TLS byte */
+    struct {                                /* TLS 1.2 record headers after the handshake */
+        int on;
+        unsigned have;
+        uint8_t hdr[5];
+        size_t body_left;
+    } recs;
 
     uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
     uint64_t start_ms;
@@ -341,6 +347,34 @@ static int tls_setup(xf_conn *c)
     c->sel.registry = c->config->registry;
     mbedtls_ssl_set_user_data_p(&c->ssl, &c->sel);
     mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+    return 0;
+}
+
+/* TLS 1.2 has no handshake messages from the client once the handshake is over except a
+   renegotiating ClientHello, and records show their content type in clear. mbedTLS
+   answers an unsupported renegotiation with a warning alert and carries on; RFC 6120
+   §5.4.3.3 (spec-digest §1.3) wants the TCP connection closed. So the client's record
+   headers are followed; returns 1 when a handshake record (type 22) appears.
+   TLS 1.3 hides record types and has no renegotiation. */
+static int renegotiation_seen(xf_conn *c, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        if (c->recs.body_left > 0) {
+            size_t k = n < c->recs.body_left ? n : c->recs.body_left;
+            c->recs.body_left -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        c->recs.hdr[c->recs.have++] = *p++;
+        n--;
+        if (c->recs.have == 5) {
+            c->recs.have = 0;
+            if (c->recs.hdr[0] == MBEDTLS_SSL_MSG_HANDSHAKE)
+                return 1;
+            c->recs.body_left = ((size_t)c->recs.hdr[3] << 8) | c->recs.hdr[4];
+        }
+    }
     return 0;
 }
 
@@ -899,7 +933,7 @@ static void on_backend_eof(xf_conn *c)
     }
     c->backend_eof = 1;
     if (c->reason[0] == '\0')
-        snprintf(c->reason, sizeof(c->reason), "backend closed the stream");
+        snprintf(c->reason, sizeof(c->reason), "backend closed the connection");
     shutdown_client(c);                        /* half-close: flush, close_notify, FIN */
     maybe_close_relay(c);
     if (c->state == XF_CONN_RELAY)
@@ -965,7 +999,7 @@ static void on_client_eof(xf_conn *c)
     c->client_eof = 1;
     uv_read_stop((uv_stream_t *)&c->client);
     if (c->reason[0] == '\0')
-        snprintf(c->reason, sizeof(c->reason), "client closed the stream");
+        snprintf(c->reason, sizeof(c->reason), "client closed the connection");
     if (!c->backend_shut) {
         c->backend_shut_req.data = c;
         if (uv_shutdown(&c->backend_shut_req, (uv_stream_t *)&c->backend, on_backend_shutdown) == 0)
@@ -1043,6 +1077,15 @@ static void tls_pump(xf_conn *c)
         set_state(c, XF_CONN_TLS_HEADER);
         if (c->sel.sni[0])
             c->tenant = c->sel.chosen;        /* until the stream header names one */
+        if (mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_2) {
+            /* mbedTLS consumed whole records, so tls_in starts at a record boundary. */
+            c->recs.on = 1;
+            if (renegotiation_seen(c, (const unsigned char *)xf_buf_head(&c->tls_in),
+                                   xf_buf_size(&c->tls_in))) {
+                conn_close(c, "TLS renegotiation attempt");
+                return;
+            }
+        }
     }
     while (c->state >= XF_CONN_TLS_HEADER && c->state <= XF_CONN_RELAY && !c->client_paused &&
            !c->client_eof) {
@@ -1141,6 +1184,10 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (!c->tls_active) {
         plain_input(c, buf->base, (size_t)n);
+        return;
+    }
+    if (c->recs.on && renegotiation_seen(c, (const unsigned char *)buf->base, (size_t)n)) {
+        conn_close(c, "TLS renegotiation attempt");
         return;
     }
     if (xf_buf_append(&c->tls_in, buf->base, (size_t)n) < 0) {

@@ -22,6 +22,7 @@
 
 typedef struct main_ctx {
     uv_signal_t sigterm, sigint, sighup;
+    uv_async_t done;                 /* a worker's loop has ended */
     xf_worker *workers;
     unsigned n_workers;
     int stopping;
@@ -40,16 +41,27 @@ static void usage(FILE *f)
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     main_ctx *m = s->data;
-    if (m->stopping)
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (m->stopping) {
+        xf_info("%s received: already draining", name);
         return;
+    }
     m->stopping = 1;
-    xf_info("%s received: no new connections, draining", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    xf_info("%s received: no new connections, draining", name);
     xf_workers_drain(m->workers, m->n_workers);
-    /* The handlers stay installed (a second SIGTERM or a SIGHUP from logrotate must not
-       kill the drain), but no longer keep the main loop alive. */
-    uv_unref((uv_handle_t *)&m->sigterm);
-    uv_unref((uv_handle_t *)&m->sigint);
-    uv_unref((uv_handle_t *)&m->sighup);
+}
+
+/* The main loop (and with it the signal handlers: a second SIGTERM or logrotate's SIGHUP
+   must not kill a drain) runs until every worker's loop has ended. */
+static void on_worker_done(uv_async_t *a)
+{
+    main_ctx *m = a->data;
+    if (!xf_workers_finished(m->workers, m->n_workers))
+        return;
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->done, NULL);
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -133,8 +145,10 @@ int main(int argc, char **argv)
     uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&m.sighup, on_sighup, SIGHUP);
+    uv_async_init(loop, &m.done, on_worker_done);
+    m.done.data = &m;
 
-    if (xf_workers_start(m.workers, m.n_workers) != 0) {
+    if (xf_workers_start(m.workers, m.n_workers, &m.done) != 0) {
         fprintf(stderr, "xmppfront: cannot start worker threads\n");
         return 1;
     }
@@ -148,10 +162,6 @@ int main(int argc, char **argv)
 
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);
-    uv_close((uv_handle_t *)&m.sigterm, NULL);
-    uv_close((uv_handle_t *)&m.sigint, NULL);
-    uv_close((uv_handle_t *)&m.sighup, NULL);
-    uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     xf_config_unref(cfg);
     xf_tls_free(tls);

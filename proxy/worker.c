@@ -172,14 +172,27 @@ static void worker_main(void *arg)
 {
     xf_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    __atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
+    if (w->done)
+        uv_async_send(w->done);
 }
 
-int xf_workers_start(xf_worker *ws, unsigned n)
+int xf_workers_start(xf_worker *ws, unsigned n, uv_async_t *done)
 {
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
+        ws[i].done = done;
         if (uv_thread_create(&ws[i].thread, worker_main, &ws[i]) != 0)
             return -1;
+    }
     return 0;
+}
+
+int xf_workers_finished(const xf_worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!__atomic_load_n(&ws[i].finished, __ATOMIC_ACQUIRE))
+            return 0;
+    return 1;
 }
 
 void xf_workers_drain(xf_worker *ws, unsigned n)

@@ -36,13 +36,18 @@ typedef struct xf_worker {
     size_t n_listeners;
     struct xf_conn *conns;           /* intrusive list of live connections */
     size_t n_conns;
+    uv_async_t *done;                /* main's: told when this worker's loop has ended */
+    int finished;                    /* set (atomically) when the loop has ended */
 } xf_worker;
 
 /* Create the workers' listening sockets (SO_REUSEPORT, one per worker per listener) in
    the calling thread, so bind errors are reported before anything starts. */
 int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
                       size_t errlen);
-int xf_workers_start(xf_worker *ws, unsigned n);
+/* Start the threads; each signals `done` (main's loop) when its loop has ended. */
+int xf_workers_start(xf_worker *ws, unsigned n, uv_async_t *done);
+/* 1 when every worker's loop has ended. */
+int xf_workers_finished(const xf_worker *ws, unsigned n);
 /* Ask every worker to stop accepting and drain (async-signal context not allowed). */
 void xf_workers_drain(xf_worker *ws, unsigned n);
 void xf_workers_join_and_free(xf_worker *ws, unsigned n);
