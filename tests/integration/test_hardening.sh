@@ -9,7 +9,7 @@
 #      the first keeps serving;
 #  (e) <starttls/> after TLS (Prosody behind offers TLS) -> <failure xmlns=xmpp-tls/> and
 #      the stream closes, on the STARTTLS port (after the post-TLS restart) and on direct TLS;
-#  (f) a TLS 1.2 client attempting renegotiation (openssl s_client 'R') gets no second
+#  (f) a TLS 1.2 client attempting renegotiation (openssl s_client 'R') is closed, gets no second
 #      handshake (one ServerHello only);
 #  (d) SIGTERM, then SIGHUP and a second SIGTERM during the drain: the process keeps
 #      draining (an established relayed connection stays open until the drain deadline) and
@@ -104,6 +104,8 @@ xf_check "(f) TLS 1.2 renegotiation attempt: the first handshake and the relayed
 xf_check "(f) no second handshake: exactly one ServerHello, one 'New, TLSv1.2' (what happened is printed)" \
   bash -c "grep -E 'RENEGOTIATING|ServerHello[^D]|Alert|no renegotiation|New, ' '$RENEG' | cut -c1-160; [ \$(grep -c 'ServerHello\$' '$RENEG') = 1 ] && [ \$(grep -c '^New, ' '$RENEG') = 1 ]"
 sleep 0.3
+xf_check "(f) the proxy closed the connection on the renegotiation attempt (RFC 6120 §5.4.3.3)" \
+  grep -q 'reason="TLS renegotiation attempt"' "$XF_LOG"
 xf_check "(f) proxy alive after the renegotiation attempt" kill -0 "$XF_PROXY_PID"
 
 # ---- (d) SIGTERM, SIGHUP + SIGTERM during the drain
