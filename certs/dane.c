@@ -131,8 +131,9 @@ struct ta_ctx { const mbedtls_x509_crt *ta; };
 static int ta_verify_cb(void *p, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     const struct ta_ctx *ctx = p;
-    (void)depth;
-    if (crt->raw.len == ctx->ta->raw.len && memcmp(crt->raw.p, ctx->ta->raw.p, crt->raw.len) == 0)
+    /* Only an anchor above the leaf has its dates waived (the leaf is never its
+       own anchor, see dane_ta). */
+    if (depth >= 1 && crt->raw.len == ctx->ta->raw.len && memcmp(crt->raw.p, ctx->ta->raw.p, crt->raw.len) == 0)
         *flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
     return 0;
 }
@@ -146,7 +147,8 @@ static int dane_ta(const struct xf_tlsa *t, mbedtls_x509_crt *chain, const char 
     struct ta_ctx ctx;
     struct xf_id_verdict id;
     uint32_t flags = 0;
-    int r = 0, idr;
+    char ebuf[64];
+    int r = 0, idr, vr;
 
     mbedtls_x509_crt_init(&anchor);
     for (const mbedtls_x509_crt *c = chain->next; c && c->raw.p; c = c->next)
@@ -167,13 +169,23 @@ static int dane_ta(const struct xf_tlsa *t, mbedtls_x509_crt *chain, const char 
         snprintf(why, wlen, "DANE-TA: no certificate sent by the peer matches");
         goto out;
     }
-    ctx.ta = &anchor;
-    if (mbedtls_x509_crt_verify_with_profile(chain, &anchor, NULL, &mbedtls_x509_crt_profile_default,
-                                             NULL, &flags, ta_verify_cb, &ctx) != 0 || flags) {
-        snprintf(why, wlen, "DANE-TA anchor matches, but %s", xf_pkix_flags_text(flags ? flags : ~0u));
+    /* The end entity is never its own trust anchor: that would waive its dates
+       and every CA rule (a self-signed leaf is what DANE-EE(3) is for). */
+    if (anchor.raw.len == chain->raw.len
+        && memcmp(anchor.raw.p, chain->raw.p, chain->raw.len) == 0) {
+        snprintf(why, wlen, "DANE-TA: the matched anchor is the end-entity certificate itself, "
+                            "which is not a trust anchor (publish DANE-EE 3 x x for that)");
         goto out;
     }
-    if (!xf_pkix_leaf_ok(chain, why, wlen))
+    ctx.ta = &anchor;
+    vr = mbedtls_x509_crt_verify_with_profile(chain, &anchor, NULL, &mbedtls_x509_crt_profile_default,
+                                              NULL, &flags, ta_verify_cb, &ctx);
+    if (vr != 0 || flags) {
+        snprintf(why, wlen, "DANE-TA anchor matches, but %s",
+                 xf_pkix_fail_text(vr, flags, ebuf, sizeof ebuf));
+        goto out;
+    }
+    if (!xf_pkix_leaf_ok(chain, XF_PKIX_ROLE_SERVER, why, wlen))
         goto out;
     idr = xf_identity_check(chain, domain, svc, srv_target, &id);
     if (idr != 1) {
@@ -187,39 +199,48 @@ out:
     return r;
 }
 
-/* PKIX-TA(0) / PKIX-EE(1) for one record. */
+/* PKIX-TA(0) / PKIX-EE(1) for one record (RFC 6698 §2.1.1): the chain must
+   validate against `ca` (and pass the name check); then PKIX-EE matches only the
+   leaf, and PKIX-TA only a CA certificate on the path mbedTLS actually validated
+   (intermediates and the trust anchor, which usually comes from the CA store and
+   is not sent by the peer). A certificate the peer sent that is not on that path
+   proves nothing. */
 static int pkix_usage(const struct xf_tlsa *t, mbedtls_x509_crt *chain, mbedtls_x509_crt *ca,
                       const char *domain, enum xf_service svc, const char *srv_target,
                       char *why, size_t wlen)
 {
-    struct xf_pkix_verdict pv;
-    int matched = 0;
+    struct xf_pkix_verdict *pv;
+    const char *name = t->usage == XF_TLSA_PKIX_EE ? "PKIX-EE" : "PKIX-TA";
+    int matched = 0, r = 0;
+    if (!ca) {
+        snprintf(why, wlen, "%s: no CA set to validate against", name);
+        return 0;
+    }
+    if (!(pv = malloc(sizeof *pv))) {
+        snprintf(why, wlen, "%s: out of memory", name);
+        return 0;
+    }
+    if (xf_pkix_check(chain, ca, XF_PKIX_ROLE_SERVER, domain, svc, srv_target, pv) != 1) {
+        snprintf(why, wlen, "%s: %.300s", name, pv->reason);
+        goto out;
+    }
     if (t->usage == XF_TLSA_PKIX_EE) {
         matched = rec_matches(t, chain);
     } else {
-        for (const mbedtls_x509_crt *c = chain->next; c && c->raw.p && !matched; c = c->next)
-            matched = rec_matches(t, c);
+        for (size_t i = 1; i < pv->npath && !matched; i++)
+            matched = rec_matches(t, pv->path[i]);
     }
     if (!matched) {
-        snprintf(why, wlen, "%s: no matching certificate",
-                 t->usage == XF_TLSA_PKIX_EE ? "PKIX-EE" : "PKIX-TA");
-        return 0;
+        snprintf(why, wlen, "%s: chain valid, but no certificate on the validated path matches%s",
+                 name, t->usage == XF_TLSA_PKIX_EE ? " (the end entity)" : " (CA certificates)");
+        goto out;
     }
-    if (!ca) {
-        snprintf(why, wlen, "PKIX usage matched but no CA set to validate against");
-        return 0;
-    }
-    if (xf_pkix_check(chain, ca, domain, svc, srv_target, &pv) != 1) {
-        snprintf(why, wlen, "%s matched, but %.300s",
-                 t->usage == XF_TLSA_PKIX_EE ? "PKIX-EE" : "PKIX-TA", pv.reason);
-        return 0;
-    }
-    snprintf(why, wlen, "%s matched and %.300s",
-             t->usage == XF_TLSA_PKIX_EE ? "PKIX-EE" : "PKIX-TA", pv.reason);
-    return 1;
+    snprintf(why, wlen, "%s matched on the validated path and %.300s", name, pv->reason);
+    r = 1;
+out:
+    free(pv);
+    return r;
 }
-
-#define XF_DANE_MAX_RECORDS 64
 
 enum xf_dane_result xf_dane_check(const struct xf_tlsa *recs, size_t n,
                                   mbedtls_x509_crt *chain, mbedtls_x509_crt *ca,
@@ -233,7 +254,7 @@ enum xf_dane_result xf_dane_check(const struct xf_tlsa *recs, size_t n,
 
     memset(v, 0, sizeof *v);
     v->record = -1;
-    if (!recs || !chain || !chain->raw.p || n > XF_DANE_MAX_RECORDS) {
+    if (!recs || !chain || !chain->raw.p) {
         v->result = XF_DANE_UNUSABLE;
         snprintf(v->reason, sizeof v->reason, "no records or no certificate");
         return v->result;

@@ -52,20 +52,27 @@ struct xf_dane_verdict {
 };
 
 /* Authenticates chain (leaf first, then what the peer sent) with TLSA records
-   recs[0..n) from a secure answer:
+   recs[0..n) from a secure answer (any number of records; all are considered):
    - unusable records are skipped; if none is usable the verdict is
      XF_DANE_UNUSABLE and the caller falls back to PKIX (RFC 7671 §4.1);
+     with at least one usable record the result is MATCH or NOMATCH, never
+     UNUSABLE (falling back to PKIX then would be a downgrade);
    - digest agility (RFC 7671 §9): per usage+selector, Full(0) records and only
      records of the strongest digest present (SHA2-512 over SHA2-256) are used;
    - DANE-EE(3): the leaf's certificate or SPKI matches; names, dates and chain
      are ignored (RFC 7671 §5.1);
    - DANE-TA(2): a certificate the peer sent (not the leaf) matches, or a `2 0 0`
-     record carries the whole anchor; the chain must validate up to that anchor
+     record carries the whole anchor; an anchor equal to the leaf is refused
+     (no-match: the leaf is not a TA); the chain must validate up to that anchor
      (the anchor's own dates ignored) and the leaf must pass
      xf_identity_check(domain, svc, srv_target) (RFC 7671 §5.2, RFC 7673 §3);
    - PKIX-EE(1) / PKIX-TA(0): full PKIX validation against `ca` (may be NULL:
      then they cannot match), the identity check, and the record matching the
-     leaf or, for PKIX-TA, a CA certificate the peer sent (RFC 6698 §2.1.1).
+     leaf or, for PKIX-TA, a CA certificate on the path that was actually
+     validated: an intermediate or the trust anchor from `ca` (RFC 6698
+     §2.1.1); a certificate the peer sent that is not on that path never counts.
+   Every chain check uses XF_PKIX_ROLE_SERVER (extendedKeyUsage must allow
+   serverAuth): DANE authenticates a server we connect to.
    Returns the result (also in v->result). */
 enum xf_dane_result xf_dane_check(const struct xf_tlsa *recs, size_t n,
                                   mbedtls_x509_crt *chain, mbedtls_x509_crt *ca,

@@ -172,7 +172,7 @@ static int cmd_pkix(const struct opts *o)
             return invalid("cannot load CA file %s", f ? f : XF_PKIX_SYSTEM_BUNDLE);
         }
     }
-    r = xf_pkix_check(&chain, &ca, o->domain, svc, o->srv_target, &v);
+    r = xf_pkix_check(&chain, &ca, XF_PKIX_ROLE_SERVER, o->domain, svc, o->srv_target, &v);
     mbedtls_x509_crt_free(&chain);
     mbedtls_x509_crt_free(&ca);
     if (r < 0)

@@ -239,10 +239,99 @@ static void test_pkix_usages(void **s)
     /* PKIX-TA digest of the leaf is not an anchor. */
     rec_for(&recs[0], &chain, 0, 0, 1);
     assert_int_equal(xf_dane_check(recs, 1, &chain, &ca, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_NOMATCH);
+    /* Item 2: PKIX-TA naming the root that comes from the CA store (not sent by
+       the peer, the usual case) matches: RFC 6698 allows any certificate on the
+       validated path. */
+    rec_for(&recs[0], &ca, 0, 0, 1);
+    assert_int_equal(xf_dane_check(recs, 1, &chain, &ca, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_MATCH);
+    rec_for(&recs[0], &ca, 0, 1, 2);
+    assert_int_equal(xf_dane_check(recs, 1, &chain, &ca, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_MATCH);
+
+    /* Item 1: pin bypass. A second trusted root (caA) is appended to the chain,
+       but the path validates through our root: a PKIX-TA pin on caA must not
+       match, since caA is not on the validated path. */
+    struct mk_opts ao = { .subject = "CN=XF Other Root,O=xf", .ca = 1,
+                          .key_usage = MBEDTLS_X509_KU_KEY_CERT_SIGN, .serial = 9 };
+    mbedtls_pk_context ak;
+    unsigned char ader[4096];
+    size_t alen;
+    mk_key(&ak);
+    mk_cert(&ao, &ak, &ak, ader, sizeof ader, &alen);
+    mbedtls_x509_crt chain3, both, caA;
+    const unsigned char *d3[3] = { p.leaf, p.inter, ader };
+    size_t l3[3] = { p.leaf_len, p.inter_len, alen };
+    mk_chain(&chain3, d3, l3, 3);
+    const unsigned char *db[2] = { p.root, ader };
+    size_t lb[2] = { p.root_len, alen };
+    mk_chain(&both, db, lb, 2);
+    mk_chain(&caA, d3 + 2, l3 + 2, 1);
+    rec_for(&recs[0], &caA, 0, 0, 1);
+    assert_int_equal(xf_dane_check(recs, 1, &chain3, &both, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_NOMATCH);
+    assert_non_null(strstr(v.reason, "validated path"));
+    /* ... while the root the path really ends at does match. */
+    rec_for(&recs[0], &ca, 0, 0, 1);
+    assert_int_equal(xf_dane_check(recs, 1, &chain3, &both, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_MATCH);
+    /* PKIX-EE only against the leaf after a valid chain: caA as EE → no match. */
+    rec_for(&recs[0], &caA, 1, 0, 1);
+    assert_int_equal(xf_dane_check(recs, 1, &chain3, &both, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_NOMATCH);
+    mbedtls_x509_crt_free(&chain3);
+    mbedtls_x509_crt_free(&both);
+    mbedtls_x509_crt_free(&caA);
+    mbedtls_pk_free(&ak);
+
     mbedtls_x509_crt_free(&chain);
     mbedtls_x509_crt_free(&inter);
     mbedtls_x509_crt_free(&ca);
     mk_pki_free(&p);
+}
+
+/* Item 5: DANE-TA never takes the leaf as its own anchor (that would skip the
+   leaf's dates): an expired self-signed CA:FALSE leaf with "2 0 0 <its DER>". */
+static void test_dane_ta_leaf_is_not_anchor(void **s)
+{
+    (void)s;
+    mbedtls_x509_crt c;
+    struct xf_dane_verdict v;
+    struct mk_opts o = { .subject = "CN=example.com", .dns = { "example.com" }, .ca = 0,
+                         .not_before = "20100101000000", .not_after = "20110101000000" };
+    mk_parsed(&o, &c);
+    rec_for(&recs[0], &c, 2, 0, 0);
+    assert_int_equal(xf_dane_check(recs, 1, &c, NULL, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_NOMATCH);
+    assert_non_null(strstr(v.reason, "end-entity"));
+    /* Same when the peer sends its leaf twice. */
+    mbedtls_x509_crt twice;
+    const unsigned char *d[2] = { c.raw.p, c.raw.p };
+    size_t l[2] = { c.raw.len, c.raw.len };
+    mk_chain(&twice, d, l, 2);
+    rec_for(&recs[0], &c, 2, 1, 1);
+    assert_int_equal(xf_dane_check(recs, 1, &twice, NULL, "example.com", XF_SERVICE_SERVER, NULL, &v), XF_DANE_NOMATCH);
+    mbedtls_x509_crt_free(&twice);
+    mbedtls_x509_crt_free(&c);
+}
+
+/* Item 10: more than 64 records is not "unusable" (that would be a downgrade to
+   PKIX): every usable record is considered. */
+static void test_many_records(void **s)
+{
+    (void)s;
+    mbedtls_x509_crt c, other;
+    struct xf_dane_verdict v;
+    struct mk_opts o = { .subject = "CN=x.example", .dns = { "x.example" }, .ca = -1 };
+    const size_t n = 100;
+    struct xf_tlsa *many = calloc(n, sizeof *many);
+    assert_non_null(many);
+    mk_parsed(&o, &c);
+    mk_parsed(&o, &other);
+    for (size_t i = 0; i < n - 1; i++)
+        rec_for(&many[i], &other, 3, 1, 1);
+    rec_for(&many[n - 1], &c, 3, 1, 1);
+    assert_int_equal(xf_dane_check(many, n, &c, NULL, "x.example", XF_SERVICE_SERVER, NULL, &v), XF_DANE_MATCH);
+    assert_int_equal(v.record, (int)(n - 1));
+    /* None matching → no-match, never unusable. */
+    assert_int_equal(xf_dane_check(many, n - 1, &c, NULL, "x.example", XF_SERVICE_SERVER, NULL, &v), XF_DANE_NOMATCH);
+    free(many);
+    mbedtls_x509_crt_free(&c);
+    mbedtls_x509_crt_free(&other);
 }
 
 static void test_generate(void **s)
@@ -276,6 +365,8 @@ int main(void)
         cmocka_unit_test(test_digest_agility),
         cmocka_unit_test(test_dane_ta),
         cmocka_unit_test(test_pkix_usages),
+        cmocka_unit_test(test_dane_ta_leaf_is_not_anchor),
+        cmocka_unit_test(test_many_records),
         cmocka_unit_test(test_generate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,13 +43,13 @@ static void test_valid_chain(void **s)
     struct env e;
     struct xf_pkix_verdict v;
     setup_env(&e, GOOD, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 1);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 1);
     assert_int_equal(v.flags, 0);
-    assert_int_equal(xf_pkix_check(&e.chain, &e.ca, "example.com", XF_SERVICE_SERVER, NULL, &v), 1);
+    assert_int_equal(xf_pkix_check(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, "example.com", XF_SERVICE_SERVER, NULL, &v), 1);
     assert_int_equal(v.id.type, XF_ID_DNS);
     assert_non_null(strstr(v.reason, "DNS-ID example.com"));
     /* Right chain, wrong name. */
-    assert_int_equal(xf_pkix_check(&e.chain, &e.ca, "other.example", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_int_equal(xf_pkix_check(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, "other.example", XF_SERVICE_SERVER, NULL, &v), 0);
     assert_non_null(strstr(v.reason, "chain valid, but no identifier"));
     free_env(&e);
 }
@@ -60,7 +60,7 @@ static void test_missing_intermediate(void **s)
     struct env e;
     struct xf_pkix_verdict v;
     setup_env(&e, GOOD, 0);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 0);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 0);
     assert_true(v.flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED);
     assert_non_null(strstr(v.reason, "missing intermediate"));
     free_env(&e);
@@ -73,7 +73,7 @@ static void test_untrusted_root(void **s)
     struct xf_pkix_verdict v;
     setup_env(&e, GOOD, 1);
     setup_env(&other, GOOD, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &other.ca, &v), 0);
+    assert_int_equal(xf_pkix_verify(&e.chain, &other.ca, XF_PKIX_ROLE_SERVER, &v), 0);
     assert_true(v.flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED);
     free_env(&e);
     free_env(&other);
@@ -88,7 +88,7 @@ static void test_dates(void **s)
     old.not_before = "20100101000000";
     old.not_after = "20110101000000";
     setup_env(&e, old, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 0);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 0);
     assert_true(v.flags & MBEDTLS_X509_BADCERT_EXPIRED);
     assert_non_null(strstr(v.reason, "expired"));
     free_env(&e);
@@ -97,7 +97,7 @@ static void test_dates(void **s)
     future.not_before = "20900101000000";
     future.not_after = "20950101000000";
     setup_env(&e, future, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 0);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 0);
     assert_true(v.flags & MBEDTLS_X509_BADCERT_FUTURE);
     assert_non_null(strstr(v.reason, "not yet valid"));
     free_env(&e);
@@ -113,9 +113,9 @@ static void test_leaf_is_ca(void **s)
     ca.ca = 1;
     ca.key_usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE | MBEDTLS_X509_KU_KEY_CERT_SIGN;
     setup_env(&e, ca, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 0);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 0);
     assert_non_null(strstr(v.reason, "cA=TRUE"));
-    assert_int_equal(xf_pkix_check(&e.chain, &e.ca, "example.com", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_int_equal(xf_pkix_check(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, "example.com", XF_SERVICE_SERVER, NULL, &v), 0);
     free_env(&e);
 }
 
@@ -127,14 +127,14 @@ static void test_key_usage(void **s)
     struct mk_opts ku = GOOD;
     ku.key_usage = MBEDTLS_X509_KU_CRL_SIGN;
     setup_env(&e, ku, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 0);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 0);
     assert_non_null(strstr(v.reason, "keyUsage"));
     free_env(&e);
     /* No keyUsage extension at all is acceptable. */
     struct mk_opts none = GOOD;
     none.key_usage = 0;
     setup_env(&e, none, 1);
-    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, &v), 1);
+    assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), 1);
     free_env(&e);
 }
 
