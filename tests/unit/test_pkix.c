@@ -167,10 +167,93 @@ static void test_load_ca(void **s)
     mk_pki_free(&p);
 }
 
+/* Item 11: extendedKeyUsage is tied to the role. A server we connect to needs
+   serverAuth; a peer's client certificate (inbound s2s) may carry clientAuth or
+   serverAuth (XEP-0178 practice). */
+static void test_eku_roles(void **s)
+{
+    (void)s;
+    static const struct { unsigned eku; int as_server, as_peer_client; } cases[] = {
+        { 0, 1, 1 },                                    /* no EKU: anything */
+        { MK_EKU_SERVER, 1, 1 },                        /* serverAuth only */
+        { MK_EKU_CLIENT, 0, 1 },                        /* clientAuth only */
+        { MK_EKU_SERVER | MK_EKU_CLIENT, 1, 1 },
+        { MK_EKU_ANY, 1, 1 },                           /* anyExtendedKeyUsage */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct env e;
+        struct xf_pkix_verdict v;
+        struct mk_opts o = GOOD;
+        o.eku = cases[i].eku;
+        setup_env(&e, o, 1);
+        assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, &v), cases[i].as_server);
+        if (!cases[i].as_server)
+            assert_non_null(strstr(v.reason, "serverAuth"));
+        assert_int_equal(xf_pkix_check(&e.chain, &e.ca, XF_PKIX_ROLE_SERVER, "example.com",
+                                       XF_SERVICE_SERVER, NULL, &v), cases[i].as_server);
+        assert_int_equal(xf_pkix_verify(&e.chain, &e.ca, XF_PKIX_ROLE_PEER_CLIENT, &v),
+                         cases[i].as_peer_client);
+        free_env(&e);
+    }
+}
+
+/* Item 9: a verification error without flags (mbedTLS sets all flag bits on a
+   fatal error such as an over-long chain) is not reported as "expired". */
+static void test_fatal_error_text(void **s)
+{
+    (void)s;
+    enum { NI = 10 };
+    mbedtls_pk_context keys[NI + 2];
+    static unsigned char der[NI + 2][2048];
+    size_t len[NI + 2];
+    char subj[NI + 2][40];
+    struct xf_pkix_verdict v;
+    mbedtls_x509_crt chain, ca;
+    for (int i = 0; i < NI + 2; i++) {
+        mk_key(&keys[i]);
+        snprintf(subj[i], sizeof subj[i], "CN=XF Level %d", i);
+    }
+    for (int i = 0; i < NI + 2; i++) {
+        struct mk_opts o = { .subject = subj[i], .issuer = i ? subj[i - 1] : NULL,
+                             .ca = i <= NI ? 1 : 0, .serial = (unsigned char)(i + 1),
+                             .dns = { "example.com" } };
+        if (i > NI)
+            o.subject = "CN=example.com";
+        mk_cert(&o, &keys[i], &keys[i ? i - 1 : 0], der[i], sizeof der[i], &len[i]);
+    }
+    mbedtls_x509_crt_init(&chain);
+    for (int i = NI + 1; i >= 1; i--)
+        assert_int_equal(mbedtls_x509_crt_parse_der(&chain, der[i], len[i]), 0);
+    mbedtls_x509_crt_init(&ca);
+    assert_int_equal(mbedtls_x509_crt_parse_der(&ca, der[0], len[0]), 0);
+    assert_int_equal(xf_pkix_verify(&chain, &ca, XF_PKIX_ROLE_SERVER, &v), 0);
+    assert_null(strstr(v.reason, "expired"));
+    assert_non_null(strstr(v.reason, "verification error -0x"));
+    mbedtls_x509_crt_free(&chain);
+    mbedtls_x509_crt_free(&ca);
+    for (int i = 0; i < NI + 2; i++)
+        mbedtls_pk_free(&keys[i]);
+}
+
+/* xf_pkix_fail_text: real flags are described, no flags / all flags give the code. */
+static void test_fail_text(void **s)
+{
+    (void)s;
+    char buf[64];
+    assert_string_equal(xf_pkix_fail_text(-0x2700, MBEDTLS_X509_BADCERT_EXPIRED, buf, sizeof buf),
+                        "a certificate in the chain has expired");
+    assert_string_equal(xf_pkix_fail_text(-0x3000, 0, buf, sizeof buf), "verification error -0x3000");
+    assert_string_equal(xf_pkix_fail_text(-0x3000, 0xFFFFFFFFu, buf, sizeof buf),
+                        "verification error -0x3000");
+}
+
 int main(void)
 {
     mk_init();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eku_roles),
+        cmocka_unit_test(test_fatal_error_text),
+        cmocka_unit_test(test_fail_text),
         cmocka_unit_test(test_valid_chain),
         cmocka_unit_test(test_missing_intermediate),
         cmocka_unit_test(test_untrusted_root),

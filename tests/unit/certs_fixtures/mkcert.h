@@ -65,7 +65,14 @@ struct mk_opts {
     int ca;                       /* -1 omit basicConstraints, 0 cA=FALSE, 1 cA=TRUE */
     unsigned key_usage;           /* 0 omit */
     unsigned char serial;
+    unsigned eku;                 /* 0 omit; MK_EKU_* bits: extendedKeyUsage */
+    const unsigned char *raw_san; /* raw GeneralName TLVs appended to the SAN */
+    size_t raw_san_len;
 };
+
+#define MK_EKU_SERVER 1u
+#define MK_EKU_CLIENT 2u
+#define MK_EKU_ANY    4u
 
 static size_t mk_put_len(unsigned char *p, size_t len)
 {
@@ -104,7 +111,7 @@ static inline void mk_cert(const struct mk_opts *o, mbedtls_pk_context *subject_
     static const unsigned char oid_xmpp[] = { 0x2B, 6, 1, 5, 5, 7, 8, 5 };
     static const unsigned char oid_srv[] = { 0x2B, 6, 1, 5, 5, 7, 8, 7 };
     mbedtls_x509write_cert w;
-    unsigned char san[4000], seq[4100];
+    static unsigned char san[16000], seq[16100];
     size_t sl = 0;
     unsigned char serial = o->serial ? o->serial : 1;
     unsigned char *buf = malloc(8192);
@@ -130,6 +137,12 @@ static inline void mk_cert(const struct mk_opts *o, mbedtls_pk_context *subject_
         sl += mk_othername(san + sl, oid_xmpp, sizeof oid_xmpp, 0x0C, o->xmpp[i]);
     if (o->uri)
         sl += mk_put_tlv(san + sl, 0x86, o->uri, strlen(o->uri));
+    if (o->raw_san_len) {
+        if (sl + o->raw_san_len > sizeof san)
+            abort();
+        memcpy(san + sl, o->raw_san, o->raw_san_len);
+        sl += o->raw_san_len;
+    }
     if (sl > 0) {
         size_t ql = mk_put_tlv(seq, 0x30, san, sl);
         if (mbedtls_x509write_crt_set_extension(&w, MBEDTLS_OID_SUBJECT_ALT_NAME,
@@ -141,6 +154,24 @@ static inline void mk_cert(const struct mk_opts *o, mbedtls_pk_context *subject_
         abort();
     if (o->key_usage && mbedtls_x509write_crt_set_key_usage(&w, o->key_usage) != 0)
         abort();
+    if (o->eku) {
+        static const unsigned char srv[] = { 0x2B, 6, 1, 5, 5, 7, 3, 1 };
+        static const unsigned char cli[] = { 0x2B, 6, 1, 5, 5, 7, 3, 2 };
+        static const unsigned char any[] = { 0x55, 0x1D, 0x25, 0x00 };
+        unsigned char oids[64], ext[70];
+        size_t ol = 0;
+        if (o->eku & MK_EKU_SERVER)
+            ol += mk_put_tlv(oids + ol, 0x06, srv, sizeof srv);
+        if (o->eku & MK_EKU_CLIENT)
+            ol += mk_put_tlv(oids + ol, 0x06, cli, sizeof cli);
+        if (o->eku & MK_EKU_ANY)
+            ol += mk_put_tlv(oids + ol, 0x06, any, sizeof any);
+        size_t el = mk_put_tlv(ext, 0x30, oids, ol);
+        if (mbedtls_x509write_crt_set_extension(&w, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+                                                0, ext, el) != 0)
+            abort();
+    }
     r = mbedtls_x509write_crt_der(&w, buf, 8192, mk_rng, &mk_drbg);
     if (r <= 0 || (size_t)r > cap)
         abort();
