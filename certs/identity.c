@@ -8,6 +8,7 @@
 #include "certs/idna.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <mbedtls/asn1.h>
 #include <mbedtls/oid.h>
@@ -56,37 +57,39 @@ static int clean_bytes(const unsigned char *p, size_t len, int ascii_only)
 }
 
 /* Decodes an otherName body: type-id OID, then [0] EXPLICIT value.
-   Sets *type to XF_ID_XMPPADDR / XF_ID_SRV when the OID is one we know and the
-   inner string has the expected tag; *val and *vlen point at the string. */
+   The type is decided by the OID alone, before the value is parsed: *type is
+   XF_ID_XMPPADDR / XF_ID_SRV for an OID we know (even if what follows is
+   malformed: that is still a SAN identifier, which blocks the CN fallback), and
+   XF_ID_NONE for any other otherName. Returns 0 with *val / *vlen pointing at the
+   string, or XF_ID_ERR_PARSE if the body is malformed. */
 static int decode_othername(const unsigned char *p, size_t len, enum xf_id_type *type,
                             const unsigned char **val, size_t *vlen)
 {
     unsigned char *q = (unsigned char *)p;
     const unsigned char *end = p + len;
     size_t olen, xlen, slen;
-    const unsigned char *oid;
+    int strtag;
 
     *type = XF_ID_NONE;
     if (mbedtls_asn1_get_tag(&q, end, &olen, MBEDTLS_ASN1_OID) != 0)
         return XF_ID_ERR_PARSE;
-    oid = q;
+    if (olen == sizeof OID_ON_XMPPADDR && memcmp(q, OID_ON_XMPPADDR, olen) == 0) {
+        *type = XF_ID_XMPPADDR;
+        strtag = MBEDTLS_ASN1_UTF8_STRING;
+    } else if (olen == sizeof OID_ON_DNSSRV && memcmp(q, OID_ON_DNSSRV, olen) == 0) {
+        *type = XF_ID_SRV;
+        strtag = MBEDTLS_ASN1_IA5_STRING;
+    } else {
+        return 0; /* an otherName we do not use */
+    }
     q += olen;
     if (mbedtls_asn1_get_tag(&q, end, &xlen,
                              MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | 0) != 0)
         return XF_ID_ERR_PARSE;
     if (q + xlen != end)
         return XF_ID_ERR_PARSE;
-    if (olen == sizeof OID_ON_XMPPADDR && memcmp(oid, OID_ON_XMPPADDR, olen) == 0) {
-        *type = XF_ID_XMPPADDR;
-        if (mbedtls_asn1_get_tag(&q, end, &slen, MBEDTLS_ASN1_UTF8_STRING) != 0)
-            return XF_ID_ERR_PARSE;
-    } else if (olen == sizeof OID_ON_DNSSRV && memcmp(oid, OID_ON_DNSSRV, olen) == 0) {
-        *type = XF_ID_SRV;
-        if (mbedtls_asn1_get_tag(&q, end, &slen, MBEDTLS_ASN1_IA5_STRING) != 0)
-            return XF_ID_ERR_PARSE;
-    } else {
-        return 0; /* an otherName we do not use */
-    }
+    if (mbedtls_asn1_get_tag(&q, end, &slen, strtag) != 0)
+        return XF_ID_ERR_PARSE;
     if (q + slen != end)
         return XF_ID_ERR_PARSE;
     *val = q;
@@ -129,7 +132,7 @@ int xf_identity_extract(const mbedtls_x509_crt *crt, struct xf_id_entry *out,
             size_t vlen = 0;
             int r = decode_othername(p, len, &t, &v, &vlen);
             if (t == XF_ID_NONE)
-                break; /* unknown or undecodable otherName: not an identifier */
+                break; /* unknown otherName (or no OID at all): not an identifier */
             if (r < 0)
                 put_entry(out, max, n, t, 0, (const unsigned char *)"", 0);
             else
@@ -249,7 +252,28 @@ static int cn_is_hostname(const char *cn)
     return all_ldh(buf);
 }
 
-#define XF_ID_MAX_ENTRIES 64
+/* All presented identifiers of crt, in a heap array (*out, free() it): matching
+   must see every SAN entry, however many there are. Returns 0, or -1 if the
+   SAN cannot be walked or memory is short. */
+static int extract_all(const mbedtls_x509_crt *crt, struct xf_id_entry **out, size_t *n)
+{
+    size_t count = 0, got = 0;
+    *out = NULL;
+    *n = 0;
+    if (xf_identity_extract(crt, NULL, 0, &count) < 0)
+        return -1;
+    if (count == 0)
+        return 0;
+    if (!(*out = calloc(count, sizeof **out)))
+        return -1;
+    if (xf_identity_extract(crt, *out, count, &got) < 0 || got != count) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    *n = count;
+    return 0;
+}
 
 static void copy_trunc(char *dst, size_t dstlen, const char *src)
 {
@@ -275,11 +299,11 @@ int xf_identity_check(const mbedtls_x509_crt *crt, const char *domain,
                       enum xf_service svc, const char *srv_target,
                       struct xf_id_verdict *v)
 {
-    struct xf_id_entry ids[XF_ID_MAX_ENTRIES];
+    struct xf_id_entry *ids = NULL;
     char dom[XF_ID_VALUE_MAX], tgt[XF_ID_VALUE_MAX];
     const char *want_svc = svc == XF_SERVICE_SERVER ? "_xmpp-server" : "_xmpp-client";
     size_t n = 0, stored;
-    int have_target = 0, san_ids = 0, wrong_service = 0;
+    int have_target = 0, san_ids = 0, wrong_service = 0, r = 0;
     struct xf_id_verdict scratch;
 
     if (!v)
@@ -300,11 +324,11 @@ int xf_identity_check(const mbedtls_x509_crt *crt, const char *domain,
         }
         have_target = 1;
     }
-    if (xf_identity_extract(crt, ids, XF_ID_MAX_ENTRIES, &n) < 0) {
+    if (extract_all(crt, &ids, &n) < 0) {
         snprintf(v->reason, sizeof v->reason, "cannot decode subjectAltName");
         return 0;
     }
-    stored = n < XF_ID_MAX_ENTRIES ? n : XF_ID_MAX_ENTRIES;
+    stored = n;
 
     for (size_t i = 0; i < stored; i++) {
         const struct xf_id_entry *e = &ids[i];
@@ -317,29 +341,33 @@ int xf_identity_check(const mbedtls_x509_crt *crt, const char *domain,
         case XF_ID_DNS:
             if (xf_identity_match_dns(e->value, strlen(e->value), dom)) {
                 set_match(v, XF_ID_DNS, e->value, dom, "");
-                return 1;
+                r = 1;
+                goto out;
             }
             if (have_target && xf_identity_match_dns(e->value, strlen(e->value), tgt)) {
                 set_match(v, XF_ID_DNS, e->value, tgt, " (secure SRV target)");
-                return 1;
+                r = 1;
+                goto out;
             }
             break;
         case XF_ID_SRV: {
-            int r = match_srv(e->value, want_svc, dom);
-            if (r == 1) {
+            int sr = match_srv(e->value, want_svc, dom);
+            if (sr == 1) {
                 char ref[XF_ID_VALUE_MAX + 16];
                 snprintf(ref, sizeof ref, "%s.%s", want_svc, dom);
                 set_match(v, XF_ID_SRV, e->value, ref, "");
-                return 1;
+                r = 1;
+                goto out;
             }
-            if (r == 2)
+            if (sr == 2)
                 wrong_service = 1;
             break;
         }
         case XF_ID_XMPPADDR:
             if (match_xmppaddr(e->value, dom)) {
                 set_match(v, XF_ID_XMPPADDR, e->value, dom, "");
-                return 1;
+                r = 1;
+                goto out;
             }
             break;
         default:
@@ -353,7 +381,8 @@ int xf_identity_check(const mbedtls_x509_crt *crt, const char *domain,
                 continue;
             if (xf_identity_match_dns(e->value, strlen(e->value), dom)) {
                 set_match(v, XF_ID_CN, e->value, dom, " (no subjectAltName identifiers)");
-                return 1;
+                r = 1;
+                goto out;
             }
         }
     }
@@ -373,34 +402,34 @@ int xf_identity_check(const mbedtls_x509_crt *crt, const char *domain,
         off += (size_t)snprintf(v->reason + off, sizeof v->reason - off, " %s %s%s",
                                 xf_identity_type_name(ids[i].type), ids[i].value, note);
     }
-    return 0;
+out:
+    free(ids);
+    return r;
 }
 
 int xf_identity_covers_dns(const mbedtls_x509_crt *crt, const char *name)
 {
-    struct xf_id_entry ids[XF_ID_MAX_ENTRIES];
+    struct xf_id_entry *ids = NULL;
     char ref[XF_ID_VALUE_MAX];
-    size_t n = 0, stored;
-    int san_ids = 0;
+    size_t n = 0;
+    int san_ids = 0, r = 0;
 
     if (!crt || !name || xf_idna_normalize(name, ref, sizeof ref) < 0)
         return 0;
-    if (xf_identity_extract(crt, ids, XF_ID_MAX_ENTRIES, &n) < 0)
+    if (extract_all(crt, &ids, &n) < 0)
         return 0;
-    stored = n < XF_ID_MAX_ENTRIES ? n : XF_ID_MAX_ENTRIES;
-    for (size_t i = 0; i < stored; i++) {
+    for (size_t i = 0; i < n && !r; i++) {
         if (ids[i].type == XF_ID_CN)
             continue;
         san_ids = 1;
         if (ids[i].type == XF_ID_DNS && ids[i].valid
             && xf_identity_match_dns(ids[i].value, strlen(ids[i].value), ref))
-            return 1;
+            r = 1;
     }
-    if (san_ids)
-        return 0;
-    for (size_t i = 0; i < stored; i++)
+    for (size_t i = 0; i < n && !r && !san_ids; i++)
         if (ids[i].type == XF_ID_CN && ids[i].valid && cn_is_hostname(ids[i].value)
             && xf_identity_match_dns(ids[i].value, strlen(ids[i].value), ref))
-            return 1;
-    return 0;
+            r = 1;
+    free(ids);
+    return r;
 }

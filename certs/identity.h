@@ -45,7 +45,11 @@ struct xf_id_entry {
 
 /* Lists the presented identifiers of crt (leaf only) into out[0..max): SAN entries
    in certificate order, then subject CNs. *n receives the number found (which may
-   exceed max; only max are stored). Returns 0 or XF_ID_ERR_PARSE. */
+   exceed max; only max are stored). Returns 0 or XF_ID_ERR_PARSE.
+   An otherName is classified by its OID alone: a known OID (SRVName, XmppAddr)
+   with a malformed value gives an entry with valid == 0 (it blocks the CN).
+   xf_identity_check and xf_identity_covers_dns match against every entry, with
+   no cap on their number. */
 int xf_identity_extract(const mbedtls_x509_crt *crt, struct xf_id_entry *out,
                         size_t max, size_t *n);
 

@@ -218,6 +218,86 @@ static void test_match_dns_direct(void **s)
     assert_int_equal(xf_identity_match_dns("**.example.com", 14, "a.example.com"), 0);
 }
 
+/* Item 3: every SAN entry is matched, not only the first 64 (Let's Encrypt
+   issues certificates with 100 names). */
+static void test_many_san_entries(void **s)
+{
+    (void)s;
+    static unsigned char raw[8000];
+    size_t rl = 0;
+    struct xf_id_verdict v;
+    for (int i = 0; i < 100; i++) {
+        char name[40];
+        int n = snprintf(name, sizeof name, "n%d.example.net", i);
+        rl += mk_put_tlv(raw + rl, 0x82, name, (size_t)n);
+    }
+    struct mk_opts o = { .subject = "CN=n0.example.net", .ca = -1, .raw_san = raw, .raw_san_len = rl };
+    assert_int_equal(check(&o, "n63.example.net", XF_SERVICE_SERVER, NULL, &v), 1);
+    assert_int_equal(check(&o, "n64.example.net", XF_SERVICE_SERVER, NULL, &v), 1);
+    assert_int_equal(check(&o, "n99.example.net", XF_SERVICE_SERVER, NULL, &v), 1);
+    assert_string_equal(v.presented, "n99.example.net");
+    assert_int_equal(check(&o, "n100.example.net", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_int_equal(covers(&o, "n99.example.net"), 1);
+    /* The extraction still reports the full count. */
+    mbedtls_x509_crt c;
+    struct xf_id_entry ids[4];
+    size_t n = 0;
+    mk_parsed(&o, &c);
+    assert_int_equal(xf_identity_extract(&c, ids, 4, &n), 0);
+    assert_int_equal(n, 101); /* 100 DNS-IDs + the CN */
+    mbedtls_x509_crt_free(&c);
+}
+
+/* Item 4: an XmppAddr otherName with the right OID but no [0] wrapper is a
+   malformed SAN identifier: it never matches, and it still blocks the CN. */
+static void test_malformed_xmppaddr_blocks_cn(void **s)
+{
+    (void)s;
+    static const unsigned char bad[] = {
+        0xA0, 0x16,                                            /* otherName */
+        0x06, 0x08, 0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x05, /* id-on-xmppAddr */
+        0x0C, 0x0A, 'x', 'm', 'p', 'p', '.', 'e', 'x', 'a', 'm', 'p' /* UTF8String, no [0] */
+    };
+    struct xf_id_verdict v;
+    struct mk_opts o = { .subject = "CN=example.com", .ca = -1, .raw_san = bad, .raw_san_len = sizeof bad };
+    assert_int_equal(check(&o, "example.com", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_non_null(strstr(v.reason, "malformed"));
+    assert_int_equal(covers(&o, "example.com"), 0);
+    /* Same for an SRVName with no [0]. */
+    unsigned char bad_srv[sizeof bad];
+    memcpy(bad_srv, bad, sizeof bad);
+    bad_srv[11] = 0x07;
+    bad_srv[12] = 0x16;
+    struct mk_opts o2 = { .subject = "CN=example.com", .ca = -1, .raw_san = bad_srv, .raw_san_len = sizeof bad_srv };
+    assert_int_equal(check(&o2, "example.com", XF_SERVICE_SERVER, NULL, &v), 0);
+    /* An unknown otherName is not an identifier: the CN is still used. */
+    unsigned char other[sizeof bad];
+    memcpy(other, bad, sizeof bad);
+    other[11] = 0x09;
+    struct mk_opts o3 = { .subject = "CN=example.com", .ca = -1, .raw_san = other, .raw_san_len = sizeof other };
+    assert_int_equal(check(&o3, "example.com", XF_SERVICE_SERVER, NULL, &v), 1);
+    assert_int_equal(v.type, XF_ID_CN);
+}
+
+/* A dNSName with an embedded NUL ("a.example\0.evil") matches neither half. */
+static void test_nul_in_dnsname(void **s)
+{
+    (void)s;
+    static const char name[] = "a.example\0.evil";
+    unsigned char raw[64];
+    size_t rl = mk_put_tlv(raw, 0x82, name, sizeof name - 1);
+    struct xf_id_verdict v;
+    struct mk_opts o = { .subject = "CN=a.example", .ca = -1, .raw_san = raw, .raw_san_len = rl };
+    assert_int_equal(sizeof name - 1, 15);
+    assert_int_equal(check(&o, "a.example", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_int_equal(check(&o, "evil", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_int_equal(check(&o, "a.example.evil", XF_SERVICE_SERVER, NULL, &v), 0);
+    assert_int_equal(covers(&o, "a.example"), 0);
+    assert_int_equal(covers(&o, "evil"), 0);
+    /* It is a (malformed) DNS-ID, so the CN a.example is not used either. */
+    assert_non_null(strstr(v.reason, "malformed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +311,9 @@ int main(void)
         cmocka_unit_test(test_srv_target),
         cmocka_unit_test(test_extract),
         cmocka_unit_test(test_match_dns_direct),
+        cmocka_unit_test(test_many_san_entries),
+        cmocka_unit_test(test_malformed_xmppaddr_blocks_cn),
+        cmocka_unit_test(test_nul_in_dnsname),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
