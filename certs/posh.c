@@ -40,6 +40,19 @@ static const char *hash_name(enum xf_cert_hash h)
     }
 }
 
+/* 1 if v is a JSON number written with digits only (a non-negative integer,
+   whatever its size; yajl does not flag integers that overflow 64 bits). */
+static int digits_only(yajl_val v)
+{
+    const char *r = YAJL_IS_NUMBER(v) ? YAJL_GET_NUMBER(v) : NULL;
+    if (!r || !*r)
+        return 0;
+    for (; *r; r++)
+        if (*r < '0' || *r > '9')
+            return 0;
+    return 1;
+}
+
 static int parse_fingerprints(yajl_val arr, struct xf_posh_doc *doc, char *err, size_t errlen)
 {
     if (!YAJL_IS_ARRAY(arr)) {
@@ -62,7 +75,7 @@ static int parse_fingerprints(yajl_val arr, struct xf_posh_doc *doc, char *err, 
             enum xf_cert_hash h = hash_by_name(name);
             struct xf_posh_fp fp;
             int n;
-            if (h == XF_HASH_NONE || !YAJL_IS_STRING(v) || doc->nfp == XF_POSH_MAX_FP) {
+            if (h == XF_HASH_NONE || !YAJL_IS_STRING(v)) {
                 doc->nskipped++;
                 continue;
             }
@@ -70,6 +83,10 @@ static int parse_fingerprints(yajl_val arr, struct xf_posh_doc *doc, char *err, 
             if (n < 0 || (size_t)n != xf_cert_hash_len(h)) {
                 doc->nskipped++;
                 continue;
+            }
+            if (doc->nfp == XF_POSH_MAX_FP) { /* cannot happen, see posh.h */
+                seterr(err, errlen, "more than %d fingerprints", (int)XF_POSH_MAX_FP);
+                return XF_POSH_ERR_INVALID;
             }
             fp.hash = h;
             fp.len = (size_t)n;
@@ -143,15 +160,19 @@ int xf_posh_parse(const unsigned char *json, size_t len, struct xf_posh_doc *doc
         seterr(err, errlen, "no \"expires\"");
         goto out;
     }
-    if (!YAJL_IS_INTEGER(exp)) {
+    if (YAJL_IS_INTEGER(exp)) {
+        if (YAJL_GET_INTEGER(exp) <= 0) {
+            seterr(err, errlen, "\"expires\" is %lld (must be > 0)", (long long)YAJL_GET_INTEGER(exp));
+            goto out;
+        }
+        doc->expires = YAJL_GET_INTEGER(exp) > XF_POSH_EXPIRES_MAX ? XF_POSH_EXPIRES_MAX
+                                                                  : YAJL_GET_INTEGER(exp);
+    } else if (digits_only(exp)) {
+        doc->expires = XF_POSH_EXPIRES_MAX; /* a valid integer too large for 64 bits */
+    } else {
         seterr(err, errlen, "\"expires\" is not an integer");
         goto out;
     }
-    if (YAJL_GET_INTEGER(exp) <= 0) {
-        seterr(err, errlen, "\"expires\" is %lld (must be > 0)", (long long)YAJL_GET_INTEGER(exp));
-        goto out;
-    }
-    doc->expires = YAJL_GET_INTEGER(exp);
     if (url) {
         const char *u = YAJL_GET_STRING(url);
         if (!u || strncasecmp(u, "https://", 8) != 0 || strlen(u) <= 8) {

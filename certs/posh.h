@@ -10,8 +10,16 @@
 #include <mbedtls/x509_crt.h>
 #include "certs/cert.h"
 
-#define XF_POSH_MAX_FP    16     /* usable fingerprints kept per document */
 #define XF_POSH_MAX_DOC   65536  /* larger documents are refused */
+/* Room for every usable fingerprint a document of at most XF_POSH_MAX_DOC bytes
+   can hold: the shortest one, `"sha-256":"<43 base64 chars>",`, takes 56 bytes.
+   So no fingerprint is ever dropped; should the bound still be exceeded the
+   document is refused as invalid, never silently truncated. */
+#define XF_POSH_MAX_FP    (XF_POSH_MAX_DOC / 56 + 1)
+/* "expires" values above this (including digit-only integers too large for 64
+   bits) are clamped to it: 2^31-1 seconds, about 68 years. Caching uses the
+   lower of the two values anyway, so clamping never extends trust. */
+#define XF_POSH_EXPIRES_MAX 2147483647LL
 #define XF_POSH_URL_MAX   1024
 
 #define XF_POSH_ERR_JSON    -1   /* not JSON, or not an object */
@@ -41,7 +49,9 @@ struct xf_posh_doc {
    - exactly one of "fingerprints" (non-empty array of objects) and "url"
      (https string) is present: both, or neither, is invalid;
    - "expires" is required, an integer > 0 (0 and negative values, floats,
-     strings are invalid);
+     strings are invalid); values above XF_POSH_EXPIRES_MAX, including
+     digit-only integers that overflow 64 bits, are clamped to it;
+   - every fingerprint is kept and matched (see XF_POSH_MAX_FP);
    - in a fingerprint object each key is an IANA hash name; sha-256, sha-384 and
      sha-512 are used, others are skipped; a known name whose value is not base64
      (padded or not) of the right length is skipped too (counted in nskipped);

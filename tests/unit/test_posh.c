@@ -177,6 +177,65 @@ static void test_generate_reference(void **s)
     assert_true(xf_posh_generate_reference("https://h.example/", 0, json, sizeof json) < 0);
 }
 
+/* Item 6: a digit-only "expires" too large for 64 bits is a valid non-negative
+   integer: clamped to XF_POSH_EXPIRES_MAX, never invalid. */
+static void test_expires_overflow(void **s)
+{
+    (void)s;
+    struct xf_posh_doc d;
+    assert_int_equal(parse("{\"url\":\"https://x.example/a.json\",\"expires\":99999999999999999999}", &d), 0);
+    assert_true(d.expires == XF_POSH_EXPIRES_MAX);
+    assert_int_equal(parse("{\"url\":\"https://x.example/a.json\",\"expires\":9223372036854775807}", &d), 0);
+    assert_true(d.expires == XF_POSH_EXPIRES_MAX);
+    assert_int_equal(parse("{\"url\":\"https://x.example/a.json\",\"expires\":86400}", &d), 0);
+    assert_true(d.expires == 86400);
+    /* Still invalid: negative overflow, exponent, fraction. */
+    assert_int_equal(parse("{\"url\":\"https://x.example/a.json\",\"expires\":-99999999999999999999}", &d),
+                     XF_POSH_ERR_INVALID);
+    assert_int_equal(parse("{\"url\":\"https://x.example/a.json\",\"expires\":1e30}", &d), XF_POSH_ERR_INVALID);
+    assert_int_equal(parse("{\"url\":\"https://x.example/a.json\",\"expires\":99999999999999999999.0}", &d),
+                     XF_POSH_ERR_INVALID);
+}
+
+/* Item 7: every fingerprint is matched, not only the first 16: a match in the
+   17th entry, and in the last of 1000, is a match. */
+static void test_many_fingerprints(void **s)
+{
+    (void)s;
+    mbedtls_x509_crt a, b;
+    struct mk_opts oa = { .subject = "CN=a.example", .ca = -1 };
+    struct mk_opts ob = { .subject = "CN=b.example", .ca = -1 };
+    unsigned char da[32], db[32];
+    char ba[64], bb[64], why[200];
+    const size_t counts[] = { 17, 1000 };
+    struct xf_posh_doc *d = malloc(sizeof *d);
+    char *json = malloc(XF_POSH_MAX_DOC + 1);
+    assert_non_null(d);
+    assert_non_null(json);
+    mk_parsed(&oa, &a);
+    mk_parsed(&ob, &b);
+    assert_int_equal(xf_cert_digest(&a, XF_CERT_FULL, XF_HASH_SHA256, da, 32), 32);
+    assert_int_equal(xf_cert_digest(&b, XF_CERT_FULL, XF_HASH_SHA256, db, 32), 32);
+    assert_true(xf_b64_encode(da, 32, ba, sizeof ba) > 0);
+    assert_true(xf_b64_encode(db, 32, bb, sizeof bb) > 0);
+    for (size_t c = 0; c < 2; c++) {
+        size_t off = (size_t)snprintf(json, XF_POSH_MAX_DOC, "{\"fingerprints\":[");
+        for (size_t i = 0; i < counts[c]; i++)
+            off += (size_t)snprintf(json + off, XF_POSH_MAX_DOC - off, "%s{\"sha-256\":\"%s\"}",
+                                    i ? "," : "", i + 1 == counts[c] ? ba : bb);
+        off += (size_t)snprintf(json + off, XF_POSH_MAX_DOC - off, "],\"expires\":60}");
+        assert_true(off < XF_POSH_MAX_DOC);
+        assert_int_equal(xf_posh_parse((const unsigned char *)json, off, d, why, sizeof why), 0);
+        assert_int_equal(d->nfp, counts[c]);
+        assert_int_equal(xf_posh_match(d, &a, why, sizeof why), XF_POSH_MATCH);
+        assert_int_equal(xf_posh_match(d, &b, why, sizeof why), XF_POSH_MATCH);
+    }
+    free(json);
+    free(d);
+    mbedtls_x509_crt_free(&a);
+    mbedtls_x509_crt_free(&b);
+}
+
 int main(void)
 {
     mk_init();
@@ -186,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_skipped_entries),
         cmocka_unit_test(test_generate_and_match),
         cmocka_unit_test(test_generate_reference),
+        cmocka_unit_test(test_expires_overflow),
+        cmocka_unit_test(test_many_fingerprints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
