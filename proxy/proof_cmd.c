@@ -108,10 +108,32 @@ static int load_cert(const struct opts *o, mbedtls_x509_crt *chain)
     if (!o->cert)
         return invalid("--cert is required");
     r = xf_cert_load_chain(chain, o->cert);
-    if (r == XF_CERT_ERR_IO)
-        return invalid("cannot read certificate file %s", o->cert);
-    if (r < 0)
+    if (r < 0) {
+        /* A parse error may leave the certificates before it in chain. */
+        mbedtls_x509_crt_free(chain);
+        mbedtls_x509_crt_init(chain);
+        if (r == XF_CERT_ERR_IO)
+            return invalid("cannot read certificate file %s", o->cert);
         return invalid("cannot parse certificate file %s", o->cert);
+    }
+    return 0;
+}
+
+/* Loads every --ca file into ca (initialised here), or with none given and
+   system_default set, the system bundle. A file that cannot be loaded is
+   invalid input. Returns 0 or EXIT_BAD (after printing; ca is then freed). */
+static int load_cas(const struct opts *o, mbedtls_x509_crt *ca, int system_default)
+{
+    size_t n = o->nca ? o->nca : (system_default ? 1 : 0);
+    mbedtls_x509_crt_init(ca);
+    for (size_t i = 0; i < n; i++) {
+        const char *f = o->nca ? o->ca[i] : NULL;
+        if (xf_pkix_load_ca(ca, f) < 0) {
+            mbedtls_x509_crt_free(ca);
+            mbedtls_x509_crt_init(ca);
+            return invalid("cannot load CA file %s", f ? f : XF_PKIX_SYSTEM_BUNDLE);
+        }
+    }
     return 0;
 }
 
@@ -163,14 +185,9 @@ static int cmd_pkix(const struct opts *o)
         return invalid("--service must be client or server, not %s", o->service);
     if ((r = load_cert(o, &chain)) != 0)
         return r;
-    mbedtls_x509_crt_init(&ca);
-    for (size_t i = 0; i < (o->nca ? o->nca : 1); i++) {
-        const char *f = o->nca ? o->ca[i] : NULL;
-        if (xf_pkix_load_ca(&ca, f) < 0) {
-            mbedtls_x509_crt_free(&chain);
-            mbedtls_x509_crt_free(&ca);
-            return invalid("cannot load CA file %s", f ? f : XF_PKIX_SYSTEM_BUNDLE);
-        }
+    if ((r = load_cas(o, &ca, 1)) != 0) {
+        mbedtls_x509_crt_free(&chain);
+        return r;
     }
     r = xf_pkix_check(&chain, &ca, XF_PKIX_ROLE_SERVER, o->domain, svc, o->srv_target, &v);
     mbedtls_x509_crt_free(&chain);
@@ -187,7 +204,7 @@ static int cmd_tlsa(const struct opts *o)
     struct xf_tlsa *recs;
     struct xf_dane_verdict v;
     enum xf_service svc;
-    int r, have_ca = 0;
+    int r, need_domain = 0;
 
     if (get_service(o, &svc) < 0)
         return invalid("--service must be client or server, not %s", o->service);
@@ -218,12 +235,22 @@ static int cmd_tlsa(const struct opts *o)
             mbedtls_x509_crt_free(&chain);
             return invalid("record is not \"usage selector mtype hex\": %s", o->record[i]);
         }
+        if (recs[i].usage <= XF_TLSA_DANE_TA)
+            need_domain = 1;
     }
-    mbedtls_x509_crt_init(&ca);
-    for (size_t i = 0; i < o->nca; i++)
-        if (xf_pkix_load_ca(&ca, o->ca[i]) > 0)
-            have_ca = 1;
-    xf_dane_check(recs, o->nrecord, &chain, have_ca ? &ca : NULL,
+    /* DANE-TA and PKIX-TA/EE check names: without a domain they could only
+       fail, which would be reported as a misleading no-match. */
+    if (need_domain && !o->domain) {
+        free(recs);
+        mbedtls_x509_crt_free(&chain);
+        return invalid("--domain is required for DANE-TA (2) and PKIX-TA/EE (0, 1) records");
+    }
+    if ((r = load_cas(o, &ca, 0)) != 0) {
+        free(recs);
+        mbedtls_x509_crt_free(&chain);
+        return r;
+    }
+    xf_dane_check(recs, o->nrecord, &chain, o->nca ? &ca : NULL,
                   o->domain ? o->domain : "", svc, o->srv_target, &v);
     free(recs);
     mbedtls_x509_crt_free(&chain);

@@ -85,6 +85,35 @@ expect tlsa-unusable 1 "unusable" -- "$BIN" proof tlsa --cert leaf.pem --record 
 expect tlsa-bad 2 "invalid" -- "$BIN" proof tlsa --cert leaf.pem --record "3 1 1 xyz"
 expect tlsa-dane-ta 0 "match record 1 (2 0 0)" -- "$BIN" proof tlsa --cert leaf.pem --domain example.com \
     --record "2 0 0 $(openssl x509 -in ca.pem -outform DER | od -An -v -tx1 | tr -d ' \n')"
+cader=$(openssl x509 -in ca.pem -outform DER | od -An -v -tx1 | tr -d ' \n')
+ca256=$(openssl x509 -in ca.pem -outform DER | sha256sum | cut -d' ' -f1)
+# --ca that cannot be loaded, and DANE-TA / PKIX records without --domain, are invalid input.
+expect tlsa-ca-missing 2 "invalid" -- "$BIN" proof tlsa --cert leaf.pem --domain example.com \
+    --record "0 0 1 $ca256" --ca /nonexistent/ca.pem
+expect tlsa-ta-nodomain 2 "invalid" -- "$BIN" proof tlsa --cert leaf.pem --record "2 0 0 $cader"
+expect tlsa-pkix-nodomain 2 "invalid" -- "$BIN" proof tlsa --cert leaf.pem --record "0 0 1 $ca256" --ca ca.pem
+# PKIX-TA on a root that comes from --ca and is not sent by the server.
+expect tlsa-pkix-ta-store 0 "match record 1 (0 0 1)" -- "$BIN" proof tlsa --cert leaf.pem --domain example.com \
+    --record "0 0 1 $ca256" --ca ca.pem
+# PKIX-TA pin bypass: leaf issued by caB, ca.pem appended to the chain, both trusted.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout cab.key -out cab.pem \
+    -days 30 -subj "/CN=XF CLI Test CA B" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign" 2>/dev/null || exit 2
+openssl x509 -req -in leaf.csr -CA cab.pem -CAkey cab.key -CAcreateserial -days 10 \
+    -extfile ext.cnf -out leafb.pem 2>/dev/null || exit 2
+cat leafb.pem ca.pem > chainb.pem
+cat ca.pem cab.pem > both.pem
+expect tlsa-pkix-ta-bypass 1 "no-match" -- "$BIN" proof tlsa --cert chainb.pem --domain example.com \
+    --record "0 0 1 $ca256" --ca both.pem
+# DANE-TA: a self-signed CA:FALSE leaf is not its own trust anchor.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout self.key -out self.pem \
+    -days 30 -subj "/CN=example.com" -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "subjectAltName=DNS:example.com" 2>/dev/null || exit 2
+expect tlsa-ta-leaf 1 "no-match" -- "$BIN" proof tlsa --cert self.pem --domain example.com \
+    --record "2 0 0 $(openssl x509 -in self.pem -outform DER | od -An -v -tx1 | tr -d ' \n')"
+# A chain file whose second certificate is broken: invalid (and nothing leaks).
+{ cat leaf.pem; printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'; } > broken.pem
+expect cert-broken 2 "invalid" -- "$BIN" proof tlsa --cert broken.pem --record "3 1 1 $want311"
 
 # POSH generation cross-checked with openssl
 "$BIN" proof posh --cert leaf.pem --generate --expires 3600 > posh.json
