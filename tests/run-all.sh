@@ -44,9 +44,9 @@ for fz in build-fuzz/fuzz_*; do
   suites=$((suites + 1))
   work=$(mktemp -d)
   [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$work/"
-  if "$fz" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+  if "$fz" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="$work/crash-" "$work" >"$work.log" 2>&1; then
-    echo "fuzz_$name: ok ($(grep -Eo 'stat::number_of_executed_units: [0-9]+|#[0-9]+' "$work.log" | tail -1))"
+    echo "fuzz_$name: ok ($(grep -Eo 'number_of_executed_units: [0-9]+' "$work.log" | grep -Eo '[0-9]+') runs)"
   else
     echo "fuzz_$name: FAILED"; tail -40 "$work.log"; failed+=("fuzz_$name")
   fi
