@@ -46,6 +46,15 @@ static int invalid(const char *fmt, ...)
     return EXIT_BAD;
 }
 
+/* The one-line verdict of a check returning 1 match, 0 no match, <0 bad input. */
+static int report(int r, const char *reason)
+{
+    if (r < 0)
+        return invalid("%s", reason);
+    printf("%s %s\n", r == 1 ? "match" : "no-match", reason);
+    return r == 1 ? EXIT_MATCH : EXIT_NOMATCH;
+}
+
 /* Parses "--name value" pairs and the "--generate" flag. Returns 0 or EXIT_BAD
    (after printing the invalid line). */
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -167,10 +176,7 @@ static int cmd_identity(const struct opts *o)
         return r;
     r = xf_identity_check(&chain, o->domain, svc, o->srv_target, &v);
     mbedtls_x509_crt_free(&chain);
-    if (r < 0)
-        return invalid("%s", v.reason);
-    printf("%s %s\n", r == 1 ? "match" : "no-match", v.reason);
-    return r == 1 ? EXIT_MATCH : EXIT_NOMATCH;
+    return report(r, v.reason);
 }
 
 static int cmd_pkix(const struct opts *o)
@@ -192,10 +198,7 @@ static int cmd_pkix(const struct opts *o)
     r = xf_pkix_check(&chain, &ca, XF_PKIX_ROLE_SERVER, o->domain, svc, o->srv_target, &v);
     mbedtls_x509_crt_free(&chain);
     mbedtls_x509_crt_free(&ca);
-    if (r < 0)
-        return invalid("%s", v.reason);
-    printf("%s %s\n", r == 1 ? "match" : "no-match", v.reason);
-    return r == 1 ? EXIT_MATCH : EXIT_NOMATCH;
+    return report(r, v.reason);
 }
 
 static int cmd_tlsa(const struct opts *o)
