@@ -1,0 +1,433 @@
+# shellcheck shell=bash
+# The federation lab: a private network namespace with its own DNS (knot, authoritative)
+# and remote Prosody 0.12 servers of the six XEP-0238 peer types, each on an address of
+# its own. Source it; don't run it. Needs root (netns) and the packages listed in
+# tests/lab/README.md. Builds on tests/integration/lib.sh (temp dir, PID tracking, PKI,
+# checks) and never touches the machine's /etc/resolv.conf or /etc/hosts.
+#
+#   . tests/lab/lab.sh
+#   lab_init NAME                 xf_init + a trap that always runs lab_down (EXIT/INT/TERM)
+#   lab_up                        netns $LAB_NS (xflab$$), lo up, /etc/netns/$LAB_NS/{resolv.conf,hosts}
+#   lab_exec CMD...               run CMD inside the namespace (exec: $! is CMD's PID)
+#   lab_host NAME ADDR4 [ADDR6]   A/AAAA records for NAME and the addresses on the namespace's lo
+#   lab_rr OWNER TYPE RDATA...    any other record (zone file syntax, TTL $LAB_TTL)
+#   lab_xmpp_srv DOMAIN TARGET [PORT] [XMPPS_PORT]   _xmpp-server (and _xmpps-server) SRV
+#   lab_remote NAME DOMAIN TYPE ADDR4 [ADDR6]  declare a remote Prosody of XEP-0238 type 1..6
+#                                 (its certificate, config, users user1/pass1 user2/pass2, DNS)
+#   lab_dns_start                 write the zone(s) from the records above, start knotd, wait
+#   lab_remote_start NAME... | lab_remotes_start   start (all in parallel), wait for the ports
+#   lab_remote_stop NAME / lab_remote_restart NAME  (Prosody keeps s2s sessions: restart
+#                                 between policy changes)
+#   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
+#                                 the namespace (the backend → xmppfront outbound path)
+#   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (send/expect)
+#   lab_down                      kill what the lab started (by PID), flush its nft tables,
+#                                 delete the namespace and /etc/netns/$LAB_NS; idempotent
+#   lab_leftovers                 prints what lab_down should have removed and did not
+#
+# Names and addresses: LAB_ZONES (default "example": every record's owner must end in one of
+# them), LAB_DNS4/LAB_DNS6 (the DNS server's addresses, default 127.0.1.53 / fd00:1ab::53),
+# remote addresses are the caller's choice (127.0.1.x / fd00:1ab::x by convention).
+
+LAB_DIR_SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../integration/lib.sh
+. "$LAB_DIR_SELF/../integration/lib.sh"
+
+LAB_NS=""
+LAB_DIR=""
+LAB_ZONES=${LAB_ZONES:-example}
+LAB_DNS4=${LAB_DNS4:-127.0.1.53}
+LAB_DNS6=${LAB_DNS6:-fd00:1ab::53}
+LAB_TTL=${LAB_TTL:-60}
+LAB_RUN_AS=${LAB_RUN_AS:-prosody}    # unprivileged user of the remote servers
+LAB_RRS=()                           # "owner TYPE rdata" lines of the lab zone(s)
+LAB_ADDRS=()                         # addresses put on the namespace's lo
+LAB_REMOTES=()                       # names declared with lab_remote
+LAB_NFT_TABLES=()                    # "family name" of nft tables made in the namespace
+LAB_KNOT_PID=""
+declare -A LAB_R_DOMAIN LAB_R_TYPE LAB_R_ADDR4 LAB_R_ADDR6 LAB_R_PID
+
+lab_log() { xf_log "lab: $*"; }
+
+# ---------------------------------------------------------------------------- lifecycle
+lab_init() {
+  xf_init "lab-${1:-lab}" || return 1
+  LAB_DIR="$XF_TMP"
+  trap lab_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# EXIT trap: the lab first (its processes live in the namespace), then lib.sh's cleanup
+# (which removes the temp dir and exits with the test's status).
+lab_cleanup() {
+  local rc=$?
+  lab_down
+  (exit "$rc")
+  xf_cleanup
+}
+
+lab_up() {
+  [ "$(id -u)" -eq 0 ] || { lab_log "needs root (network namespace)"; return 1; }
+  [ -n "$LAB_DIR" ] || { lab_log "call lab_init first"; return 1; }
+  LAB_NS=${LAB_NS:-xflab$$}
+  if ip netns list | awk '{print $1}' | grep -qx "$LAB_NS"; then
+    lab_log "namespace $LAB_NS exists already"; LAB_NS=""; return 1
+  fi
+  ip netns add "$LAB_NS" || { LAB_NS=""; return 1; }
+  echo "$LAB_NS" > "$LAB_DIR/netns"
+  lab_exec ip link set lo up || return 1
+  # ip netns exec bind-mounts every file of /etc/netns/NAME over /etc/NAME.
+  mkdir -p "/etc/netns/$LAB_NS" || return 1
+  printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$LAB_DNS4" > "/etc/netns/$LAB_NS/resolv.conf"
+  printf '127.0.0.1 localhost\n::1 localhost\n' > "/etc/netns/$LAB_NS/hosts"
+  lab_addr "$LAB_DNS4" && lab_addr "$LAB_DNS6"
+}
+
+lab_exec() { ip netns exec "$LAB_NS" "$@"; }
+
+# lab_addr ADDR — put ADDR (v4 or v6) on the namespace's lo (once).
+lab_addr() {
+  local a=$1 x
+  for x in "${LAB_ADDRS[@]}"; do [ "$x" = "$a" ] && return 0; done
+  case "$a" in
+    *:*) lab_exec ip -6 addr add "$a/128" dev lo nodad ;;
+    *)   lab_exec ip addr add "$a/32" dev lo ;;
+  esac || { lab_log "cannot add $a"; return 1; }
+  LAB_ADDRS+=("$a")
+}
+
+lab_down() {
+  local i pid ns=$LAB_NS t
+  [ -n "${LAB_DOWN_DONE:-}" ] && return 0
+  # our own PIDs, newest first (the remotes and knot are in XF_PIDS too; they are stopped
+  # here because the namespace must be empty before it goes)
+  for ((i = ${#XF_PIDS[@]} - 1; i >= 0; i--)); do xf_stop_pid "${XF_PIDS[$i]}" 5; done
+  if [ -n "$ns" ] && ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+    # anything still in our namespace was started by us (nothing else knows the name)
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+    for ((i = 0; i < 30; i++)); do [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break; sleep 0.1; done
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+    for t in "${LAB_NFT_TABLES[@]}"; do
+      # shellcheck disable=SC2086
+      ip netns exec "$ns" nft delete table $t 2>/dev/null
+    done
+    ip netns del "$ns" 2>/dev/null || lab_log "could not delete namespace $ns"
+  fi
+  [ -n "$ns" ] && rm -rf "/etc/netns/$ns"
+  LAB_NFT_TABLES=()
+  LAB_DOWN_DONE=1
+  return 0
+}
+
+# Prints one line per thing lab_down left behind; returns 1 if there is any.
+lab_leftovers() {
+  local ns=${1:-$LAB_NS} bad=0 pid n
+  if ip netns list | awk '{print $1}' | grep -qx "$ns"; then echo "namespace $ns still exists"; bad=1; fi
+  [ -e "/etc/netns/$ns" ] && { echo "/etc/netns/$ns still exists"; bad=1; }
+  for pid in "${XF_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null && ps -p "$pid" -o stat= 2>/dev/null | grep -qv Z; then
+      echo "process $pid still runs: $(ps -p "$pid" -o args= 2>/dev/null)"; bad=1
+    fi
+  done
+  # processes whose command line names the lab's temp dir (prosody --config, knotd -c)
+  [ -n "$LAB_DIR" ] && for pid in $(pgrep -f -- "$LAB_DIR/" 2>/dev/null); do
+    [ "$pid" = $$ ] && continue
+    echo "process $pid still runs: $(ps -p "$pid" -o args= 2>/dev/null)"; bad=1
+  done
+  n=$(nft list tables 2>/dev/null | grep -c "xflab" || true)
+  [ "$n" -gt 0 ] && { echo "host has $n nft tables named xflab*"; bad=1; }
+  return $bad
+}
+
+# ---------------------------------------------------------------------------- ports
+# lab_wait_port ADDR PORT TIMEOUT_S [PID] — a TCP listener on ADDR:PORT inside the namespace.
+lab_wait_port() {
+  local addr=$1 port=$2 t=${3:-10} pid=${4:-} i a=$1
+  case "$addr" in *:*) a="[$addr]" ;; esac
+  for ((i = 0; i < t * 10; i++)); do
+    lab_exec ss -Hltn "src $a:$port" 2>/dev/null | grep -q . && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 2; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------------------- DNS
+lab_rr() { local o=$1 t=$2; shift 2; LAB_RRS+=("${o%.}. $t $*"); }
+
+lab_host() {
+  local name=$1 a4=$2 a6=${3:-}
+  lab_rr "$name" A "$a4"; lab_addr "$a4" || return 1
+  if [ -n "$a6" ]; then lab_rr "$name" AAAA "$a6"; lab_addr "$a6" || return 1; fi
+}
+
+# lab_xmpp_srv DOMAIN TARGET [PORT=5269] [XMPPS_PORT]  — RFC 6120 §3.2.1, XEP-0368
+lab_xmpp_srv() {
+  local d=$1 tgt=$2 p=${3:-5269} ps=${4:-}
+  lab_rr "_xmpp-server._tcp.$d" SRV "0 5 $p ${tgt%.}."
+  [ -n "$ps" ] && lab_rr "_xmpps-server._tcp.$d" SRV "0 5 $ps ${tgt%.}."
+  return 0
+}
+
+# The zone a name belongs to (longest suffix in LAB_ZONES), or nothing.
+lab_zone_of() {
+  local n=${1%.} z best=""
+  for z in $LAB_ZONES; do
+    if [ "$n" = "$z" ] || [ "${n%".$z"}" != "$n" ]; then
+      [ ${#z} -gt ${#best} ] && best=$z
+    fi
+  done
+  printf '%s' "$best"
+}
+
+lab_dns_write() {
+  local dir=$1 z rr owner
+  mkdir -p "$dir/zones" "$dir/db" "$dir/run"
+  for z in $LAB_ZONES; do
+    {
+      printf '$ORIGIN %s.\n$TTL %s\n' "$z" "$LAB_TTL"
+      printf '@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 %s\n' "$z" "$z" "$LAB_TTL"
+      printf '@ NS ns.%s.\nns A %s\nns AAAA %s\n' "$z" "$LAB_DNS4" "$LAB_DNS6"
+    } > "$dir/zones/$z.zone"
+  done
+  for rr in "${LAB_RRS[@]}"; do
+    owner=${rr%% *}
+    z=$(lab_zone_of "$owner")
+    [ -n "$z" ] || { lab_log "record outside LAB_ZONES ($LAB_ZONES): $rr"; return 1; }
+    printf '%s\n' "$rr" >> "$dir/zones/$z.zone"
+  done
+  {
+    cat <<EOF
+server:
+    rundir: "$dir/run"
+    user: knot:knot
+    listen: [ $LAB_DNS4@53, $LAB_DNS6@53 ]
+control:
+    listen: "$dir/run/knot.sock"
+database:
+    storage: "$dir/db"
+log:
+  - target: "$dir/knot.log"
+    any: info
+template:
+  - id: default
+    storage: "$dir/zones"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+EOF
+    for z in $LAB_ZONES; do printf '  - domain: %s\n    file: "%s.zone"\n' "$z" "$z"; done
+  } > "$dir/knot.conf"
+  chown -R knot:knot "$dir"
+}
+
+lab_dns_start() {
+  local dir="$LAB_DIR/dns" i z
+  lab_dns_write "$dir" || return 1
+  knotc -c "$dir/knot.conf" conf-check >"$dir/conf-check.log" 2>&1 ||
+    { lab_log "knot config invalid:"; cat "$dir/conf-check.log" >&2; return 1; }
+  lab_exec knotd -c "$dir/knot.conf" >"$dir/knotd.stdout" 2>&1 &
+  LAB_KNOT_PID=$!
+  xf_track "$LAB_KNOT_PID"
+  z=${LAB_ZONES%% *}
+  for ((i = 0; i < 100; i++)); do
+    lab_exec kdig +short +timeout=1 +retry=0 "@$LAB_DNS4" SOA "$z." 2>/dev/null | grep -q . && return 0
+    kill -0 "$LAB_KNOT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  lab_log "knotd did not answer for $z"; tail -20 "$dir/knotd.stdout" "$dir/knot.log" >&2 2>/dev/null
+  return 1
+}
+
+# lab_dig ARGS... — kdig inside the namespace against the namespace's resolver.
+lab_dig() { lab_exec kdig +timeout=2 +retry=0 "$@"; }
+
+# ---------------------------------------------------------------------------- PKI
+# The lab CA ($LAB_DIR/pki/ca.pem), made on first use.
+lab_ca() {
+  [ -f "$LAB_DIR/pki/ca.pem" ] || xf_make_ca "$LAB_DIR/pki" "xmppfront lab CA"
+}
+
+# lab_self_signed OUT DOMAIN — OUT/{fullchain,privkey}.pem, self-signed, SAN = DOMAIN.
+lab_self_signed() {
+  local out=$1 d=$2
+  mkdir -p "$out"
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -keyout "$out/privkey.pem" -out "$out/cert.pem" -days 30 -subj "/CN=$d" \
+    -addext "subjectAltName=DNS:$d" -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "keyUsage=critical,digitalSignature" \
+    -addext "extendedKeyUsage=serverAuth,clientAuth" >/dev/null 2>&1 ||
+    { lab_log "self-signed certificate for $d failed"; return 1; }
+  cp "$out/cert.pem" "$out/fullchain.pem"
+}
+
+# ---------------------------------------------------------------------------- remotes
+# XEP-0238 §2 service types as Prosody 0.12 settings:
+#   type  TLS  certificate  s2s_require_encryption  s2s_secure_auth  dialback
+#   1     no   none         false                   false            yes
+#   2     opt  self-signed  false                   false            yes
+#   3     opt  lab CA       false                   false            yes
+#   4     req  self-signed  true                    false            yes
+#   5     req  lab CA       true                    false            yes
+#   6     req  lab CA       true                    true             no (SASL EXTERNAL only)
+# Every type trusts the lab CA (ssl.cafile) and only it.
+lab_type_tls()     { [ "$1" -ge 2 ]; }
+lab_type_cacert()  { case "$1" in 3|5|6) return 0 ;; esac; return 1; }
+lab_type_reqenc()  { [ "$1" -ge 4 ]; }
+lab_type_secure()  { [ "$1" -eq 6 ]; }
+lab_type_dialback(){ [ "$1" -le 5 ]; }
+lab_bool() { if "$@"; then echo true; else echo false; fi; }
+
+# lab_remote NAME DOMAIN TYPE ADDR4 [ADDR6] — before lab_dns_start.
+lab_remote() {
+  local name=$1 d=$2 type=$3 a4=$4 a6=${5:-}
+  local dir="$LAB_DIR/remote/$name"
+  case "$type" in [1-6]) ;; *) lab_log "type must be 1..6: $type"; return 1 ;; esac
+  LAB_REMOTES+=("$name")
+  LAB_R_DOMAIN[$name]=$d LAB_R_TYPE[$name]=$type LAB_R_ADDR4[$name]=$a4 LAB_R_ADDR6[$name]=$a6
+  mkdir -p "$dir/data" "$dir/certs"
+  lab_ca || return 1
+  cp "$LAB_DIR/pki/ca.pem" "$dir/ca.pem"
+  if lab_type_cacert "$type"; then
+    xf_make_cert "$LAB_DIR/pki" "$dir/pem" "$d" "$d" || return 1
+  elif lab_type_tls "$type"; then
+    lab_self_signed "$dir/pem" "$d" || return 1
+  fi
+  if lab_type_tls "$type"; then
+    cp "$dir/pem/fullchain.pem" "$dir/certs/$d.crt"
+    cp "$dir/pem/privkey.pem" "$dir/certs/$d.key"
+  fi
+  lab_host "$d" "$a4" "$a6" || return 1
+  if lab_type_tls "$type"; then lab_xmpp_srv "$d" "$d" 5269 5270; else lab_xmpp_srv "$d" "$d" 5269; fi
+  mkdir -p "$dir/plugins"
+  cp "$LAB_DIR_SELF/prosody-modules/mod_lab_s2s_log.lua" "$dir/plugins/"
+  lab_remote_config "$name" > "$dir/prosody.cfg.lua"
+  # Accounts in Prosody's internal_plain store (data/<host, %-escaped>/accounts/<user>.dat):
+  # written directly, which is instant (prosodyctl register costs ~1 s per account).
+  local hd u
+  hd=$(printf '%s' "$d" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
+  mkdir -p "$dir/data/$hd/accounts"
+  for u in 1 2; do
+    printf 'return {\n\t["password"] = "pass%s";\n};\n' "$u" > "$dir/data/$hd/accounts/user$u.dat"
+  done
+  chown -R "$LAB_RUN_AS:" "$dir"
+  chmod 700 "$dir"
+}
+
+lab_remote_config() {
+  local name=$1 d=${LAB_R_DOMAIN[$1]} t=${LAB_R_TYPE[$1]} a4=${LAB_R_ADDR4[$1]} a6=${LAB_R_ADDR6[$1]}
+  local dir="$LAB_DIR/remote/$name" ifs="\"$a4\"" mods='"dialback";' dis="" dtls=""
+  [ -n "$a6" ] && ifs="$ifs, \"$a6\""
+  lab_type_dialback "$t" || { mods=""; dis='"dialback";'; }
+  if lab_type_tls "$t"; then mods="$mods \"tls\";"; dtls=5270; else dis="$dis \"tls\";"; fi
+  local dbg=""
+  [ "${LAB_DEBUG:-0}" = 1 ] && dbg="    { levels = { min = \"debug\" }, to = \"file\", filename = \"$dir/debug.log\" };"
+  cat <<EOF
+-- Lab remote "$name": XEP-0238 type $t ($d). Generated by tests/lab/lab.sh.
+pidfile = "$dir/prosody.pid"
+data_path = "$dir/data"
+log = {
+    { levels = { min = "info" }, to = "file", filename = "$dir/prosody.log" };
+$dbg
+}
+interfaces = { $ifs }
+local_interfaces = { $ifs }
+c2s_ports = { 5222 }
+s2s_ports = { 5269 }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { $dtls }
+http_ports = { }
+https_ports = { }
+component_ports = { }
+
+-- lab_s2s_log (tests/lab/prosody-modules): one "lab-s2s" info line per authenticated stream
+plugin_paths = { "$dir/plugins" }
+modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "lab_s2s_log"; $mods }
+modules_disabled = { $dis }
+
+-- the lab CA is the only trust anchor (RFC 6125 checks of s2s peers use it)
+ssl = { cafile = "$dir/ca.pem" }
+certificates = "$dir/certs"
+-- resolution: libunbound (lua-unbound) reads /etc/resolv.conf, i.e. the lab DNS
+unbound = { resolvconf = true, hoststxt = true }
+
+s2s_require_encryption = $(lab_bool lab_type_reqenc "$t")
+s2s_secure_auth = $(lab_bool lab_type_secure "$t")
+-- an s2s stream not authenticated within this many seconds is dropped and its stanzas
+-- bounced (remote-server-timeout); Prosody's default is 90
+s2s_timeout = ${LAB_S2S_TIMEOUT:-5}
+-- users log in over plaintext c2s on the lab's loopback
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+storage = "internal"
+allow_registration = false
+
+VirtualHost "$d"
+EOF
+}
+
+lab_remote_start() {
+  local name pids=() n dir
+  for name in "$@"; do
+    dir="$LAB_DIR/remote/$name"
+    [ -f "$dir/prosody.cfg.lua" ] || { lab_log "no remote $name"; return 1; }
+    xf_as_prosody_init "$dir"
+    if [ "$LAB_RUN_AS" != prosody ] && [ "$(id -u)" -eq 0 ]; then
+      XF_AS_PROSODY=(setpriv --reuid="$LAB_RUN_AS" --regid="$LAB_RUN_AS" --init-groups -- env HOME="$dir")
+    fi
+    lab_exec "${XF_AS_PROSODY[@]}" prosody --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 &
+    LAB_R_PID[$name]=$!
+    xf_track $!
+  done
+  for name in "$@"; do
+    local a=${LAB_R_ADDR4[$name]} pid=${LAB_R_PID[$name]}
+    dir="$LAB_DIR/remote/$name"
+    for n in 5222 5269; do
+      if ! lab_wait_port "$a" "$n" 20 "$pid"; then
+        lab_log "remote $name did not listen on $a:$n"
+        tail -20 "$dir/prosody.stdout" "$dir/prosody.log" >&2 2>/dev/null
+        return 1
+      fi
+    done
+  done
+}
+lab_remotes_start() { lab_remote_start "${LAB_REMOTES[@]}"; }
+
+lab_remote_stop() {
+  local name
+  for name in "$@"; do xf_stop_pid "${LAB_R_PID[$name]:-}" 5; LAB_R_PID[$name]=""; done
+}
+lab_remote_restart() { lab_remote_stop "$@" && lab_remote_start "$@"; }
+
+# lab_remote_c2s NAME — "ADDR4:5222" of its c2s (plaintext, PLAIN allowed).
+lab_remote_c2s() { printf '%s:5222' "${LAB_R_ADDR4[$1]}"; }
+
+# ---------------------------------------------------------------------------- netfilter
+# lab_redirect_uid UID TO_PORT [DPORTS] — inside the namespace, TCP that processes of UID
+# open (to DPORTS, default any) is redirected to 127.0.0.1:TO_PORT (nftables nat output
+# hook: the backend's outgoing s2s → xmppfront's transparent outbound listener). The table
+# (ip xflab_redirect) goes with lab_down. REDIRECT of locally generated packets rewrites
+# the destination to 127.0.0.1; the original one stays readable (SO_ORIGINAL_DST).
+lab_redirect_uid() {
+  local uid=$1 to=$2 dports=${3:-} match=""
+  [ -n "$dports" ] && match="tcp dport { $dports }"
+  local t="ip xflab_redirect"
+  lab_exec nft -f - <<EOF || return 1
+table $t {
+  chain output {
+    type nat hook output priority -100; policy accept;
+    meta l4proto tcp meta skuid $uid $match redirect to :$to
+  }
+}
+EOF
+  LAB_NFT_TABLES+=("$t")
+}
+
+# ---------------------------------------------------------------------------- clients
+lab_xmpp() { timeout "${LAB_CLIENT_TIMEOUT:-60}" ip netns exec "$LAB_NS" "$XF_PY" "$LAB_DIR_SELF/lab_xmpp.py" "$@"; }
+
+# lab_account NAME USER — "JID PASS HOST PORT" for lab_xmpp --account.
+lab_account() { printf '%s@%s pass%s %s 5222' "$2" "${LAB_R_DOMAIN[$1]}" "${2#user}" "${LAB_R_ADDR4[$1]}"; }
