@@ -8,7 +8,7 @@
 #   . tests/lab/lab.sh
 #   lab_init NAME                 xf_init + a trap that always runs lab_down (EXIT/INT/TERM)
 #   lab_up                        netns $LAB_NS (xflab$$), lo up, /etc/netns/$LAB_NS/{resolv.conf,hosts}
-#   lab_exec CMD...               run CMD inside the namespace (exec: $! is CMD's PID)
+#   lab_exec CMD...               run CMD inside the namespace (foreground)
 #   lab_host NAME ADDR4 [ADDR6]   A/AAAA records for NAME and the addresses on the namespace's lo
 #   lab_rr OWNER TYPE RDATA...    any other record (zone file syntax, TTL $LAB_TTL)
 #   lab_xmpp_srv DOMAIN TARGET [PORT] [XMPPS_PORT]   _xmpp-server (and _xmpps-server) SRV
@@ -84,6 +84,8 @@ lab_up() {
   lab_addr "$LAB_DNS4" && lab_addr "$LAB_DNS6"
 }
 
+# (a function: never background it with &, $! would be a subshell; background
+# `ip netns exec "$LAB_NS" CMD &` instead, which execs, so that $! is CMD itself)
 lab_exec() { ip netns exec "$LAB_NS" "$@"; }
 
 # lab_addr ADDR — put ADDR (v4 or v6) on the namespace's lo (once).
@@ -228,7 +230,7 @@ lab_dns_start() {
   lab_dns_write "$dir" || return 1
   knotc -c "$dir/knot.conf" conf-check >"$dir/conf-check.log" 2>&1 ||
     { lab_log "knot config invalid:"; cat "$dir/conf-check.log" >&2; return 1; }
-  lab_exec knotd -c "$dir/knot.conf" >"$dir/knotd.stdout" 2>&1 &
+  ip netns exec "$LAB_NS" knotd -c "$dir/knot.conf" >"$dir/knotd.stdout" 2>&1 &
   LAB_KNOT_PID=$!
   xf_track "$LAB_KNOT_PID"
   z=${LAB_ZONES%% *}
@@ -378,7 +380,7 @@ lab_remote_start() {
     if [ "$LAB_RUN_AS" != prosody ] && [ "$(id -u)" -eq 0 ]; then
       XF_AS_PROSODY=(setpriv --reuid="$LAB_RUN_AS" --regid="$LAB_RUN_AS" --init-groups -- env HOME="$dir")
     fi
-    lab_exec "${XF_AS_PROSODY[@]}" prosody --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 &
+    ip netns exec "$LAB_NS" "${XF_AS_PROSODY[@]}" prosody --config "$dir/prosody.cfg.lua" >"$dir/prosody.stdout" 2>&1 &
     LAB_R_PID[$name]=$!
     xf_track $!
   done

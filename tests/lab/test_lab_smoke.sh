@@ -184,7 +184,7 @@ redirect_check() {
   local out="$LAB_DIR/redirect.out" i
   lab_redirect_uid 65534 "$RPORT" "5269, 5270" || return 1
   lab_exec nft list table ip xflab_redirect
-  lab_exec "$XF_PY" "$probe" listen "$RPORT" > "$out" 2>&1 &
+  ip netns exec "$LAB_NS" "$XF_PY" "$probe" listen "$RPORT" > "$out" 2>&1 &
   local lpid=$!; xf_track "$lpid"
   for ((i = 0; i < 50; i++)); do grep -q ready "$out" && break; sleep 0.1; done
   # uid 65534 (nobody) to type3's s2s port: redirected
