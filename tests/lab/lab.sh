@@ -14,19 +14,24 @@
 #   lab_xmpp_srv DOMAIN TARGET [PORT] [XMPPS_PORT]   _xmpp-server (and _xmpps-server) SRV
 #   lab_remote NAME DOMAIN TYPE ADDR4 [ADDR6]  declare a remote Prosody of XEP-0238 type 1..6
 #                                 (its certificate, config, users user1/pass1 user2/pass2, DNS)
-#   lab_dns_start                 write the zone(s) from the records above, start knotd, wait
+#   lab_dns_start                 write the zone(s) from the records above, start knotd, wait;
+#                                 LAB_DNSSEC=1: knot signs the zones (automatic ECDSA P-256 keys)
+#                                 and a validating unbound, with the zones' KSKs as its only
+#                                 trust anchors, becomes the namespace's resolver (AD bit)
 #   lab_remote_start NAME... | lab_remotes_start   start (all in parallel), wait for the ports
 #   lab_remote_stop NAME / lab_remote_restart NAME  (Prosody keeps s2s sessions: restart
 #                                 between policy changes)
 #   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
 #                                 the namespace (the backend → xmppfront outbound path)
-#   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (send/expect)
+#   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
+#   lab_send FROM TO [TIMEOUT]    user1@FROM -> user2@TO (remote names); 0 iff delivered
 #   lab_down                      kill what the lab started (by PID), flush its nft tables,
 #                                 delete the namespace and /etc/netns/$LAB_NS; idempotent
 #   lab_leftovers                 prints what lab_down should have removed and did not
 #
 # Names and addresses: LAB_ZONES (default "example": every record's owner must end in one of
 # them), LAB_DNS4/LAB_DNS6 (the DNS server's addresses, default 127.0.1.53 / fd00:1ab::53),
+# LAB_RESOLVER4/6 (unbound with LAB_DNSSEC=1, default 127.0.1.54 / fd00:1ab::54),
 # remote addresses are the caller's choice (127.0.1.x / fd00:1ab::x by convention).
 
 LAB_DIR_SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +43,9 @@ LAB_DIR=""
 LAB_ZONES=${LAB_ZONES:-example}
 LAB_DNS4=${LAB_DNS4:-127.0.1.53}
 LAB_DNS6=${LAB_DNS6:-fd00:1ab::53}
+LAB_RESOLVER4=${LAB_RESOLVER4:-127.0.1.54}
+LAB_RESOLVER6=${LAB_RESOLVER6:-fd00:1ab::54}
+LAB_DNSSEC=${LAB_DNSSEC:-0}
 LAB_TTL=${LAB_TTL:-60}
 LAB_RUN_AS=${LAB_RUN_AS:-prosody}    # unprivileged user of the remote servers
 LAB_RRS=()                           # "owner TYPE rdata" lines of the lab zone(s)
@@ -45,6 +53,9 @@ LAB_ADDRS=()                         # addresses put on the namespace's lo
 LAB_REMOTES=()                       # names declared with lab_remote
 LAB_NFT_TABLES=()                    # "family name" of nft tables made in the namespace
 LAB_KNOT_PID=""
+LAB_UNBOUND_PID=""
+# shellcheck disable=SC2034  # for callers: the address in the namespace's resolv.conf
+LAB_RESOLVER=""
 declare -A LAB_R_DOMAIN LAB_R_TYPE LAB_R_ADDR4 LAB_R_ADDR6 LAB_R_PID
 
 lab_log() { xf_log "lab: $*"; }
@@ -79,9 +90,16 @@ lab_up() {
   lab_exec ip link set lo up || return 1
   # ip netns exec bind-mounts every file of /etc/netns/NAME over /etc/NAME.
   mkdir -p "/etc/netns/$LAB_NS" || return 1
-  printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$LAB_DNS4" > "/etc/netns/$LAB_NS/resolv.conf"
+  lab_resolv_conf "$LAB_DNS4" || return 1
   printf '127.0.0.1 localhost\n::1 localhost\n' > "/etc/netns/$LAB_NS/hosts"
   lab_addr "$LAB_DNS4" && lab_addr "$LAB_DNS6"
+}
+
+# lab_resolv_conf ADDR — the namespace's /etc/resolv.conf (only the lab's copy).
+lab_resolv_conf() {
+  # shellcheck disable=SC2034  # read by callers
+  LAB_RESOLVER=$1
+  printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$1" > "/etc/netns/$LAB_NS/resolv.conf"
 }
 
 # (a function: never background it with &, $! would be a subshell; background
@@ -188,6 +206,7 @@ lab_dns_write() {
   mkdir -p "$dir/zones" "$dir/db" "$dir/run"
   for z in $LAB_ZONES; do
     {
+      # shellcheck disable=SC2016  # zone file directives, not shell
       printf '$ORIGIN %s.\n$TTL %s\n' "$z" "$LAB_TTL"
       printf '@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 %s\n' "$z" "$z" "$LAB_TTL"
       printf '@ NS ns.%s.\nns A %s\nns AAAA %s\n' "$z" "$LAB_DNS4" "$LAB_DNS6"
@@ -212,12 +231,18 @@ database:
 log:
   - target: "$dir/knot.log"
     any: info
+policy:
+  - id: lab
+    algorithm: ecdsap256sha256
+    nsec3: off
 template:
   - id: default
     storage: "$dir/zones"
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
+    dnssec-signing: $([ "$LAB_DNSSEC" = 1 ] && echo on || echo off)
+    dnssec-policy: lab
 zone:
 EOF
     for z in $LAB_ZONES; do printf '  - domain: %s\n    file: "%s.zone"\n' "$z" "$z"; done
@@ -233,17 +258,82 @@ lab_dns_start() {
   ip netns exec "$LAB_NS" knotd -c "$dir/knot.conf" >"$dir/knotd.stdout" 2>&1 &
   LAB_KNOT_PID=$!
   xf_track "$LAB_KNOT_PID"
+  local want=SOA; [ "$LAB_DNSSEC" = 1 ] && want=DNSKEY
+  for z in $LAB_ZONES; do
+    for ((i = 0; i < 100; i++)); do
+      lab_exec kdig +short +timeout=1 +retry=0 "@$LAB_DNS4" "$want" "$z." 2>/dev/null | grep -q . && break
+      kill -0 "$LAB_KNOT_PID" 2>/dev/null || i=100
+      sleep 0.1
+    done
+    if [ "$i" -ge 100 ]; then
+      lab_log "knotd did not answer $want for $z"; tail -20 "$dir/knotd.stdout" "$dir/knot.log" >&2 2>/dev/null
+      return 1
+    fi
+  done
+  [ "$LAB_DNSSEC" = 1 ] || return 0
+  lab_unbound_start
+}
+
+# A validating unbound in front of knot: a stub zone per lab zone, the zone's KSK
+# (DNSKEY flags 257, read from knot) as its trust anchor, nothing else trusted (no root
+# anchor: names outside the lab zones are not answered at all — there is no internet).
+lab_unbound_start() {
+  local dir="$LAB_DIR/resolver" z key i
+  mkdir -p "$dir"
+  { lab_addr "$LAB_RESOLVER4" && lab_addr "$LAB_RESOLVER6"; } || return 1
+  {
+    cat <<EOF
+server:
+    username: "unbound"
+    chroot: ""
+    directory: "$dir"
+    pidfile: "$dir/unbound.pid"
+    logfile: "$dir/unbound.log"
+    use-syslog: no
+    do-daemonize: no
+    verbosity: 1
+    val-log-level: 2
+    interface: $LAB_RESOLVER4
+    interface: $LAB_RESOLVER6
+    port: 53
+    access-control: 127.0.0.0/8 allow
+    access-control: fd00:1ab::/64 allow
+    do-not-query-localhost: no
+    module-config: "validator iterator"
+    cache-max-ttl: 5
+    cache-max-negative-ttl: 1
+EOF
+    for z in $LAB_ZONES; do
+      key=$(lab_exec kdig +short +timeout=1 +retry=0 "@$LAB_DNS4" DNSKEY "$z." | awk '$1 == 257')
+      [ -n "$key" ] || { lab_log "no KSK for $z"; return 1; }
+      printf '    local-zone: "%s." nodefault\n' "$z"
+      printf '    trust-anchor: "%s. DNSKEY %s"\n' "$z" "$key"
+    done
+    for z in $LAB_ZONES; do
+      printf 'stub-zone:\n    name: "%s."\n    stub-addr: %s\n' "$z" "$LAB_DNS4"
+    done
+  } > "$dir/unbound.conf" || return 1
+  chown -R unbound:unbound "$dir"
+  unbound-checkconf "$dir/unbound.conf" >"$dir/checkconf.log" 2>&1 ||
+    { lab_log "unbound config invalid:"; cat "$dir/checkconf.log" >&2; return 1; }
+  ip netns exec "$LAB_NS" unbound -d -c "$dir/unbound.conf" >"$dir/unbound.stdout" 2>&1 &
+  LAB_UNBOUND_PID=$!
+  xf_track "$LAB_UNBOUND_PID"
   z=${LAB_ZONES%% *}
   for ((i = 0; i < 100; i++)); do
-    lab_exec kdig +short +timeout=1 +retry=0 "@$LAB_DNS4" SOA "$z." 2>/dev/null | grep -q . && return 0
-    kill -0 "$LAB_KNOT_PID" 2>/dev/null || break
+    if lab_exec kdig +dnssec +timeout=1 +retry=0 "@$LAB_RESOLVER4" SOA "$z." 2>/dev/null |
+       grep -q '^;; Flags: .* ad[ ;]'; then
+      lab_resolv_conf "$LAB_RESOLVER4"
+      return 0
+    fi
+    kill -0 "$LAB_UNBOUND_PID" 2>/dev/null || break
     sleep 0.1
   done
-  lab_log "knotd did not answer for $z"; tail -20 "$dir/knotd.stdout" "$dir/knot.log" >&2 2>/dev/null
+  lab_log "unbound did not validate $z"; tail -20 "$dir/unbound.stdout" "$dir/unbound.log" >&2 2>/dev/null
   return 1
 }
 
-# lab_dig ARGS... — kdig inside the namespace against the namespace's resolver.
+# lab_dig ARGS... — kdig inside the namespace (default server: the namespace's resolver).
 lab_dig() { lab_exec kdig +timeout=2 +retry=0 "$@"; }
 
 # ---------------------------------------------------------------------------- PKI
@@ -372,7 +462,7 @@ EOF
 }
 
 lab_remote_start() {
-  local name pids=() n dir
+  local name n dir
   for name in "$@"; do
     dir="$LAB_DIR/remote/$name"
     [ -f "$dir/prosody.cfg.lua" ] || { lab_log "no remote $name"; return 1; }
@@ -431,5 +521,17 @@ EOF
 # ---------------------------------------------------------------------------- clients
 lab_xmpp() { timeout "${LAB_CLIENT_TIMEOUT:-60}" ip netns exec "$LAB_NS" "$XF_PY" "$LAB_DIR_SELF/lab_xmpp.py" "$@"; }
 
-# lab_account NAME USER — "JID PASS HOST PORT" for lab_xmpp --account.
+# lab_account NAME USER — "JID PASS HOST PORT" for lab_xmpp --account (four words: use it
+# unquoted).
 lab_account() { printf '%s@%s pass%s %s 5222' "$2" "${LAB_R_DOMAIN[$1]}" "${2#user}" "${LAB_R_ADDR4[$1]}"; }
+
+# lab_send FROM_REMOTE TO_REMOTE [TIMEOUT_S] — user1@FROM sends user2@TO one message;
+# prints lab_xmpp's RESULT line; 0 only when it was delivered.
+lab_send() {
+  local out
+  # shellcheck disable=SC2046  # lab_account prints four words on purpose
+  out=$(lab_xmpp --account $(lab_account "$1" user1) --account $(lab_account "$2" user2) \
+    --send "user1@${LAB_R_DOMAIN[$1]}" "user2@${LAB_R_DOMAIN[$2]}" --timeout "${3:-15}")
+  echo "$out"
+  grep -q '^RESULT .* delivered ' <<< "$out"
+}

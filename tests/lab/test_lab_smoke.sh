@@ -2,7 +2,8 @@
 # Smoke test of the federation lab (tests/lab/lab.sh), with no xmppfront at all: real
 # Prosody 0.12 servers of the six XEP-0238 types federate directly with each other.
 #  (a) the namespace has the lab's resolv.conf; knot answers the SRV/A/AAAA records;
-#      the machine's /etc/resolv.conf and /etc/hosts are untouched
+#      the machine's /etc/resolv.conf and /etc/hosts are untouched; with LAB_DNSSEC=1 (the
+#      default here) the zone is signed and the namespace's resolver (unbound) sets AD
 #  (b) the 6x6 matrix: for each initiating type I and receiving type R one message
 #      user1@typeI -> user1@typeR (the diagonal goes to a second server typeNb of the same
 #      type), all 36 at once. Every cell must match EXPECT below: delivered with the right
@@ -13,6 +14,7 @@
 #      destination readable (SO_ORIGINAL_DST); root's is not redirected
 #  (d) lab_down leaves nothing: no process, no namespace, no /etc/netns entry, no rules
 # Usage: bash tests/lab/test_lab_smoke.sh   (root; exit status 0 only if every check passed)
+: "${LAB_DNSSEC:=1}"          # signed zone + validating unbound (LAB_DNSSEC=0: knot only)
 . "$(dirname "$0")/lab.sh"
 T=lab_smoke
 T0=$(date +%s.%N)
@@ -59,7 +61,8 @@ echo "  lab up in $(elapsed)s: namespace $NS, knot, ${#LAB_REMOTES[@]} Prosody s
 # ------------------------------------------------------------------------------- (a)
 dns_checks() {
   local out
-  lab_exec cat /etc/resolv.conf | grep -qx "nameserver $LAB_DNS4" || { echo "namespace resolv.conf:"; lab_exec cat /etc/resolv.conf; return 1; }
+  local want=$LAB_DNS4; [ "$LAB_DNSSEC" = 1 ] && want=$LAB_RESOLVER4
+  lab_exec cat /etc/resolv.conf | grep -qx "nameserver $want" || { echo "namespace resolv.conf:"; lab_exec cat /etc/resolv.conf; return 1; }
   out=$(lab_dig +short SRV _xmpps-server._tcp.type5.example) && echo "$out"
   [ "$out" = "0 5 5270 type5.example." ] || return 1
   out=$(lab_dig +short SRV _xmpp-server._tcp.type1.example) && echo "$out"
@@ -72,10 +75,22 @@ dns_checks() {
   [ "$(cat /etc/resolv.conf /etc/hosts | sha256sum)" = "$resolv_sum" ] || { echo "machine's resolv.conf/hosts changed"; return 1; }
 }
 xf_check "(a) lab DNS: namespace resolv.conf, SRV/A/AAAA from knot, NXDOMAIN; host files untouched" dns_checks
+dnssec_checks() {
+  local out
+  out=$(lab_dig +dnssec SRV _xmpps-server._tcp.type6.example) && echo "$out"
+  grep -q '^;; Flags: .* ad[ ;]' <<< "$out" || { echo "resolver: no AD bit"; return 1; }
+  grep -q 'RRSIG.*SRV' <<< "$out" || return 1
+  out=$(lab_dig +dnssec "@$LAB_DNS4" A type6.example) && echo "$out"
+  grep -q 'RRSIG.*A 13' <<< "$out" || { echo "authoritative: no RRSIG"; return 1; }
+  ! grep -q '^;; Flags: .* ad[ ;]' <<< "$out" || { echo "authoritative answer has AD"; return 1; }
+}
+if [ "$LAB_DNSSEC" = 1 ]; then
+  xf_check "(a) DNSSEC: knot signs the zone, unbound (lab KSK as trust anchor) validates: AD" dnssec_checks
+fi
 
 # ------------------------------------------------------------------------------- (b)
 args=()
-for r in "${LAB_REMOTES[@]}"; do args+=(--account $(lab_account "$r" user1)); done
+for r in "${LAB_REMOTES[@]}"; do read -r -a acc < <(lab_account "$r" user1); args+=(--account "${acc[@]}"); done
 for i in 1 2 3 4 5 6; do
   for j in 1 2 3 4 5 6; do
     to="type$j.example"; [ "$i" = "$j" ] && to="type${j}b.example"
@@ -149,7 +164,32 @@ agree_check() {
   done
   [ "$d" -eq 1 ]
 }
+# Prosody prefers _xmpps-server (XEP-0368 direct TLS, port 5270) when it has TLS itself:
+# every encrypted stream of the matrix must have come in on 5270, every plaintext one on 5269.
+port_check() {
+  local f n_tls n_direct n_plain n_plain5269
+  f=$(cat "$LAB_DIR"/remote/*/prosody.log | grep 'lab-s2s dir=incoming')
+  n_tls=$(grep -c 'secure=true' <<< "$f"); n_direct=$(grep -c 'secure=true.*port=5270' <<< "$f")
+  n_plain=$(grep -c 'secure=false' <<< "$f"); n_plain5269=$(grep -c 'secure=false.*port=5269' <<< "$f")
+  echo "incoming streams: $n_tls encrypted ($n_direct on 5270), $n_plain plaintext ($n_plain5269 on 5269)"
+  [ "$n_tls" -gt 0 ] && [ "$n_direct" -eq "$n_tls" ] && [ "$n_plain" -gt 0 ] && [ "$n_plain5269" -eq "$n_plain" ]
+}
+xf_check "(b) encrypted streams used direct TLS (_xmpps-server, 5270), plaintext ones 5269" port_check
 xf_check "(b) expected and XEP-0238 tables differ on federate/refuse only at type2->type5" agree_check
+
+# lab_send (one message, user1 -> user2) and lab_remote_restart (a fresh Prosody, no s2s
+# sessions kept): type3 -> type6 federates, type1 -> type4 does not, both again after
+# restarting the receivers.
+send_check() {
+  lab_send t3 t6 || return 1
+  ! lab_send t1 t4 || return 1
+  local old=${LAB_R_PID[t6]}
+  lab_remote_restart t6 t4 || return 1
+  echo "t6: pid $old -> ${LAB_R_PID[t6]}"
+  [ "${LAB_R_PID[t6]}" != "$old" ] && ! kill -0 "$old" 2>/dev/null || return 1
+  lab_send t3 t6 && ! lab_send t1 t4
+}
+xf_check "(b) lab_send: type3->type6 delivered, type1->type4 refused; the same after lab_remote_restart" send_check
 
 # ------------------------------------------------------------------------------- (c)
 read -r RPORT < <(xf_free_ports 1)
