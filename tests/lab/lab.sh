@@ -17,7 +17,9 @@
 #   lab_dns_start                 write the zone(s) from the records above, start knotd, wait;
 #                                 LAB_DNSSEC=1: knot signs the zones (automatic ECDSA P-256 keys)
 #                                 and a validating unbound, with the zones' KSKs as its only
-#                                 trust anchors, becomes the namespace's resolver (AD bit)
+#                                 trust anchors, becomes the namespace's resolver (AD bit);
+#                                 zones in LAB_BOGUS_ZONES get a wrong anchor: their answers
+#                                 are bogus, i.e. SERVFAIL from the resolver
 #   lab_remote_start NAME... | lab_remotes_start   start (all in parallel), wait for the ports
 #   lab_remote_stop NAME / lab_remote_restart NAME  (Prosody keeps s2s sessions: restart
 #                                 between policy changes)
@@ -46,6 +48,7 @@ LAB_DNS6=${LAB_DNS6:-fd00:1ab::53}
 LAB_RESOLVER4=${LAB_RESOLVER4:-127.0.1.54}
 LAB_RESOLVER6=${LAB_RESOLVER6:-fd00:1ab::54}
 LAB_DNSSEC=${LAB_DNSSEC:-0}
+LAB_BOGUS_ZONES=${LAB_BOGUS_ZONES:-}  # subset of LAB_ZONES (with LAB_DNSSEC=1)
 LAB_TTL=${LAB_TTL:-60}
 LAB_RUN_AS=${LAB_RUN_AS:-prosody}    # unprivileged user of the remote servers
 LAB_RRS=()                           # "owner TYPE rdata" lines of the lab zone(s)
@@ -212,6 +215,17 @@ lab_dns_write() {
       printf '@ NS ns.%s.\nns A %s\nns AAAA %s\n' "$z" "$LAB_DNS4" "$LAB_DNS6"
     } > "$dir/zones/$z.zone"
   done
+  # a lab zone inside another one is delegated from it (NS + glue, no DS: each lab zone has
+  # its own trust anchor in unbound); without the cut, the parent's signed NSEC chain
+  # would deny the child's names
+  local p
+  for z in $LAB_ZONES; do
+    for p in $LAB_ZONES; do
+      [ "$p" != "$z" ] && [ "${z%".$p"}" != "$z" ] && [ "$(lab_zone_of "${z#*.}")" = "$p" ] &&
+        printf '%s. NS ns.%s.\nns.%s. A %s\nns.%s. AAAA %s\n' "$z" "$z" "$z" "$LAB_DNS4" "$z" "$LAB_DNS6" \
+          >> "$dir/zones/$p.zone"
+    done
+  done
   for rr in "${LAB_RRS[@]}"; do
     owner=${rr%% *}
     z=$(lab_zone_of "$owner")
@@ -291,7 +305,7 @@ server:
     logfile: "$dir/unbound.log"
     use-syslog: no
     do-daemonize: no
-    verbosity: 1
+    verbosity: ${LAB_UNBOUND_VERBOSITY:-1}
     val-log-level: 2
     interface: $LAB_RESOLVER4
     interface: $LAB_RESOLVER6
@@ -306,6 +320,9 @@ EOF
     for z in $LAB_ZONES; do
       key=$(lab_exec kdig +short +timeout=1 +retry=0 "@$LAB_DNS4" DNSKEY "$z." | awk '$1 == 257')
       [ -n "$key" ] || { lab_log "no KSK for $z"; return 1; }
+      case " $LAB_BOGUS_ZONES " in
+        *" $z "*) key="257 3 13 $(head -c 64 /dev/urandom | base64 -w0)" ;;  # not the zone's key
+      esac
       printf '    local-zone: "%s." nodefault\n' "$z"
       printf '    trust-anchor: "%s. DNSKEY %s"\n' "$z" "$key"
     done
@@ -319,7 +336,7 @@ EOF
   ip netns exec "$LAB_NS" unbound -d -c "$dir/unbound.conf" >"$dir/unbound.stdout" 2>&1 &
   LAB_UNBOUND_PID=$!
   xf_track "$LAB_UNBOUND_PID"
-  z=${LAB_ZONES%% *}
+  for z in $LAB_ZONES; do case " $LAB_BOGUS_ZONES " in *" $z "*) ;; *) break ;; esac; done
   for ((i = 0; i < 100; i++)); do
     if lab_exec kdig +dnssec +timeout=1 +retry=0 "@$LAB_RESOLVER4" SOA "$z." 2>/dev/null |
        grep -q '^;; Flags: .* ad[ ;]'; then
