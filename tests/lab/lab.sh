@@ -125,6 +125,8 @@ lab_down() {
   [ -n "${LAB_DOWN_DONE:-}" ] && return 0
   # our own PIDs, newest first (the remotes and knot are in XF_PIDS too; they are stopped
   # here because the namespace must be empty before it goes)
+  # (TERM to all first, so that they shut down in parallel; xf_stop_pid then waits, KILLs)
+  for pid in "${XF_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for ((i = ${#XF_PIDS[@]} - 1; i >= 0; i--)); do xf_stop_pid "${XF_PIDS[$i]}" 5; done
   if [ -n "$ns" ] && ip netns list | awk '{print $1}' | grep -qx "$ns"; then
     # anything still in our namespace was started by us (nothing else knows the name)
@@ -164,12 +166,16 @@ lab_leftovers() {
 }
 
 # ---------------------------------------------------------------------------- ports
-# lab_wait_port ADDR PORT TIMEOUT_S [PID] — a TCP listener on ADDR:PORT inside the namespace.
+# lab_wait_port ADDR PORT TIMEOUT_S [PID [PROSODY_LOG]] — a TCP listener on ADDR:PORT inside
+# the namespace; with PID, that process's own (a second server on a taken address fails
+# here); gives up at once when PROSODY_LOG says a port could not be opened.
 lab_wait_port() {
-  local addr=$1 port=$2 t=${3:-10} pid=${4:-} i a=$1
+  local addr=$1 port=$2 t=${3:-10} pid=${4:-} plog=${5:-} i a=$1 want=.
   case "$addr" in *:*) a="[$addr]" ;; esac
+  [ -n "$pid" ] && want="pid=$pid,"
   for ((i = 0; i < t * 10; i++)); do
-    lab_exec ss -Hltn "src $a:$port" 2>/dev/null | grep -q . && return 0
+    lab_exec ss -Hltnp "src $a:$port" 2>/dev/null | grep -q -- "$want" && return 0
+    [ -n "$plog" ] && grep -qs 'Failed to open server port' "$plog" && return 3
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 2; fi
     sleep 0.1
   done
@@ -495,7 +501,7 @@ lab_remote_start() {
     local a=${LAB_R_ADDR4[$name]} pid=${LAB_R_PID[$name]}
     dir="$LAB_DIR/remote/$name"
     for n in 5222 5269; do
-      if ! lab_wait_port "$a" "$n" 20 "$pid"; then
+      if ! lab_wait_port "$a" "$n" 20 "$pid" "$dir/prosody.log"; then
         lab_log "remote $name did not listen on $a:$n"
         tail -20 "$dir/prosody.stdout" "$dir/prosody.log" >&2 2>/dev/null
         return 1
