@@ -421,11 +421,26 @@ xf_ejabberd_ctl() {
   (cd "$dir" && "${as[@]}" HOME="$dir" ejabberdctl --config-dir "$dir" --logs "$dir/log" \
     --spool "$dir/spool" "$@")
 }
+# xf_ejabberd_knows ATOM — the installed ejabberd's c2s module mentions ATOM (an option
+# name) in its atom table: feature detection for listener options, no version compare.
+xf_ejabberd_knows() {
+  local beam
+  beam=$(find /usr/lib /usr/local/lib /opt -path '*ejabberd*/ebin/ejabberd_c2s.beam' 2>/dev/null | head -1)
+  [ -n "$beam" ] && grep -qa -- "$1" "$beam"
+}
 xf_ejabberd_start() {
   local dir=$1 c2s=$2 dist=$3 d hosts=""; shift 3
   command -v ejabberdctl >/dev/null || { xf_log "ejabberdctl not installed"; return 3; }
   for d in "$@"; do hosts="$hosts  - $d"$'\n'; done
   mkdir -p "$dir/log" "$dir/spool"
+  # ejabberd >= 24.x (Debian 13: 24.12) sets up SCRAM channel binding state only on
+  # encrypted streams unless allow_unencrypted_sasl2 is on; without it, a plaintext
+  # stream answers the gs2 flag "y" ("client can bind, server did not offer -PLUS", RFC
+  # 5802 §6) with "Invalid channel binding" (processone/ejabberd#4322). Behind a TLS
+  # terminator every TLS-capable client sends "y". The option exists only where the
+  # listener knows it (23.01 rejects unknown options), so ask the installed code.
+  local extra_listen=""
+  xf_ejabberd_knows allow_unencrypted_sasl2 && extra_listen="    allow_unencrypted_sasl2: true"
   cat > "$dir/ejabberd.yml" <<EOC
 hosts:
 $hosts
@@ -440,6 +455,7 @@ listen:
     starttls: false
     starttls_required: false
     max_stanza_size: 1048576
+$extra_listen
 auth_method: internal
 auth_password_format: plain
 acl:
