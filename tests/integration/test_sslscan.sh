@@ -22,6 +22,10 @@ scan() {
   local rc=$?
   cat "$XF_TMP/sslscan-$label.txt"
   echo "sslscan exit $rc"
+  # unshare -m makes / private (never unchanged: a shared / would carry the bind back to
+  # the machine); that needs / to be a mount point, which a bare chroot lacks.
+  grep -q 'cannot change root filesystem propagation' "$XF_TMP/sslscan-$label.txt" &&
+    echo "hint: / is not a mount point here (a chroot?): bind-mount the root onto itself before chroot"
   [ $rc = 0 ] && [ -s "$xml" ]
 }
 
