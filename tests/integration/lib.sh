@@ -6,7 +6,7 @@
 #   xf_free_ports N               N distinct free TCP ports on 127.0.0.1
 #   xf_make_ca DIR CN             private test CA (DIR/ca.pem, DIR/ca.key)
 #   xf_make_cert CADIR OUT CN SAN...   leaf cert OUT/{cert,fullchain,privkey}.pem
-#   xf_prosody_start DIR ADDR C2S S2S DOMAIN...   Prosody 0.12 as user prosody
+#   xf_prosody_start DIR ADDR C2S S2S DOMAIN...   Prosody (0.12 or 13) as user prosody
 #   xf_prosody_register DIR USER HOST PASS
 #   xf_tenant_write DIR DOMAIN ALIASES CERTDIR C2S S2S [PROXY_PROTOCOL]
 #   xf_listener ADDR PORT TLS SERVICE  -> JSON object (collect, then xf_config_write)
@@ -406,7 +406,7 @@ xf_client() { timeout "${XF_CLIENT_TIMEOUT:-40}" "$XF_PY" "$XF_IT_DIR/xmpp_clien
 xf_peer() { timeout "${XF_PEER_TIMEOUT:-40}" "$XF_PY" "$XF_IT_DIR/raw_peer.py" "$@"; }
 
 # ---------------------------------------------------------------------------- ejabberd (added)
-# ejabberd 23.01 (Debian) as an isolated backend: its own config dir, spool and logs under
+# ejabberd (Debian 12: 23.01, 13: 24.12) as an isolated backend: its own config dir, spool and logs under
 # DIR, run as user ejabberd in the foreground, no epmd (ERL_DIST_PORT: the node listens for
 # ejabberdctl on a port of its own and "-start_epmd false"). /etc/ejabberd is not used.
 #   xf_ejabberd_start DIR C2S_PORT DIST_PORT DOMAIN...   sets XF_EJABBERD_PID (beam.smp)

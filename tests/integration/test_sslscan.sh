@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sslscan 2.0 against the STARTTLS c2s port (--starttls-xmpp) and the direct TLS c2s port.
+# sslscan (2.0 or 2.1) against the STARTTLS c2s port (--starttls-xmpp) and the direct TLS c2s port.
 # sslscan uses the target host name as the stream `to` (and SNI), so a.example must resolve
 # to 127.0.0.1: sslscan runs in a private mount namespace where a temp hosts file is
 # bind-mounted over /etc/hosts (the machine's /etc/hosts is never touched).
