@@ -565,6 +565,32 @@ static void test_dot_and_bad_names(void **st)
     teardown_dns(dns);
 }
 
+/* The resolver strings config.c produces are accepted by c-ares; junk is refused. */
+static void test_new_servers(void **st)
+{
+    (void)st;
+    uv_loop_t loop;
+    char err[256] = "";
+    assert_int_equal(uv_loop_init(&loop), 0);
+    static const char *const ok[] = { "127.0.0.1:53", "[::1]:5353", "[2001:db8::53]:53" };
+    xf_dns_conf c = { .servers = ok, .n_servers = 3 };
+    xf_dns *dns = xf_dns_new(&loop, &c, err, sizeof err);
+    if (!dns) print_error("%s\n", err);
+    assert_non_null(dns);
+    xf_dns_free(dns);
+    static const char *const bad[] = { "not an address" };
+    xf_dns_conf b = { .servers = bad, .n_servers = 1 };
+    assert_null(xf_dns_new(&loop, &b, err, sizeof err));
+    static const char pre[] = "c-ares: resolvers \"not an address\": ";
+    assert_int_equal(strncmp(err, pre, sizeof pre - 1), 0);
+    /* Defaults: /etc/resolv.conf (whatever it holds, the channel is created). */
+    dns = xf_dns_new(&loop, NULL, err, sizeof err);
+    assert_non_null(dns);
+    xf_dns_free(dns);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_cache_bounds),
         cmocka_unit_test(test_dot_and_bad_names),
+        cmocka_unit_test(test_new_servers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
