@@ -263,8 +263,8 @@ static int combine(struct query *q, xf_dns_result *out)
             out->status = XF_DNS_ERROR;
             return 0;
         }
-        memcpy(out->addr, b->addr, b->n_addr * sizeof *out->addr);
-        memcpy(out->addr + b->n_addr, a->addr, a->n_addr * sizeof *out->addr);
+        if (b->n_addr) memcpy(out->addr, b->addr, b->n_addr * sizeof *out->addr);
+        if (a->n_addr) memcpy(out->addr + b->n_addr, a->addr, a->n_addr * sizeof *out->addr);
         out->n_addr = n;
         out->status = XF_DNS_NOERROR;
         out->ttl = aok && bok ? (a->ttl < b->ttl ? a->ttl : b->ttl) : aok ? a->ttl : b->ttl;
