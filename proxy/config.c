@@ -9,6 +9,7 @@
  * The key reference lives in docs/configuration.md.
  */
 #include "proxy/config.h"
+#include "certs/pkix.h"
 #include "tenants/jsonconf.h"
 
 #include <arpa/inet.h>
@@ -18,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
@@ -27,13 +31,51 @@
 _Static_assert(XF_CONFIG_MAX_BYTES == 1048576, "XF_CONFIG_MAX_TEXT is out of date");
 
 static const char *const top_keys[] = {
-    "workers", "tenants", "listeners", "limits", "log_level", NULL };
+    "workers", "tenants", "listeners", "limits", "log_level", "federation", NULL };
 static const char *const listener_keys[] = {
-    "address", "port", "tls", "service", NULL };
+    "address", "port", "tls", "service", "transparent", "allow_public", NULL };
 static const char *const limit_keys[] = {
     "handshake_timeout_s", "max_header_bytes", "max_connections",
     "max_connections_per_ip", "backend_timeout_s", "drain_timeout_s",
     "idle_timeout_s", "buffer_high_bytes", "buffer_low_bytes", NULL };
+
+/* Boolean member k of o into *out (absent: *out unchanged). */
+static int get_bool(const xf_jconf *p, yajl_val o, const char *k, const char *key, int *out)
+{
+    yajl_val v = xf_jconf_get(o, k);
+    if (!v) return 0;
+    if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+        return xf_jconf_fail(p, key, "must be a boolean, not %s", xf_jconf_type_name(v));
+    *out = YAJL_IS_TRUE(v) ? 1 : 0;
+    return 0;
+}
+
+/* The outbound listener's rules (issue 7): the backends' outgoing s2s arrives in
+   plaintext, so "service": "outbound" goes with "tls": "none" and nothing else does;
+   "transparent" and "allow_public" exist only there. The listener is implemented
+   by the outbound session; here the fields are checked and stored. */
+static int parse_outbound(const xf_jconf *p, yajl_val o, size_t i, xf_listener_conf *l)
+{
+    char key[64];
+    int out = l->service == XF_SVC_OUTBOUND;
+    snprintf(key, sizeof key, "listeners[%zu].tls", i);
+    if (out && l->tls != XF_TLS_NONE)
+        return xf_jconf_fail(p, key, "must be \"none\" for \"service\": \"outbound\" "
+                             "(the backend speaks plaintext; TLS is toward the remote)");
+    if (!out && l->tls == XF_TLS_NONE)
+        return xf_jconf_fail(p, key, "\"none\" is only for \"service\": \"outbound\"");
+    static const char *const only_out[] = { "transparent", "allow_public" };
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(key, sizeof key, "listeners[%zu].%s", i, only_out[k]);
+        if (!out && xf_jconf_get(o, only_out[k]))
+            return xf_jconf_fail(p, key, "only for \"service\": \"outbound\"");
+    }
+    snprintf(key, sizeof key, "listeners[%zu].transparent", i);
+    if (get_bool(p, o, "transparent", key, &l->transparent) < 0) return -1;
+    snprintf(key, sizeof key, "listeners[%zu].allow_public", i);
+    if (get_bool(p, o, "allow_public", key, &l->allow_public) < 0) return -1;
+    return 0;
+}
 
 /* Fill l from listeners[i]. Address: IPv6 or IPv4 literal, optionally in brackets;
    "::" binds every IPv6 address and, where the OS allows dual-stack sockets
@@ -57,18 +99,24 @@ static int parse_listener(const xf_jconf *p, yajl_val o, size_t i, xf_listener_c
 
     snprintf(key, sizeof key, "listeners[%zu].tls", i);
     if (xf_jconf_get_str(p, o, "tls", key, &s) < 0) return -1;
-    if (!s) return xf_jconf_fail(p, key, "missing (\"starttls\" or \"direct\")");
+    if (!s) return xf_jconf_fail(p, key, "missing (\"starttls\", \"direct\" or \"none\")");
     if (strcmp(s, "starttls") == 0) l->tls = XF_TLS_STARTTLS;
     else if (strcmp(s, "direct") == 0) l->tls = XF_TLS_DIRECT;
-    else return xf_jconf_fail(p, key, "\"%.40s\" is not \"starttls\" or \"direct\"", s);
+    else if (strcmp(s, "none") == 0) l->tls = XF_TLS_NONE;
+    else return xf_jconf_fail(p, key, "\"%.40s\" is not \"starttls\", \"direct\" or "
+                              "\"none\"", s);
 
     snprintf(key, sizeof key, "listeners[%zu].service", i);
     if (xf_jconf_get_str(p, o, "service", key, &s) < 0) return -1;
-    if (!s) return xf_jconf_fail(p, key, "missing (\"client\", \"server\" or \"auto\")");
+    if (!s) return xf_jconf_fail(p, key, "missing (\"client\", \"server\", \"auto\" or "
+                                 "\"outbound\")");
     if (strcmp(s, "client") == 0) l->service = XF_SVC_CLIENT;
     else if (strcmp(s, "server") == 0) l->service = XF_SVC_SERVER;
     else if (strcmp(s, "auto") == 0) l->service = XF_SVC_AUTO;
-    else return xf_jconf_fail(p, key, "\"%.40s\" is not \"client\", \"server\" or \"auto\"", s);
+    else if (strcmp(s, "outbound") == 0) l->service = XF_SVC_OUTBOUND;
+    else return xf_jconf_fail(p, key, "\"%.40s\" is not \"client\", \"server\", \"auto\" "
+                              "or \"outbound\"", s);
+    if (parse_outbound(p, o, i, l) < 0) return -1;
 
     snprintf(key, sizeof key, "listeners[%zu].address", i);
     if (xf_jconf_get_str(p, o, "address", key, &s) < 0) return -1;
@@ -142,9 +190,202 @@ static int parse_limits(const xf_jconf *p, yajl_val o, xf_limits *lim)
     return 0;
 }
 
+static const char *const federation_keys[] = {
+    "ca_file", "resolvers", "dialback_secret_file", "connect_timeout_s",
+    "negotiation_timeout_s", NULL };
+
+/* One resolver: "IPv4", "IPv4:port", "IPv6", "[IPv6]" or "[IPv6]:port" -> the
+   canonical "IPv4:port" / "[IPv6]:port" (port 53 by default) in out. */
+static int parse_resolver(const xf_jconf *p, const char *key, const char *s,
+                          char *out, size_t outlen)
+{
+    char host[64], canon[INET6_ADDRSTRLEN];
+    const char *hs = s, *he, *ps = NULL;
+    unsigned long port = 53;
+    unsigned char bin[16];
+    int fam;
+
+    if (s[0] == '[') {
+        hs = s + 1;
+        if (!(he = strchr(hs, ']')) || (he[1] && he[1] != ':'))
+            return xf_jconf_fail(p, key, "\"%.80s\" is not \"[IPv6]\" or \"[IPv6]:port\"", s);
+        if (he[1] == ':') ps = he + 2;
+        fam = AF_INET6;
+    } else if (strchr(s, ':') != strrchr(s, ':')) {
+        he = s + strlen(s);            /* bare IPv6, no port */
+        fam = AF_INET6;
+    } else {
+        const char *c = strchr(s, ':');
+        he = c ? c : s + strlen(s);
+        if (c) ps = c + 1;
+        fam = AF_INET;
+    }
+    if (ps) {
+        size_t pl = strlen(ps);
+        if (pl == 0 || pl > 5 || strspn(ps, "0123456789") != pl ||
+            (port = strtoul(ps, NULL, 10)) < 1 || port > 65535)
+            return xf_jconf_fail(p, key, "\"%.80s\": port must be 1..65535", s);
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof host ||
+        (memcpy(host, hs, hl), host[hl] = '\0', inet_pton(fam, host, bin) != 1))
+        return xf_jconf_fail(p, key, "\"%.80s\" is not an IP address with an optional port "
+                             "(host names are not resolved)", s);
+    inet_ntop(fam, bin, canon, sizeof canon);
+    snprintf(out, outlen, fam == AF_INET6 ? "[%s]:%lu" : "%s:%lu", canon, port);
+    return 0;
+}
+
+static int parse_federation(const xf_jconf *p, yajl_val o, xf_federation_conf *f)
+{
+    const char *s;
+    yajl_val v;
+    char key[48];
+
+    if (!YAJL_IS_OBJECT(o))
+        return xf_jconf_fail(p, "federation", "must be an object, not %s",
+                             xf_jconf_type_name(o));
+    if (xf_jconf_check_keys(p, o, "federation.", federation_keys) < 0) return -1;
+
+    if (xf_jconf_get_str(p, o, "ca_file", "federation.ca_file", &s) < 0) return -1;
+    if (s) {
+        char *r = xf_jconf_resolve_path(p->file, s);
+        if (!r) return xf_jconf_fail(p, "federation.ca_file", "out of memory");
+        free(f->ca_file);
+        f->ca_file = r;
+    }
+    if (xf_jconf_get_str(p, o, "dialback_secret_file", "federation.dialback_secret_file",
+                         &s) < 0)
+        return -1;
+    if (s && !(f->dialback_secret_file = xf_jconf_resolve_path(p->file, s)))
+        return xf_jconf_fail(p, "federation.dialback_secret_file", "out of memory");
+    if (xf_jconf_get_uint(p, o, "connect_timeout_s", "federation.connect_timeout_s", 1, 3600,
+                          &f->connect_timeout_s) < 0 ||
+        xf_jconf_get_uint(p, o, "negotiation_timeout_s", "federation.negotiation_timeout_s",
+                          1, 3600, &f->negotiation_timeout_s) < 0)
+        return -1;
+
+    if ((v = xf_jconf_get(o, "resolvers"))) {
+        if (!YAJL_IS_ARRAY(v))
+            return xf_jconf_fail(p, "federation.resolvers", "must be an array of strings, "
+                                 "not %s", xf_jconf_type_name(v));
+        size_t n = v->u.array.len;
+        if (n == 0)
+            return xf_jconf_fail(p, "federation.resolvers", "must not be empty (leave it "
+                                 "out to use /etc/resolv.conf)");
+        if (n > XF_FED_MAX_RESOLVERS)
+            return xf_jconf_fail(p, "federation.resolvers", "more than %d resolvers",
+                                 XF_FED_MAX_RESOLVERS);
+        if (!(f->resolvers = calloc(n, sizeof *f->resolvers)))
+            return xf_jconf_fail(p, "federation.resolvers", "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            yajl_val e = v->u.array.values[i];
+            char canon[80];
+            snprintf(key, sizeof key, "federation.resolvers[%zu]", i);
+            if (!YAJL_IS_STRING(e))
+                return xf_jconf_fail(p, key, "must be a string, not %s", xf_jconf_type_name(e));
+            if (parse_resolver(p, key, e->u.string, canon, sizeof canon) < 0) return -1;
+            if (!(f->resolvers[i] = strdup(canon))) return xf_jconf_fail(p, key, "out of memory");
+            f->n_resolvers = i + 1;
+        }
+    }
+    return 0;
+}
+
+/* The random dialback secret: 32 bytes from getrandom(2), made once per process so
+   that keys survive a reload (XEP-0185 keys are checked statelessly). NULL if the
+   kernel gave no randomness. */
+static char g_random_secret[65];
+static int g_random_ok;
+static void make_random_secret(void)
+{
+    unsigned char b[32];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t r = getrandom(b + got, sizeof b - got, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(g_random_secret + 2 * i, 3, "%02x", b[i]);
+    g_random_ok = 1;
+}
+
+#define XF_SECRET_MAX 4096
+
+/* Fill c->federation.dialback_secret (see config.h). */
+static int load_secret(const xf_jconf *p, xf_federation_conf *f)
+{
+    const char *key = "federation.dialback_secret_file";
+    if (!f->dialback_secret_file) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, make_random_secret);
+        if (!g_random_ok) return xf_jconf_fail(p, key, "no randomness for a dialback secret");
+        if (!(f->dialback_secret = strdup(g_random_secret)))
+            return xf_jconf_fail(p, key, "out of memory");
+        return 0;
+    }
+    const char *path = f->dialback_secret_file;
+    struct stat st;
+    char buf[XF_SECRET_MAX + 1];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return xf_jconf_fail(p, key, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return xf_jconf_fail(p, key, "%s: not a regular file", path);
+    }
+    if (st.st_mode & (S_IROTH | S_IWOTH)) {
+        close(fd);
+        return xf_jconf_fail(p, key, "%s: is accessible by all users (mode %04o); "
+                             "chmod o-rwx it", path, (unsigned)(st.st_mode & 07777));
+    }
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, sizeof buf - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return xf_jconf_fail(p, key, "%s: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (n == sizeof buf) break;
+    }
+    close(fd);
+    if (n > XF_SECRET_MAX)
+        return xf_jconf_fail(p, key, "%s: larger than %d bytes", path, XF_SECRET_MAX);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+                 buf[n - 1] == '\t'))
+        n--;
+    if (n == 0) return xf_jconf_fail(p, key, "%s: is empty", path);
+    if (memchr(buf, '\0', n)) return xf_jconf_fail(p, key, "%s: contains a NUL byte", path);
+    buf[n] = '\0';
+    f->dialback_secret = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    if (!f->dialback_secret) return xf_jconf_fail(p, key, "out of memory");
+    return 0;
+}
+
+static void federation_free(xf_federation_conf *f)
+{
+    free(f->ca_file);
+    for (size_t i = 0; i < f->n_resolvers; i++) free(f->resolvers[i]);
+    free(f->resolvers);
+    free(f->dialback_secret_file);
+    if (f->dialback_secret) {
+        explicit_bzero(f->dialback_secret, strlen(f->dialback_secret));
+        free(f->dialback_secret);
+    }
+}
+
 static void config_free(xf_config *c)
 {
     if (!c) return;
+    federation_free(&c->federation);
     free(c->path);
     free(c->tenants_dir);
     free(c->listeners);
@@ -176,7 +417,10 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
                              .backend_timeout_s = 10, .drain_timeout_s = 30,
                              .idle_timeout_s = 0, .buffer_high_bytes = 262144,
                              .buffer_low_bytes = 65536 };
-    if (!(c->path = strdup(p.file))) {
+    c->federation.connect_timeout_s = 10;
+    c->federation.negotiation_timeout_s = 30;
+    if (!(c->path = strdup(p.file)) ||
+        !(c->federation.ca_file = strdup(XF_PKIX_SYSTEM_BUNDLE))) {
         xf_jconf_fail(&p, "(document)", "out of memory");
         goto fail;
     }
@@ -203,6 +447,9 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
     if (!(c->log_level = strdup(s))) { xf_jconf_fail(&p, "log_level", "out of memory"); goto fail; }
 
     if ((v = xf_jconf_get(root, "limits")) && parse_limits(&p, v, &c->limits) < 0) goto fail;
+    if ((v = xf_jconf_get(root, "federation")) &&
+        parse_federation(&p, v, &c->federation) < 0)
+        goto fail;
 
     v = xf_jconf_get(root, "listeners");
     if (!v) {
@@ -256,6 +503,7 @@ int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen)
     if (xf_jconf_read_file(&p, XF_CONFIG_MAX_BYTES, XF_CONFIG_MAX_TEXT, &buf, &len) < 0)
         goto fail;
     if (xf_config_parse(buf, len, path, &c, err, errlen) < 0) goto fail;
+    if (load_secret(&p, &c->federation) < 0) goto fail;
     if (stat(c->tenants_dir, &st) < 0) {
         xf_jconf_fail(&p, "tenants", "%s: %s", c->tenants_dir, strerror(errno));
         goto fail;

@@ -10,8 +10,10 @@
 #include <sys/socket.h>
 #include "tenants/registry.h"
 
-enum xf_tls_mode { XF_TLS_STARTTLS = 1, XF_TLS_DIRECT = 2 };
-enum xf_svc { XF_SVC_CLIENT = 1, XF_SVC_SERVER = 2, XF_SVC_AUTO = 3 };
+enum xf_tls_mode { XF_TLS_STARTTLS = 1, XF_TLS_DIRECT = 2,
+                   XF_TLS_NONE = 3 /* plaintext: outbound listeners only */ };
+enum xf_svc { XF_SVC_CLIENT = 1, XF_SVC_SERVER = 2, XF_SVC_AUTO = 3,
+              XF_SVC_OUTBOUND = 4 /* the backends' outgoing s2s (issue 7) */ };
 
 typedef struct xf_listener_conf {
     char name[80];                     /* "[::]:5222" — used in logs */
@@ -21,6 +23,10 @@ typedef struct xf_listener_conf {
     int service;                       /* enum xf_svc */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    int transparent;                   /* outbound only: 1 = connections redirected by
+                                          netfilter REDIRECT (SO_ORIGINAL_DST logged) */
+    int allow_public;                  /* outbound only: 1 = accept peers that are not
+                                          loopback/private (default 0: no open relay) */
 } xf_listener_conf;
 
 typedef struct xf_limits {
@@ -35,6 +41,24 @@ typedef struct xf_limits {
     unsigned buffer_low_bytes;         /* resume below; default 65536 */
 } xf_limits;
 
+#define XF_FED_MAX_RESOLVERS 16
+
+/* Main file "federation" object (docs/configuration.md). */
+typedef struct xf_federation_conf {
+    char *ca_file;                     /* resolved path; default XF_PKIX_SYSTEM_BUNDLE */
+    char **resolvers;                  /* normalised "IPv4:port" / "[IPv6]:port" (port 53
+                                          when not given); n_resolvers 0 = use
+                                          /etc/resolv.conf */
+    size_t n_resolvers;
+    char *dialback_secret_file;        /* resolved path, or NULL = random per start */
+    char *dialback_secret;             /* set by xf_config_load (NULL after parse only):
+                                          the file's content without trailing
+                                          whitespace, or 64 hex digits of a random
+                                          32-byte secret made once per process */
+    unsigned connect_timeout_s;        /* TCP connect per address; default 10 */
+    unsigned negotiation_timeout_s;    /* TLS + stream + auth to the remote; default 30 */
+} xf_federation_conf;
+
 typedef struct xf_config {
     char *path;                        /* main config file */
     unsigned workers;                  /* 0 in the file = one per core (resolved at load) */
@@ -43,6 +67,7 @@ typedef struct xf_config {
     size_t n_listeners;
     xf_limits limits;
     char *log_level;                   /* "debug" | "info" | "warn" | "error"; default info */
+    xf_federation_conf federation;
     xf_registry *registry;
     int refs;                          /* atomic via __atomic builtins */
 } xf_config;
@@ -51,7 +76,9 @@ typedef struct xf_config {
    in errors and anchors relative paths. Returns 0, or -1 with "FILE: KEY: problem". */
 int xf_config_parse(const char *json, size_t len, const char *path, xf_config **out,
                     char *err, size_t errlen);
-/* Read and parse the main file, then load the tenant registry it names. */
+/* Read and parse the main file, read the dialback secret (federation.
+   dialback_secret_file: a regular, non-empty file that is not world-readable; else
+   the per-process random secret), then load the tenant registry it names. */
 int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen);
 xf_config *xf_config_ref(xf_config *c);
 void xf_config_unref(xf_config *c);

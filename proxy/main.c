@@ -119,6 +119,15 @@ int main(int argc, char **argv)
         xf_tls_free(tls);
         return 0;
     }
+    /* Parsed and checked (issue 7), but the outbound session is not wired yet. */
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].service == XF_SVC_OUTBOUND) {
+            fprintf(stderr, "xmppfront: listeners[%zu] (%s): \"service\": \"outbound\" is "
+                    "not implemented yet\n", i, cfg->listeners[i].name);
+            xf_config_unref(cfg);
+            xf_tls_free(tls);
+            return 1;
+        }
     for (size_t i = 0; i < xf_registry_count(cfg->registry); i++) {
         const xf_tenant *t = xf_registry_at(cfg->registry, i);
         for (size_t j = 0; j < t->n_aliases; j++)

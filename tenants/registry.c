@@ -19,6 +19,7 @@
 #include "tenants/registry.h"
 #include "certs/identity.h"
 #include "tenants/jsonconf.h"
+#include "tenants/policy.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -146,7 +147,7 @@ static int parse_backend(const xf_jconf *p, const char *key, const char *spec,
 
 static const char *const tenant_keys[] = {
     "domain", "aliases", "certificate", "key", "c2s_backend", "s2s_backend",
-    "proxy_protocol", NULL };
+    "proxy_protocol", "federation", NULL };
 
 /* Load certificate chain and key, check they pair and that the leaf covers the domain;
    record which aliases it covers. */
@@ -303,6 +304,14 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
     else if (strcmp(s, "v2") == 0) t->proxy_protocol = XF_PP_V2;
     else {
         xf_jconf_fail(&p, "proxy_protocol", "\"%.40s\" is not \"none\" or \"v2\"", s);
+        goto fail;
+    }
+
+    if (xf_jconf_get_str(&p, root, "federation", NULL, &s) < 0) goto fail;
+    if (!s) t->federation = XF_FED_DEFAULT;
+    else if ((t->federation = xf_fed_policy_parse(s)) < 0) {
+        xf_jconf_fail(&p, "federation", "\"%.40s\" is not \"open\", \"encrypted\" or "
+                      "\"trusted\"", s);
         goto fail;
     }
 

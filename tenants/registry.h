@@ -28,6 +28,8 @@ typedef struct xf_tenant {
     mbedtls_pk_context key;
     xf_backend c2s, s2s;
     int proxy_protocol;                /* enum xf_proxy_protocol */
+    int federation;                    /* enum xf_fed_policy (tenants/policy.h);
+                                          default XF_FED_ENCRYPTED */
     unsigned char *alias_covered;      /* [n_aliases]: 1 if the certificate covers that
                                           alias (checked only when files are loaded; an
                                           uncovered alias is allowed, worth a log line) */

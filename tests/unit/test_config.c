@@ -116,7 +116,120 @@ static void test_defaults(void **state)
     assert_int_equal(c->limits.idle_timeout_s, 0);
     assert_int_equal(c->limits.buffer_high_bytes, 262144);
     assert_int_equal(c->limits.buffer_low_bytes, 65536);
+    assert_string_equal(c->federation.ca_file, "/etc/ssl/certs/ca-certificates.crt");
+    assert_int_equal(c->federation.n_resolvers, 0);
+    assert_null(c->federation.resolvers);
+    assert_null(c->federation.dialback_secret_file);
+    assert_null(c->federation.dialback_secret);     /* made by xf_config_load */
+    assert_int_equal(c->federation.connect_timeout_s, 10);
+    assert_int_equal(c->federation.negotiation_timeout_s, 30);
+    assert_int_equal(c->listeners[0].transparent, 0);
+    assert_int_equal(c->listeners[0].allow_public, 0);
     xf_config_unref(c);
+}
+
+static void test_federation(void **state)
+{
+    (void)state;
+    const char *j = "{" L1 ", \"federation\": {\"ca_file\": \"ca/bundle.pem\", "
+        "\"resolvers\": [\"127.0.0.1\", \"192.0.2.53:5353\", \"::1\", \"[2001:DB8::53]:53\", "
+        "\"[::1]\"], \"dialback_secret_file\": \"/run/secrets/db\", "
+        "\"connect_timeout_s\": 3, \"negotiation_timeout_s\": 12}}";
+    xf_config *c = NULL;
+    char err[512] = "";
+    int rc = xf_config_parse(j, strlen(j), "/etc/xf/main.json", &c, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c->federation.ca_file, "/etc/xf/ca/bundle.pem");
+    assert_int_equal(c->federation.n_resolvers, 5);
+    assert_string_equal(c->federation.resolvers[0], "127.0.0.1:53");
+    assert_string_equal(c->federation.resolvers[1], "192.0.2.53:5353");
+    assert_string_equal(c->federation.resolvers[2], "[::1]:53");
+    assert_string_equal(c->federation.resolvers[3], "[2001:db8::53]:53");
+    assert_string_equal(c->federation.resolvers[4], "[::1]:53");
+    assert_string_equal(c->federation.dialback_secret_file, "/run/secrets/db");
+    assert_int_equal(c->federation.connect_timeout_s, 3);
+    assert_int_equal(c->federation.negotiation_timeout_s, 12);
+    xf_config_unref(c);
+}
+
+static void test_federation_errors(void **state)
+{
+    (void)state;
+    expect_err("{" L1 ", \"federation\": []}",
+               "/etc/xf/main.json: federation: must be an object, not an array");
+    expect_err("{" L1 ", \"federation\": {\"resolver\": []}}",
+               "/etc/xf/main.json: federation.resolver: unknown key");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": \"127.0.0.1\"}}",
+               "/etc/xf/main.json: federation.resolvers: must be an array of strings, not a string");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": []}}",
+               "/etc/xf/main.json: federation.resolvers: must not be empty (leave it out to "
+               "use /etc/resolv.conf)");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": [\"127.0.0.1\", 53]}}",
+               "/etc/xf/main.json: federation.resolvers[1]: must be a string, not a number");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": [\"dns.example\"]}}",
+               "/etc/xf/main.json: federation.resolvers[0]: \"dns.example\" is not an IP "
+               "address with an optional port (host names are not resolved)");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": [\"127.0.0.1:0\"]}}",
+               "/etc/xf/main.json: federation.resolvers[0]: \"127.0.0.1:0\": port must be 1..65535");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": [\"[::1]53\"]}}",
+               "/etc/xf/main.json: federation.resolvers[0]: \"[::1]53\" is not \"[IPv6]\" or "
+               "\"[IPv6]:port\"");
+    expect_err("{" L1 ", \"federation\": {\"resolvers\": [\"\", \"1.1.1.1\"]}}",
+               "/etc/xf/main.json: federation.resolvers[0]: \"\" is not an IP address with an "
+               "optional port (host names are not resolved)");
+    expect_err("{" L1 ", \"federation\": {\"connect_timeout_s\": 0}}",
+               "/etc/xf/main.json: federation.connect_timeout_s: 0 is out of range 1..3600");
+    expect_err("{" L1 ", \"federation\": {\"negotiation_timeout_s\": \"30\"}}",
+               "/etc/xf/main.json: federation.negotiation_timeout_s: must be an integer, not a string");
+    expect_err("{" L1 ", \"federation\": {\"ca_file\": \"\"}}",
+               "/etc/xf/main.json: federation.ca_file: must not be empty");
+    expect_err("{" L1 ", \"federation\": {\"dialback_secret_file\": 1}}",
+               "/etc/xf/main.json: federation.dialback_secret_file: must be a string, not a number");
+}
+
+#define OUTL(extra) "{\"listeners\": [{\"address\": \"127.0.0.1\", \"port\": 15269, " \
+    "\"tls\": \"none\", \"service\": \"outbound\"" extra "}]}"
+
+static void test_outbound_listener(void **state)
+{
+    (void)state;
+    const char *j = "{\"listeners\": ["
+        "{\"address\": \"127.0.0.1\", \"port\": 15269, \"tls\": \"none\", "
+        "\"service\": \"outbound\", \"transparent\": true},"
+        "{\"address\": \"10.0.0.1\", \"port\": 15270, \"tls\": \"none\", "
+        "\"service\": \"outbound\", \"transparent\": false, \"allow_public\": true},"
+        "{\"port\": 5269, \"tls\": \"starttls\", \"service\": \"server\"}]}";
+    xf_config *c = NULL;
+    char err[512] = "";
+    int rc = xf_config_parse(j, strlen(j), "/etc/xf/main.json", &c, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c->listeners[0].service, XF_SVC_OUTBOUND);
+    assert_int_equal(c->listeners[0].tls, XF_TLS_NONE);
+    assert_int_equal(c->listeners[0].transparent, 1);
+    assert_int_equal(c->listeners[0].allow_public, 0);
+    assert_string_equal(c->listeners[0].name, "127.0.0.1:15269");
+    assert_int_equal(c->listeners[1].transparent, 0);
+    assert_int_equal(c->listeners[1].allow_public, 1);
+    assert_int_equal(c->listeners[2].transparent, 0);
+    xf_config_unref(c);
+
+    expect_err(OUTL(", \"transparent\": \"yes\""),
+               "/etc/xf/main.json: listeners[0].transparent: must be a boolean, not a string");
+    expect_err(OUTL(", \"allow_public\": 1"),
+               "/etc/xf/main.json: listeners[0].allow_public: must be a boolean, not a number");
+    expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"starttls\", \"service\": \"outbound\"}]}",
+               "/etc/xf/main.json: listeners[0].tls: must be \"none\" for \"service\": "
+               "\"outbound\" (the backend speaks plaintext; TLS is toward the remote)");
+    expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"none\", \"service\": \"server\"}]}",
+               "/etc/xf/main.json: listeners[0].tls: \"none\" is only for \"service\": \"outbound\"");
+    expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"direct\", \"service\": \"server\", "
+               "\"transparent\": false}]}",
+               "/etc/xf/main.json: listeners[0].transparent: only for \"service\": \"outbound\"");
+    expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"direct\", \"service\": \"client\", "
+               "\"allow_public\": true}]}",
+               "/etc/xf/main.json: listeners[0].allow_public: only for \"service\": \"outbound\"");
 }
 
 static void test_paths(void **state)
@@ -184,10 +297,11 @@ static void test_errors_values(void **state)
     expect_err("{\"listeners\": [{\"tls\": \"direct\", \"service\": \"client\"}]}",
                "/etc/xf/main.json: listeners[0].port: missing");
     expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"tls\", \"service\": \"client\"}]}",
-               "/etc/xf/main.json: listeners[0].tls: \"tls\" is not \"starttls\" or \"direct\"");
+               "/etc/xf/main.json: listeners[0].tls: \"tls\" is not \"starttls\", \"direct\" "
+               "or \"none\"");
     expect_err("{\"listeners\": [{\"port\": 1, \"tls\": \"direct\", \"service\": \"c2s\"}]}",
                "/etc/xf/main.json: listeners[0].service: \"c2s\" is not \"client\", "
-               "\"server\" or \"auto\"");
+               "\"server\", \"auto\" or \"outbound\"");
     expect_err("{\"listeners\": [{\"address\": \"localhost\", \"port\": 1, \"tls\": \"direct\", "
                "\"service\": \"client\"}]}",
                "/etc/xf/main.json: listeners[0].address: \"localhost\" is not an IPv4 or "
@@ -289,6 +403,70 @@ static void test_load_missing_tenants(void **state)
     rm_scratch(dir);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_load_secret(void **state)
+{
+    (void)state;
+    char *dir = scratch(1, "{}");
+    char main[512], sec[512], json[1200], want[1400], err[1024] = "";
+    xf_config *c = NULL, *c2 = NULL;
+    snprintf(main, sizeof main, "%s/main.json", dir);
+    snprintf(sec, sizeof sec, "%s/db.secret", dir);
+
+    /* No file: a random 32-byte secret as 64 hex digits, the same for every load in
+       this process (keys stay valid across reloads). */
+    write_file(main, LOADJ, 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), 0);
+    assert_int_equal(strlen(c->federation.dialback_secret), 64);
+    assert_int_equal(strspn(c->federation.dialback_secret, "0123456789abcdef"), 64);
+    assert_int_equal(xf_config_load(main, &c2, err, sizeof err), 0);
+    assert_string_equal(c->federation.dialback_secret, c2->federation.dialback_secret);
+    xf_config_unref(c);
+    xf_config_unref(c2);
+
+    /* A file: its content, trailing newline dropped; relative to the main file. */
+    snprintf(json, sizeof json, "{\"tenants\": \"tenants.d\", " L1 ", \"federation\": "
+             "{\"dialback_secret_file\": \"db.secret\"}}");
+    write_file(main, json, 0600);
+    write_file(sec, "cluster secret 1\n", 0640);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), 0);
+    assert_string_equal(c->federation.dialback_secret, "cluster secret 1");
+    xf_config_unref(c);
+
+    write_file(sec, "cluster secret 1\n", 0644);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    assert_null(c);
+    snprintf(want, sizeof want, "%s: federation.dialback_secret_file: %s: is accessible "
+             "by all users (mode 0644); chmod o-rwx it", main, sec);
+    assert_string_equal(err, want);
+
+    write_file(sec, " \n", 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: federation.dialback_secret_file: %s: is empty", main, sec);
+    assert_string_equal(err, want);
+
+    assert_int_equal(unlink(sec), 0);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: federation.dialback_secret_file: %s: No such file or "
+             "directory", main, sec);
+    assert_string_equal(err, want);
+
+    assert_int_equal(mkdir(sec, 0700), 0);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: federation.dialback_secret_file: %s: not a regular file",
+             main, sec);
+    assert_string_equal(err, want);
+    rm_scratch(dir);
+}
+
 /* The shipped example must always load its listeners (tenants are not loaded here:
    its certificate paths are placeholders). */
 static void test_deploy_example(void **state)
@@ -323,6 +501,10 @@ int main(void)
         cmocka_unit_test(test_errors_duplicate_listener),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_load_missing_tenants),
+        cmocka_unit_test(test_load_secret),
+        cmocka_unit_test(test_federation),
+        cmocka_unit_test(test_federation_errors),
+        cmocka_unit_test(test_outbound_listener),
         cmocka_unit_test(test_deploy_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <psa/crypto.h>
+#include "tenants/policy.h"
 #include "tenants/registry.h"
 
 static char g_dir[256];                /* scratch root: certs/ and per-test tenant dirs */
@@ -81,7 +82,8 @@ static void put(const char *dir, const char *file, const char *json)
 #define TA "{\"domain\": \"A.Example.\", \"aliases\": [\"conference.a.example\", " \
            "\"upload.a.example\"], \"certificate\": \"../certs/a.crt\", " \
            "\"key\": \"../certs/a.key\", \"c2s_backend\": \"127.0.0.1:15222\", " \
-           "\"s2s_backend\": \"[::1]:15269\", \"proxy_protocol\": \"v2\"}"
+           "\"s2s_backend\": \"[::1]:15269\", \"proxy_protocol\": \"v2\", " \
+           "\"federation\": \"trusted\"}"
 #define TW "{\"domain\": \"mail.w.example\", \"certificate\": \"../certs/w.crt\", " \
            "\"key\": \"../certs/w.key\", \"c2s_backend\": \"10.0.0.2:5222\"}"
 
@@ -120,6 +122,8 @@ static void test_load_and_lookup(void **state)
     assert_non_null(a->chain.raw.p);
     assert_int_equal(mbedtls_pk_get_type(&a->key), MBEDTLS_PK_ECKEY);
     assert_int_equal(w->proxy_protocol, XF_PP_NONE);
+    assert_int_equal(a->federation, XF_FED_TRUSTED);
+    assert_int_equal(w->federation, XF_FED_ENCRYPTED);   /* the default */
     assert_int_equal(w->s2s.addrlen, 0);
 
     /* Exact names: domain and aliases, case-insensitive, trailing dot ignored. */
@@ -297,6 +301,20 @@ static void test_tenant_errors(void **state)
     expect_terr("{\"domain\": \"a.example\", " CK ", \"s2s_backend\": \"127.0.0.1:1\", "
                 "\"proxy_protocol\": \"v1\"}",
                 "/t/x.json: proxy_protocol: \"v1\" is not \"none\" or \"v2\"");
+    expect_terr("{\"domain\": \"a.example\", " CK ", \"s2s_backend\": \"127.0.0.1:1\", "
+                "\"federation\": \"permissive\"}",
+                "/t/x.json: federation: \"permissive\" is not \"open\", \"encrypted\" or "
+                "\"trusted\"");
+    expect_terr("{\"domain\": \"a.example\", " CK ", \"s2s_backend\": \"127.0.0.1:1\", "
+                "\"federation\": \"Open\"}",
+                "/t/x.json: federation: \"Open\" is not \"open\", \"encrypted\" or "
+                "\"trusted\"");
+    expect_terr("{\"domain\": \"a.example\", " CK ", \"s2s_backend\": \"127.0.0.1:1\", "
+                "\"federation\": true}",
+                "/t/x.json: federation: must be a string, not a boolean");
+    expect_terr("{\"domain\": \"a.example\", " CK ", \"s2s_backend\": \"127.0.0.1:1\", "
+                "\"federation\": \"\"}",
+                "/t/x.json: federation: must not be empty");
     expect_terr("{\"domain\": \"a.example\", \"domain\": \"b.example\"}",
                 "/t/x.json: domain: duplicate key");
     expect_terr("[1]", "/t/x.json: (document): must be a JSON object, not an array");
@@ -317,7 +335,19 @@ static void test_tenant_parse_ok(void **state)
     assert_null(t->c2s.spec);
     assert_int_equal(t->s2s.addr.ss_family, AF_INET6);
     assert_int_equal(t->n_aliases, 0);
+    assert_int_equal(t->federation, XF_FED_ENCRYPTED);
     xf_tenant_free(t);
+    static const char *const pol[] = { "open", "encrypted", "trusted" };
+    static const int want[] = { XF_FED_OPEN, XF_FED_ENCRYPTED, XF_FED_TRUSTED };
+    for (int i = 0; i < 3; i++) {
+        char j2[256];
+        snprintf(j2, sizeof j2, "{\"domain\": \"a.example\", " CK ", \"s2s_backend\": "
+                 "\"127.0.0.1:1\", \"federation\": \"%s\"}", pol[i]);
+        assert_int_equal(xf_tenant_parse(j2, strlen(j2), "/t/x.json", 0, &t, err,
+                                         sizeof err), 0);
+        assert_int_equal(t->federation, want[i]);
+        xf_tenant_free(t);
+    }
 }
 
 int main(void)
