@@ -33,7 +33,8 @@ static const char *const listener_keys[] = {
 static const char *const limit_keys[] = {
     "handshake_timeout_s", "max_header_bytes", "max_connections",
     "max_connections_per_ip", "backend_timeout_s", "drain_timeout_s",
-    "idle_timeout_s", "buffer_high_bytes", "buffer_low_bytes", NULL };
+    "idle_timeout_s", "buffer_high_bytes", "buffer_low_bytes",
+    "auth_timeout_s", NULL };
 
 /* Fill l from listeners[i]. Address: IPv6 or IPv4 literal, optionally in brackets;
    "::" binds every IPv6 address and, where the OS allows dual-stack sockets
@@ -130,6 +131,7 @@ static int parse_limits(const xf_jconf *p, yajl_val o, xf_limits *lim)
     LIM(idle_timeout_s, 0, 604800);
     LIM(buffer_high_bytes, 4096, 1073741824);
     LIM(buffer_low_bytes, 0, 1073741824);
+    LIM(auth_timeout_s, 1, 3600);
 #undef LIM
     if (lim->buffer_low_bytes >= lim->buffer_high_bytes)
         return xf_jconf_fail(p, "limits.buffer_low_bytes", "%u must be lower than "
@@ -176,6 +178,7 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
                              .backend_timeout_s = 10, .drain_timeout_s = 30,
                              .idle_timeout_s = 0, .buffer_high_bytes = 262144,
                              .buffer_low_bytes = 65536 };
+    c->limits.auth_timeout_s = 60;
     if (!(c->path = strdup(p.file))) {
         xf_jconf_fail(&p, "(document)", "out of memory");
         goto fail;
