@@ -98,7 +98,8 @@ xf_track $!
 xf_wait_port 127.0.0.1 "$P_RAW" 5 $! || xf_setup_failed "$T: raw backend did not start"
 
 # ---- scripted client: direct TLS, a header, the features, then steps.
-#   send:TEXT  ws:N:SEC (N spaces, SEC apart)  big:N (a <auth> of N bytes of 'A')
+#   send:TEXT  ws:N:SEC (N spaces, SEC apart)  big:N (a <auth> of N bytes of 'A', its
+#   first 16 kB in small writes)
 #   expect:REGEX (within 8 s)  closed (EOF within 8 s)  restart (new header, features)
 #   mark (print the elapsed time since the features)
 cat > "$XF_TMP/client.py" <<'PYEOF'
@@ -151,8 +152,14 @@ for st in steps:
         for _ in range(int(n)):
             send(b' '); time.sleep(float(sec))
     elif kind == 'big':
-        send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
-             b'A' * int(arg) + b"</auth>")
+        # the first 16 kB in 512-byte writes (separate TLS records, each well under the
+        # limit: a proxy that forwarded bytes as they come would pass the element's start
+        # on), then the rest at once
+        el = (b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+              b'A' * int(arg) + b"</auth>")
+        for i in range(0, 16384, 512):
+            send(el[i:i + 512]); time.sleep(0.005)
+        send(el[16384:])
     elif kind == 'restart':
         buf = b''
         s.sendall(hdr())
