@@ -15,6 +15,7 @@
 
 #define XF_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define XF_NS_DIALBACK "jabber:server:dialback"
+#define XF_NS_SASL2 "urn:xmpp:sasl:2"
 
 static void on_backend_connected(uv_connect_t *req, int status);
 static int forward_client(xf_conn *c);
@@ -340,11 +341,13 @@ static void police_client(xf_conn *c)
 }
 
 /* Is ev the backend's answer that authentication is done: SASL <success/> (RFC 6120
-   §6.4.6), or on a server stream <db:result type='valid'/> (XEP-0220 §2.1.3)? A SASL
-   <failure/>, type='invalid' or 'error' are not: the stream stays policed. */
+   §6.4.6; or XEP-0388 SASL2's, which has no stream restart), or on a server stream
+   <db:result type='valid'/> (XEP-0220 §2.1.3)? A SASL <failure/>, type='invalid' or
+   'error' are not: the stream stays policed. */
 static int auth_done(const xf_conn *c, const xf_xml_event *ev)
 {
-    return (strcmp(ev->name, "success") == 0 && strcmp(ev->ns_uri, XF_NS_SASL) == 0) ||
+    return (strcmp(ev->name, "success") == 0 && (strcmp(ev->ns_uri, XF_NS_SASL) == 0 ||
+                                                 strcmp(ev->ns_uri, XF_NS_SASL2) == 0)) ||
            (c->service == XF_SVC_SERVER && strcmp(ev->name, "result") == 0 &&
             strcmp(ev->ns_uri, XF_NS_DIALBACK) == 0 && strcmp(ev->type_attr, "valid") == 0);
 }

@@ -15,6 +15,8 @@
 #  (c) <starttls/> after a failed SASL attempt (Prosody: wrong password -> <failure/>) gets
 #      <failure xmlns=xmpp-tls/> and the stream closes; with the raw backend: its bytes
 #      never arrive there;
+#  (f) XEP-0388 SASL2 through the raw backend: <failure/> keeps the stream policed,
+#      <success xmlns='urn:xmpp:sasl:2'> (no stream restart) ends the policing;
 #  (s) s2s through the raw backend: <db:result type='invalid'/> keeps the stream policed
 #      (an oversize element afterwards is refused and not forwarded); type='valid' ends
 #      the policing (a 20 kB element afterwards reaches the backend).
@@ -73,6 +75,16 @@ def serve(c, n):
                     else:
                         c.sendall(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
                                   b"<not-authorized/></failure>")
+                    continue
+                m = re.search(rb"<authenticate xmlns='urn:xmpp:sasl:2'[^>]*>"
+                              rb"<initial-response>([^<]*)</initial-response></authenticate>", buf)
+                if m:     # XEP-0388 SASL2: no stream restart after <success/>
+                    buf = buf[m.end():]
+                    ok = base64.b64decode(m.group(1) + b'==') == b'\0user1\0good'
+                    c.sendall(b"<success xmlns='urn:xmpp:sasl:2'><authorization-identifier>"
+                              b"user1@w.example</authorization-identifier></success>" if ok else
+                              b"<failure xmlns='urn:xmpp:sasl:2'><not-authorized "
+                              b"xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></failure>")
                     continue
                 m = re.search(rb"<db:result[^>]*>([^<]*)</db:result>", buf)
                 if m:
@@ -294,6 +306,24 @@ N=$(raw_last)
 raw_end "$N" >/dev/null
 xf_check "(c) the raw backend got the <auth/> but never the <starttls/>" \
   bash -c "cat '$RAW/$N.in'; echo; grep -q '<auth' '$RAW/$N.in' && ! grep -q starttls '$RAW/$N.in'"
+
+# ---- (f) XEP-0388 SASL2 (no stream restart): its <failure/> keeps policing, its <success/> ends it
+SASL2="<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>"
+xf_check "(f) raw backend, SASL2 <failure/>: still policed, a 30 kB element -> <policy-violation/>" \
+  pa_client "$P_C2S_TLS" "$XF_CA" w.example jabber:client "send:$SASL2$B64_BAD</initial-response></authenticate>" \
+    "expect:<failure xmlns=.urn:xmpp:sasl:2.>" "send:<message to='x@w.example'><body>$BIG$BIG</body></message>" \
+    "expect:<policy-violation xmlns=.urn:ietf:params:xml:ns:xmpp-streams./>" closed
+N=$(raw_last)
+raw_end "$N" >/dev/null
+xf_check "(f) ... the raw backend got the <authenticate/> and nothing of the element" \
+  bash -c "grep -q '<authenticate' '$RAW/$N.in' && ! grep -q '<message' '$RAW/$N.in'"
+xf_check "(f) raw backend, SASL2 <success/>: policing ends, a 30 kB element goes through, the stream outlives auth_timeout_s" \
+  pa_client "$P_C2S_TLS" "$XF_CA" w.example jabber:client "send:$SASL2$B64_RAWGOOD</initial-response></authenticate>" \
+    "expect:<success xmlns=.urn:xmpp:sasl:2.>" "send:<message to='x@w.example'><body>$BIG$BIG</body></message>" \
+    ws:1:3 "send:<message to='x@w.example'><body>after</body></message>" ws:1:0.5
+N=$(raw_last)
+xf_check "(f) ... the raw backend received the whole element and the later one" \
+  bash -c "grep -q \"<body>$BIG$BIG</body></message>\" '$RAW/$N.in' && grep -q '<body>after</body>' '$RAW/$N.in'"
 
 # ---- (s) s2s: db:result invalid keeps policing, valid ends it (w.example's s2s -> raw)
 xf_tenant_write "$XF_TMP/xf/tenants" w.example "chat.w.example" "$XF_TMP/certs/w.example" \
