@@ -37,7 +37,8 @@ static const char *const listener_keys[] = {
 static const char *const limit_keys[] = {
     "handshake_timeout_s", "max_header_bytes", "max_connections",
     "max_connections_per_ip", "backend_timeout_s", "drain_timeout_s",
-    "idle_timeout_s", "buffer_high_bytes", "buffer_low_bytes", NULL };
+    "idle_timeout_s", "buffer_high_bytes", "buffer_low_bytes",
+    "auth_timeout_s", NULL };
 
 /* Boolean member k of o into *out (absent: *out unchanged). */
 static int get_bool(const xf_jconf *p, yajl_val o, const char *k, const char *key, int *out)
@@ -178,6 +179,7 @@ static int parse_limits(const xf_jconf *p, yajl_val o, xf_limits *lim)
     LIM(idle_timeout_s, 0, 604800);
     LIM(buffer_high_bytes, 4096, 1073741824);
     LIM(buffer_low_bytes, 0, 1073741824);
+    LIM(auth_timeout_s, 1, 3600);
 #undef LIM
     if (lim->buffer_low_bytes >= lim->buffer_high_bytes)
         return xf_jconf_fail(p, "limits.buffer_low_bytes", "%u must be lower than "
@@ -417,6 +419,7 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
                              .backend_timeout_s = 10, .drain_timeout_s = 30,
                              .idle_timeout_s = 0, .buffer_high_bytes = 262144,
                              .buffer_low_bytes = 65536 };
+    c->limits.auth_timeout_s = 60;
     c->federation.connect_timeout_s = 10;
     c->federation.negotiation_timeout_s = 30;
     if (!(c->path = strdup(p.file)) ||

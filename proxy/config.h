@@ -39,6 +39,7 @@ typedef struct xf_limits {
     unsigned idle_timeout_s;           /* no bytes either way; default 0 = never */
     unsigned buffer_high_bytes;        /* backpressure high watermark; default 262144 */
     unsigned buffer_low_bytes;         /* resume below; default 65536 */
+    unsigned auth_timeout_s;           /* routing -> SASL success / db:result valid; default 60 */
 } xf_limits;
 
 #define XF_FED_MAX_RESOLVERS 16

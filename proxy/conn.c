@@ -48,10 +48,47 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
 
 uint64_t xf_conn_now_ms(xf_conn *c) { return uv_now(&c->w->loop); }
 
+static void on_auth_timeout(uv_timer_t *t);
+
+/* One timer per connection. While the stream is policed (routed, not yet authenticated)
+   the auth deadline bounds every timer started: whichever comes first fires. */
 void xf_conn_timer_start(xf_conn *c, uint64_t ms, uv_timer_cb cb)
 {
     uv_timer_stop(&c->timer);
+    c->timer_is_auth = 0;
+    if (c->cxml != NULL && c->state < XF_CONN_CLOSING) {
+        uint64_t now = xf_conn_now_ms(c);
+        uint64_t left = c->auth_deadline_ms > now ? c->auth_deadline_ms - now : 0;
+        if (left <= ms) {
+            ms = left;
+            cb = on_auth_timeout;
+            c->timer_is_auth = 1;
+        }
+    }
     uv_timer_start(&c->timer, cb, ms, 0);
+}
+
+/* Stop the running timer; a pending auth deadline stays armed. */
+void xf_conn_timer_stop(xf_conn *c)
+{
+    uv_timer_stop(&c->timer);
+    c->timer_is_auth = 0;
+    if (c->cxml != NULL && c->state < XF_CONN_CLOSING)
+        xf_conn_timer_start(c, UINT64_MAX, NULL);   /* the deadline is always earlier */
+}
+
+/* RELAY, policing just ended (c->cxml is NULL): the auth deadline no longer applies;
+   the timer it displaced comes back (linger for a half-closed stream, else idle). */
+void xf_conn_auth_timer_done(xf_conn *c)
+{
+    if (!c->timer_is_auth)
+        return;
+    uv_timer_stop(&c->timer);
+    c->timer_is_auth = 0;
+    if (c->state == XF_CONN_RELAY && (c->client_eof || c->backend_eof))
+        xf_conn_timer_start(c, LINGER_MS, xf_conn_on_linger_timeout);
+    else
+        xf_conn_relay_activity(c);
 }
 
 static const char *service_name(int s)
@@ -90,6 +127,7 @@ static void on_handle_closed(uv_handle_t *h)
     xf_buf_free(&c->plain);
     xf_buf_free(&c->bplain);
     xf_xml_free(c->xml);
+    xf_xml_free(c->cxml);
     xf_worker *w = c->w;
     if (c->ip_counted)
         xf_iplimit_release(&c->peer_addr);
@@ -262,6 +300,18 @@ void xf_conn_relay_activity(xf_conn *c)
     unsigned idle = c->config->limits.idle_timeout_s;
     if (idle && c->state == XF_CONN_RELAY && !c->client_eof && !c->backend_eof)
         xf_conn_timer_start(c, (uint64_t)idle * 1000, on_idle_timeout);
+}
+
+/* limits.auth_timeout_s since routing and the backend has not said SASL <success/> or
+   <db:result type='valid'/>: <connection-timeout/> (RFC 6120 §4.9.3.4); the stream error
+   path drops the backend. */
+static void on_auth_timeout(uv_timer_t *t)
+{
+    xf_conn *c = t->data;
+    c->timer_is_auth = 0;
+    if (c->state >= XF_CONN_CLOSING)
+        return;
+    xf_conn_stream_error(c, "connection-timeout", NULL, "not authenticated within auth_timeout_s");
 }
 
 void xf_conn_on_backend_timeout(uv_timer_t *t)

@@ -16,9 +16,12 @@
  *
  * The public side's ciphertext goes through two buffers (tls_in, tls_out) that the
  * mbedTLS BIO callbacks read and fill; everything above TLS sees plaintext only.
- * Before RELAY, plaintext is kept (plain, bplain) and scanned with xmlstream; in RELAY
- * bytes are copied straight through, with backpressure by watermarks in both
- * directions (design.md §4).
+ * Before RELAY, plaintext is kept (plain, bplain) and scanned with xmlstream. From
+ * routing until authentication the client's stream stays scanned (only complete
+ * elements within max_header_bytes go to the backend, <starttls/> is refused, the auth
+ * deadline bounds every timer) and the backend's is watched for the real success.
+ * After that, bytes are copied straight through, with backpressure by watermarks in
+ * both directions (design.md §4).
  */
 #ifndef XF_CONN_INT_H
 #define XF_CONN_INT_H
@@ -68,7 +71,19 @@ typedef struct xf_conn {
     xf_tls_select sel;
     xf_buf tls_in, tls_out;                 /* public-side ciphertext */
 
-    xf_xml *xml;                            /* scanner of the current stream, pre-RELAY */
+    xf_xml *xml;                            /* scanner of the current stream, pre-RELAY;
+                                               from routing on the backend's stream until
+                                               authentication (the watcher) */
+    /* Policing, from routing until the backend says the stream is authenticated
+       (inbound.c; design.md §5): the client's scanner keeps running, and plain holds
+       what may not go to the backend yet. NULL cxml = not policed. */
+    xf_xml *cxml;                           /* the client stream's scanner while policed */
+    uint64_t cplain_base;                   /* client stream offset of plain's first byte */
+    uint64_t cfwd_end;                      /* client bytes before this offset are complete
+                                               elements that may be forwarded */
+    int cstream_ended;                      /* the client sent </stream:stream> while policed */
+    uint64_t auth_deadline_ms;              /* loop time limit for authentication, while policed */
+    int timer_is_auth;                      /* the timer currently runs on that deadline */
     xf_buf plain;                           /* client plaintext not yet forwarded */
     xf_buf bplain;                          /* backend bytes not yet forwarded */
     uint64_t bheader_end;                   /* end of the backend's header in bplain */
@@ -102,6 +117,8 @@ typedef struct xf_conn {
 void xf_conn_set_state(xf_conn *c, enum xf_conn_state to);
 uint64_t xf_conn_now_ms(xf_conn *c);
 void xf_conn_timer_start(xf_conn *c, uint64_t ms, uv_timer_cb cb);
+void xf_conn_timer_stop(xf_conn *c);
+void xf_conn_auth_timer_done(xf_conn *c);
 void xf_conn_close(xf_conn *c, const char *reason);
 void xf_conn_maybe_close_relay(xf_conn *c);
 void xf_conn_on_linger_timeout(uv_timer_t *t);

@@ -15,8 +15,10 @@
 
 #define XF_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define XF_NS_DIALBACK "jabber:server:dialback"
+#define XF_NS_SASL2 "urn:xmpp:sasl:2"
 
 static void on_backend_connected(uv_connect_t *req, int status);
+static int forward_client(xf_conn *c);
 
 static int version_ok(const char *v)
 {
@@ -178,8 +180,14 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
         return;
     }
     xf_conn_set_state(c, XF_CONN_BACKEND_CONNECT);
-    /* From here the scanner follows the backend's stream (trusted, so larger limits). */
-    xf_xml_free(c->xml);
+    /* Routed: policing starts. The client's scanner goes on (max_header_bytes per
+       element) until authentication; c->xml now follows the backend's stream (trusted,
+       so larger limits). plain holds the client's stream from offset 0: the header is
+       complete, everything after it waits for the scanner. */
+    c->cxml = c->xml;
+    c->cplain_base = 0;
+    c->cfwd_end = ev->span.end;
+    c->auth_deadline_ms = xf_conn_now_ms(c) + (uint64_t)c->config->limits.auth_timeout_s * 1000;
     c->xml = xf_xml_new(BACKEND_SCAN_LIMIT, BACKEND_SCAN_LIMIT);
     if (c->xml == NULL) {
         xf_conn_close(c, "out of memory");
@@ -239,10 +247,9 @@ static void on_backend_connected(uv_connect_t *req, int status)
         if (xf_conn_backend_send(c, (const char *)hdr, (size_t)n) < 0)
             return;
     }
-    /* Replay the client's header and whatever followed it. */
-    if (xf_conn_backend_send(c, xf_buf_head(&c->plain), xf_buf_size(&c->plain)) < 0)
+    /* Replay the client's header and the complete elements that followed it. */
+    if (forward_client(c) < 0)
         return;
-    xf_buf_reset(&c->plain);
     int r = uv_read_start((uv_stream_t *)&c->backend, xf_conn_alloc_buf, xf_conn_on_backend_read);
     if (r < 0) {
         xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", uv_strerror(r));
@@ -250,23 +257,129 @@ static void on_backend_connected(uv_connect_t *req, int status)
     }
 }
 
-/* Is ev the backend's answer that authentication is done: SASL <success/> (RFC 6120
-   §6.4.6) or a dialback result (XEP-0220 §2.1.3)? */
-static int auth_done(const xf_xml_event *ev)
+/* Client bytes that may go to the backend (state BACKEND_HEADER or RELAY). Policed:
+   the complete first-level elements (up to cfwd_end) and the whitespace after them —
+   nothing of an element goes before its end tag, so the backend never sees a piece of
+   one that turns out too large or is refused. Not policed: everything held. Returns 0,
+   or -1 once c is closing. */
+static int forward_client(xf_conn *c)
 {
-    return (strcmp(ev->name, "success") == 0 && strcmp(ev->ns_uri, XF_NS_SASL) == 0) ||
-           (strcmp(ev->name, "result") == 0 && strcmp(ev->ns_uri, XF_NS_DIALBACK) == 0);
+    const char *p = xf_buf_head(&c->plain);
+    size_t have = xf_buf_size(&c->plain), n = have;
+    if (c->cxml != NULL) {
+        n = c->cfwd_end > c->cplain_base ? (size_t)(c->cfwd_end - c->cplain_base) : 0;
+        if (n > have)
+            n = have;
+        /* Between first-level elements only whitespace keepalives (RFC 6120 §4.6.1). */
+        while (n < have && (p[n] == ' ' || p[n] == '\t' || p[n] == '\r' || p[n] == '\n'))
+            n++;
+    }
+    if (n == 0)
+        return 0;
+    if (xf_conn_backend_send(c, p, n) < 0)
+        return -1;
+    xf_buf_consume(&c->plain, n);
+    c->cplain_base += n;
+    xf_conn_relay_activity(c);
+    return 0;
 }
 
-/* RELAY before authentication. TLS is ours: a client that asks the backend for STARTTLS
-   inside it (a second <starttls/>, or one on a direct TLS port) must get <failure/> and
-   a closed stream (RFC 6120 §5.4.2.2; spec-digest §10 cases 8, 9), never a TLS session
-   with the backend. So the backend's stream is watched until authentication ends it:
-   a <proceed/> is replaced by <failure/>. `data` are the backend bytes at absolute
-   offset `base`, already pushed to the scanner. Returns 0, or -1 once c is closing. */
+/* A <starttls/> from the client after routing: TLS is ours, so it must never reach
+   the backend (RFC 6120 §5.4.2.2; spec-digest §10 cases 8, 9): <failure/> and close
+   (§5.4.2.2 says the receiving entity closes the stream after <failure/>). Before the
+   backend's header reached the client there is no stream to put <failure/> in yet:
+   a stream error instead. */
+static void refuse_starttls(xf_conn *c)
+{
+    static const char failure[] =
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>";
+    if (!c->header_sent) {
+        xf_conn_stream_error(c, "policy-violation", "TLS is already in place",
+                             "client sent <starttls/> inside TLS before the backend answered");
+        return;
+    }
+    if (xf_conn_client_send(c, failure, sizeof(failure) - 1) < 0)
+        return;
+    xf_conn_finish(c, "client sent <starttls/> inside TLS: answered <failure/>");
+}
+
+/* Drain the client's scanner while policed: every first-level element must be complete
+   within max_header_bytes (else the scanner says policy-violation), well-formed and not
+   <starttls/>; complete ones become forwardable. Then forward them once the backend is
+   connected; while it connects, complete elements pile up to buffer_high_bytes. */
+static void police_client(xf_conn *c)
+{
+    xf_xml_event ev;
+    while (c->cxml != NULL && c->state < XF_CONN_CLOSING &&
+           xf_xml_next(c->cxml, &ev) != XF_XML_NONE) {
+        if (ev.type == XF_XML_ELEMENT) {
+            if (strcmp(ev.name, "starttls") == 0 && strcmp(ev.ns_uri, XF_NS_TLS) == 0) {
+                refuse_starttls(c);
+                return;
+            }
+            c->cfwd_end = ev.span.end;
+        } else if (ev.type == XF_XML_STREAM_END) {
+            c->cfwd_end = ev.span.end;
+            c->cstream_ended = 1;          /* nothing after </stream:stream> is passed on */
+        } else {
+            char r[200];
+            snprintf(r, sizeof(r), "before authentication: %s",
+                     ev.type == XF_XML_ERROR && ev.reason ? ev.reason : "unexpected stream header");
+            xf_conn_stream_error(c, ev.type == XF_XML_ERROR ? ev.error : "not-well-formed",
+                                 NULL, r);
+            return;
+        }
+    }
+    if (c->state >= XF_CONN_CLOSING)
+        return;
+    if (c->state == XF_CONN_BACKEND_CONNECT) {
+        if (c->cfwd_end - c->cplain_base > c->config->limits.buffer_high_bytes)
+            xf_conn_pause_client(c);
+        return;
+    }
+    forward_client(c);
+}
+
+/* Is ev the backend's answer that authentication is done: SASL <success/> (RFC 6120
+   §6.4.6; or XEP-0388 SASL2's, which has no stream restart), or on a server stream
+   <db:result type='valid'/> (XEP-0220 §2.1.3)? A SASL <failure/>, type='invalid' or
+   'error' are not: the stream stays policed. */
+static int auth_done(const xf_conn *c, const xf_xml_event *ev)
+{
+    return (strcmp(ev->name, "success") == 0 && (strcmp(ev->ns_uri, XF_NS_SASL) == 0 ||
+                                                 strcmp(ev->ns_uri, XF_NS_SASL2) == 0)) ||
+           (c->service == XF_SVC_SERVER && strcmp(ev->name, "result") == 0 &&
+            strcmp(ev->ns_uri, XF_NS_DIALBACK) == 0 && strcmp(ev->type_attr, "valid") == 0);
+}
+
+/* Authenticated: both scanners go (after SASL success both sides restart their streams,
+   RFC 6120 §6.4.6, and nothing is scanned any more), the auth deadline is lifted, and
+   what the client sent meanwhile (e.g. its pipelined new header) goes to the backend. */
+static int end_policing(xf_conn *c, const char *how)
+{
+    xf_debug("conn id=%llu authenticated (%s): policing ends", (unsigned long long)c->id, how);
+    xf_xml_free(c->xml);
+    c->xml = NULL;
+    xf_xml_free(c->cxml);
+    c->cxml = NULL;
+    xf_conn_auth_timer_done(c);
+    if (forward_client(c) < 0)
+        return -1;
+    xf_buf_free(&c->plain);
+    return 0;
+}
+
+/* RELAY before authentication: the backend's stream is watched for the end of
+   authentication (auth_done). A <proceed/> would mean the backend started TLS with the
+   client inside ours: it is replaced by <failure/> and the stream closed (the client's
+   <starttls/> is refused before it gets there, police_client; this is the second
+   line). A backend stream the scanner rejects gets <internal-server-error/>: it must
+   not end the watch. `data` are the backend bytes at absolute offset `base`, already
+   pushed to the scanner. Returns 0, or -1 once c is closing. */
 int xf_conn_backend_watch(xf_conn *c, const char *data, size_t len, uint64_t base)
 {
     xf_xml_event ev;
+    uint64_t done = base;                 /* end of the last complete backend event */
     while (c->xml != NULL && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
         if (ev.type == XF_XML_ELEMENT && strcmp(ev.name, "proceed") == 0 &&
             strcmp(ev.ns_uri, XF_NS_TLS) == 0) {
@@ -281,13 +394,20 @@ int xf_conn_backend_watch(xf_conn *c, const char *data, size_t len, uint64_t bas
             xf_conn_finish(c, "client asked for STARTTLS inside TLS: answered <failure/>");
             return -1;
         }
-        if (ev.type != XF_XML_ELEMENT || auth_done(&ev)) {
-            if (ev.type == XF_XML_ERROR)
-                xf_debug("conn id=%llu stop watching the backend stream: %s",
-                         (unsigned long long)c->id, ev.reason ? ev.reason : ev.error);
-            xf_xml_free(c->xml);                  /* authenticated: plain relay from now */
-            c->xml = NULL;
+        if (ev.type == XF_XML_ERROR) {
+            size_t keep = (size_t)(done - base) < len ? (size_t)(done - base) : len;
+            char r[200];
+            snprintf(r, sizeof(r), "backend sent a bad stream before authentication: %s (%s)",
+                     ev.error, ev.reason ? ev.reason : "");
+            if (xf_conn_client_send(c, data, keep) < 0)
+                return -1;
+            xf_conn_stream_error(c, "internal-server-error", NULL, r);
+            return -1;
         }
+        done = ev.span.end;
+        if (ev.type == XF_XML_ELEMENT && auth_done(c, &ev) &&
+            end_policing(c, ev.name[0] == 's' ? "SASL success" : "dialback valid") < 0)
+            return -1;
     }
     return xf_conn_client_send(c, data, len);
 }
@@ -335,7 +455,7 @@ void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len)
         xf_xml_free(c->xml);
         c->xml = NULL;
     }
-    uv_timer_stop(&c->timer);
+    xf_conn_timer_stop(c);
     xf_conn_set_state(c, XF_CONN_RELAY);
     xf_conn_relay_activity(c);
     c->header_sent = 1;
@@ -356,22 +476,15 @@ void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len)
 void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
 {
     c->bytes_in += len;
-    if (c->state == XF_CONN_RELAY || c->state == XF_CONN_BACKEND_HEADER) {
-        if (xf_conn_backend_send(c, data, len) == 0)
+    if (c->state >= XF_CONN_BACKEND_CONNECT && c->cxml == NULL) {
+        if (xf_conn_backend_send(c, data, len) == 0)     /* authenticated: straight on */
             xf_conn_relay_activity(c);
         return;
     }
-    if (xf_buf_append(&c->plain, data, len) < 0) {
-        xf_conn_close(c, "out of memory");
-        return;
-    }
-    if (c->state == XF_CONN_BACKEND_CONNECT) {
-        /* Held until the backend is up; bounded like any backlog. */
-        if (xf_buf_size(&c->plain) > c->config->limits.buffer_high_bytes)
-            xf_conn_pause_client(c);
-        return;
-    }
-    if (xf_xml_push(c->xml, data, len) < 0) {
+    if (c->cstream_ended)
+        return;                           /* after </stream:stream> (RFC 6120 §4.4) */
+    if (xf_buf_append(&c->plain, data, len) < 0 ||
+        xf_xml_push(c->cxml ? c->cxml : c->xml, data, len) < 0) {
         xf_conn_close(c, "out of memory");
         return;
     }
@@ -385,6 +498,9 @@ void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
             xf_conn_stream_error(c, "not-well-formed", NULL, "no stream header");
         }
     }
+    /* Routed (now or before): what came after the header is policed. */
+    if (c->cxml != NULL && c->state < XF_CONN_CLOSING)
+        police_client(c);
 }
 
 /* Plaintext before STARTTLS. */

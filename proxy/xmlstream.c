@@ -350,6 +350,11 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
                    sizeof(x->ev.name), &prefix);
         x->ev.span.start = cur_start(x->p);
         x->boundary = x->ev.span.start;
+        /* An unprefixed attribute has no namespace, so expat names it plainly. */
+        for (int i = 0; atts[i] != NULL; i += 2) {
+            if (strcmp(atts[i], "type") == 0 && strlen(atts[i + 1]) < sizeof(x->ev.type_attr))
+                strcpy(x->ev.type_attr, atts[i + 1]);
+        }
     } else if (x->depth == 2) {
         if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
             xf_xml_child *c = &x->ev.children[x->ev.n_children];

@@ -73,6 +73,9 @@ typedef struct xf_xml_event {
                                 incomplete (callers stripping a child must not assume it
                                 is absent). Names/namespaces too long for the arrays are
                                 reported as "" so they never match a known name. */
+    char type_attr[16];      /* the first-level element's unprefixed `type` attribute
+                                (e.g. <db:result type='valid'/>, XEP-0220 §2.1.3); ""
+                                when absent or longer than 15 bytes */
     /* XF_XML_ERROR: RFC 6120 §4.9.3 condition, e.g. "not-well-formed", "restricted-xml",
        "invalid-namespace", "bad-namespace-prefix", "unsupported-encoding",
        "policy-violation" (a limit was exceeded), "bad-format". Plus a log reason.

@@ -321,6 +321,28 @@ static void test_errors_values(void **state)
     expect_err("{\"listeners\": []}", "/etc/xf/main.json: listeners: must not be empty");
 }
 
+/* limits.auth_timeout_s: routing until authentication (issue 6 §2); default 60, 1..3600. */
+static void test_auth_timeout(void **state)
+{
+    (void)state;
+    const char *j = "{" L1 ", \"limits\": {\"auth_timeout_s\": 2}}";
+    xf_config *c = NULL;
+    char err[256];
+    assert_int_equal(xf_config_parse(j, strlen(j), "main.json", &c, err, sizeof err), 0);
+    assert_int_equal(c->limits.auth_timeout_s, 2);
+    xf_config_unref(c);
+    j = "{" L1 "}";
+    assert_int_equal(xf_config_parse(j, strlen(j), "main.json", &c, err, sizeof err), 0);
+    assert_int_equal(c->limits.auth_timeout_s, 60);
+    xf_config_unref(c);
+    expect_err("{" L1 ", \"limits\": {\"auth_timeout_s\": 0}}",
+               "/etc/xf/main.json: limits.auth_timeout_s: 0 is out of range 1..3600");
+    expect_err("{" L1 ", \"limits\": {\"auth_timeout_s\": 3601}}",
+               "/etc/xf/main.json: limits.auth_timeout_s: 3601 is out of range 1..3600");
+    expect_err("{" L1 ", \"limits\": {\"auth_timeout_s\": \"60\"}}",
+               "/etc/xf/main.json: limits.auth_timeout_s: must be an integer, not a string");
+}
+
 static void test_errors_duplicate_listener(void **state)
 {
     (void)state;
@@ -494,6 +516,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_auth_timeout),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_errors_unknown_keys),
         cmocka_unit_test(test_errors_types),

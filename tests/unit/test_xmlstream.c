@@ -662,6 +662,32 @@ static void test_features_children(void **state)
     assert_int_equal(r.ev[2].type, XF_XML_ERROR);   /* the 'X' */
 }
 
+/* The first-level element's `type` attribute (the proxy ends pre-auth policing only on
+   <db:result type='valid'/>, XEP-0220 §2.1.3): reported per element, "" when absent,
+   prefixed or too long; children's attributes do not leak into it. Fed in one piece. */
+static void test_element_type_attr(void **state)
+{
+    (void)state;
+    const char *s = S2S_HDR_I
+        "<db:result from='a.example' to='b.example' type='valid'/>"
+        "<db:result type='invalid'><error type='cancel'/></db:result>"
+        "<message><body type='valid'/></message>"
+        "<iq x:type='valid' xmlns:x='urn:x'/>"
+        "<iq type='0123456789abcdefg'/>";
+    static const char *want[] = { "valid", "invalid", "", "", "" };
+    xf_xml *x = xf_xml_new(0, 0);
+    assert_non_null(x);
+    assert_int_equal(xf_xml_push(x, s, strlen(s)), 0);
+    xf_xml_event e;
+    assert_int_equal(xf_xml_next(x, &e), XF_XML_HEADER);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(xf_xml_next(x, &e), XF_XML_ELEMENT);
+        assert_string_equal(e.type_attr, want[i]);
+    }
+    assert_int_equal(xf_xml_next(x, &e), XF_XML_NONE);
+    xf_xml_free(x);
+}
+
 static void test_many_children(void **state)
 {
     (void)state;
@@ -855,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_oversize_element),
         cmocka_unit_test(test_pipelined_after_starttls),
         cmocka_unit_test(test_features_children),
+        cmocka_unit_test(test_element_type_attr),
         cmocka_unit_test(test_many_children),
         cmocka_unit_test(test_keepalives_and_stream_end),
         cmocka_unit_test(test_empty_root),
