@@ -1,5 +1,6 @@
 /* stats: see stats.h. One array of 64-bit counters updated with relaxed atomics: each
    counter is independent, no ordering with other memory is promised. */
+#include <stdio.h>
 #include "proxy/stats.h"
 
 static uint64_t counters[XF_STAT__COUNT];
@@ -26,4 +27,19 @@ uint64_t xf_stats_get(enum xf_stat s)
 const char *xf_stats_name(enum xf_stat s)
 {
     return (unsigned)s < XF_STAT__COUNT ? names[s] : "?";
+}
+
+const char *xf_stats_format(char *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        out[0] = '\0';
+    for (int i = 0; i < XF_STAT__COUNT && n < cap; i++) {
+        int m = snprintf(out + n, cap - n, "%s%s=%llu", i ? " " : "", names[i],
+                         (unsigned long long)xf_stats_get((enum xf_stat)i));
+        if (m < 0)
+            break;
+        n += (size_t)m;
+    }
+    return out;
 }

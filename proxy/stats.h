@@ -5,6 +5,7 @@
 #ifndef XF_STATS_H
 #define XF_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum xf_stat {
@@ -21,5 +22,7 @@ void xf_stats_inc(enum xf_stat s);
 uint64_t xf_stats_get(enum xf_stat s);
 /* Stable snake_case name of s ("close_keepalive", ...), for logs and the endpoint. */
 const char *xf_stats_name(enum xf_stat s);
+/* Every counter as "name=value name=value ..." into out (cut to cap); returns out. */
+const char *xf_stats_format(char *out, size_t cap);
 
 #endif
