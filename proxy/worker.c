@@ -29,10 +29,20 @@ static void on_trim_check(uv_timer_t *t)
     w->peak_conns = w->n_conns;
 #ifdef __GLIBC__
     uint64_t t0 = uv_hrtime();
+    struct mallinfo2 before = mallinfo2();
     malloc_trim(0);
+    /* malloc_trim consolidates this thread's arena into its top chunk but releases the
+       top only for the main arena; a free of >= 64 KiB that merges into the top makes
+       glibc trim a thread arena's heap (heap_trim, above M_TRIM_THRESHOLD). */
+    void *volatile nudge = malloc(96 * 1024);
+    free(nudge);
+    struct mallinfo2 after = mallinfo2();
     xf_stats_inc(XF_STAT_MALLOC_TRIM);
-    xf_info("worker %d: %zu connections, down from %zu: memory handed back (%.1f ms)",
-            w->index, w->n_conns, peak, (double)(uv_hrtime() - t0) / 1e6);
+    xf_info("worker %d: %zu connections, down from %zu: memory handed back (%.1f ms; "
+            "heap in use %zu kB, free %zu -> %zu kB, releasable %zu kB)",
+            w->index, w->n_conns, peak, (double)(uv_hrtime() - t0) / 1e6,
+            after.uordblks / 1024, before.fordblks / 1024, after.fordblks / 1024,
+            after.keepcost / 1024);
 #else
     (void)peak;
 #endif
