@@ -557,7 +557,7 @@ int xf_xml_push(xf_xml *x, const char *data, size_t len)
         x->pos = 0;
     }
     if (x->len + len > x->cap) {
-        size_t ncap = x->cap ? x->cap : 4096;
+        size_t ncap = x->cap ? x->cap : 512;     /* a stream header fits; grows by doubling */
         while (ncap < x->len + len) {
             if (ncap > SIZE_MAX / 2)
                 return -1;
