@@ -53,7 +53,7 @@ wait_close() {
   grep -q "peer=127.0.0.1:$CPORT .*reason=\"peer unreachable: keepalive timed out (client side)\"" "$XF_LOG"
 }
 xf_check "the proxy closes the vanished peer's connection: reason=\"peer unreachable: keepalive timed out (client side)\"" wait_close
-ELAPSED=$(echo "$(date +%s.%N) - $T0" | bc 2>/dev/null || echo 0)
+ELAPSED=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 xf_check "closed within the keepalive bound (${BOUND}s + 3s slack; took ${ELAPSED}s), not by the 120s handshake timeout" \
   bash -c "awk -v e='$ELAPSED' -v b='$BOUND' 'BEGIN { exit !(e > 0 && e <= b + 3) }'"
 xf_ns nft flush ruleset
