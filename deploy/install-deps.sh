@@ -15,7 +15,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libuv1-dev libc-ares-dev libyajl-dev libcurl4-openssl-dev libexpat1-dev
             libcmocka-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp openssl testssl.sh sslscan
-           iproute2 procps psmisc netcat-openbsd curl ca-certificates util-linux)
+           iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux)
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)

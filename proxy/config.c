@@ -38,7 +38,7 @@ static const char *const limit_keys[] = {
     "handshake_timeout_s", "max_header_bytes", "max_connections",
     "max_connections_per_ip", "backend_timeout_s", "drain_timeout_s",
     "idle_timeout_s", "buffer_high_bytes", "buffer_low_bytes",
-    "auth_timeout_s", NULL };
+    "auth_timeout_s", "max_unauthenticated_per_ip", "ipv6_prefix", "tcp_keepalive_s", NULL };
 
 /* Boolean member k of o into *out (absent: *out unchanged). */
 static int get_bool(const xf_jconf *p, yajl_val o, const char *k, const char *key, int *out)
@@ -180,15 +180,33 @@ static int parse_limits(const xf_jconf *p, yajl_val o, xf_limits *lim)
     LIM(buffer_high_bytes, 4096, 1073741824);
     LIM(buffer_low_bytes, 0, 1073741824);
     LIM(auth_timeout_s, 1, 3600);
+    LIM(max_unauthenticated_per_ip, 0, 10000000);
+    LIM(ipv6_prefix, 32, 128);
+    LIM(tcp_keepalive_s, 0, 7200);
 #undef LIM
     if (lim->buffer_low_bytes >= lim->buffer_high_bytes)
         return xf_jconf_fail(p, "limits.buffer_low_bytes", "%u must be lower than "
                         "limits.buffer_high_bytes (%u)", lim->buffer_low_bytes,
                         lim->buffer_high_bytes);
-    if (lim->max_connections_per_ip > lim->max_connections)
-        return xf_jconf_fail(p, "limits.max_connections_per_ip", "%u exceeds "
-                        "limits.max_connections (%u)", lim->max_connections_per_ip,
-                        lim->max_connections);
+    /* The per-address defaults are not errors under a smaller explicit cap: they shrink
+       to it. Values written in the file must be consistent. */
+    int per_ip_set = xf_jconf_get(o, "max_connections_per_ip") != NULL;
+    int unauth_set = xf_jconf_get(o, "max_unauthenticated_per_ip") != NULL;
+    if (lim->max_connections_per_ip > lim->max_connections) {
+        if (per_ip_set)
+            return xf_jconf_fail(p, "limits.max_connections_per_ip", "%u exceeds "
+                            "limits.max_connections (%u)", lim->max_connections_per_ip,
+                            lim->max_connections);
+        lim->max_connections_per_ip = lim->max_connections;
+    }
+    if (lim->max_connections_per_ip &&
+        lim->max_unauthenticated_per_ip > lim->max_connections_per_ip) {
+        if (unauth_set)
+            return xf_jconf_fail(p, "limits.max_unauthenticated_per_ip", "%u exceeds "
+                            "limits.max_connections_per_ip (%u)",
+                            lim->max_unauthenticated_per_ip, lim->max_connections_per_ip);
+        lim->max_unauthenticated_per_ip = lim->max_connections_per_ip;
+    }
     return 0;
 }
 
@@ -415,7 +433,9 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
     }
     c->refs = 1;
     c->limits = (xf_limits){ .handshake_timeout_s = 30, .max_header_bytes = 8192,
-                             .max_connections = 100000, .max_connections_per_ip = 0,
+                             .max_connections = 100000, .max_connections_per_ip = 1000,
+                             .max_unauthenticated_per_ip = 100, .ipv6_prefix = 64,
+                             .tcp_keepalive_s = 60,
                              .backend_timeout_s = 10, .drain_timeout_s = 30,
                              .idle_timeout_s = 0, .buffer_high_bytes = 262144,
                              .buffer_low_bytes = 65536 };

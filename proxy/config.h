@@ -33,13 +33,16 @@ typedef struct xf_limits {
     unsigned handshake_timeout_s;      /* accept -> stream routed; default 30 */
     unsigned max_header_bytes;         /* stream header and pre-TLS elements; default 8192 */
     unsigned max_connections;          /* whole process; default 100000 */
-    unsigned max_connections_per_ip;   /* default 0 = unlimited */
+    unsigned max_connections_per_ip;   /* per address or IPv6 prefix; default 1000, 0 = unlimited */
     unsigned backend_timeout_s;        /* backend connect + first response; default 10 */
     unsigned drain_timeout_s;          /* SIGTERM drain deadline; default 30 */
     unsigned idle_timeout_s;           /* no bytes either way; default 0 = never */
     unsigned buffer_high_bytes;        /* backpressure high watermark; default 262144 */
     unsigned buffer_low_bytes;         /* resume below; default 65536 */
     unsigned auth_timeout_s;           /* routing -> SASL success / db:result valid; default 60 */
+    unsigned max_unauthenticated_per_ip; /* not yet authenticated; default 100, 0 = unlimited */
+    unsigned ipv6_prefix;              /* per-address limits count IPv6 by /N; default 64 */
+    unsigned tcp_keepalive_s;          /* idle before keepalive probes; default 60, 0 = off */
 } xf_limits;
 
 #define XF_FED_MAX_RESOLVERS 16

@@ -4,14 +4,18 @@
  * The struct, the state diagram and what the other files do: proxy/conn_int.h.
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <mbedtls/ssl.h>
 #include "proxy/conn_int.h"
 #include "proxy/iplimit.h"
 #include "proxy/log.h"
+#include "proxy/stats.h"
 
 static const char *state_names[] = {
     "plain-header", "plain-starttls", "tls-handshake", "tls-header",
@@ -44,6 +48,51 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
     xf_debug("conn id=%llu %s -> %s", (unsigned long long)c->id, state_names[from],
              state_names[to]);
     c->state = to;
+    if (to == XF_CONN_BACKEND_HEADER)            /* the backend socket exists now */
+        xf_conn_keepalive(&c->backend, c->config->limits.tcp_keepalive_s);
+    else if (to == XF_CONN_RELAY)                /* the observable boundary, for now */
+        xf_conn_mark_authenticated(c);
+}
+
+/* TCP keepalive (limits.tcp_keepalive_s, 0 = off): after `idle` quiet seconds the
+   kernel probes every max(1, idle/6) s and gives up after XF_KEEPALIVE_PROBES
+   unanswered probes, so a vanished peer is found within idle + 5 * max(1, idle/6) s
+   (110 s at the default 60); the next read then fails with ETIMEDOUT. */
+#define XF_KEEPALIVE_PROBES 5
+void xf_conn_keepalive(uv_tcp_t *t, unsigned idle)
+{
+    if (idle == 0)
+        return;
+    if (uv_tcp_keepalive(t, 1, idle) < 0)
+        return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)t, &fd) < 0)
+        return;
+    int intvl = idle / 6 > 0 ? (int)(idle / 6) : 1, cnt = XF_KEEPALIVE_PROBES;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+void xf_conn_mark_authenticated(xf_conn *c)
+{
+    if (c->ip_unauth) {
+        xf_iplimit_authenticated(&c->ipkey);
+        c->ip_unauth = 0;
+    }
+}
+
+const char *xf_conn_read_error_reason(xf_conn *c, const char *side, int err, char *buf,
+                                      size_t cap)
+{
+    if (err == UV_ETIMEDOUT) {
+        xf_stats_inc(XF_STAT_CLOSE_KEEPALIVE);
+        snprintf(buf, cap, "peer unreachable: %s (%s side)",
+                 c->config->limits.tcp_keepalive_s ? "keepalive timed out"
+                                                   : "connection timed out", side);
+    } else {
+        snprintf(buf, cap, "%s read: %s", side, uv_strerror(err));
+    }
+    return buf;
 }
 
 uint64_t xf_conn_now_ms(xf_conn *c) { return uv_now(&c->w->loop); }
@@ -130,7 +179,7 @@ static void on_handle_closed(uv_handle_t *h)
     xf_xml_free(c->cxml);
     xf_worker *w = c->w;
     if (c->ip_counted)
-        xf_iplimit_release(&c->peer_addr);
+        xf_iplimit_release(&c->ipkey, c->ip_unauth);
     xf_config_unref(c->config);
     free(c);
     __atomic_fetch_sub(&live_conns, 1, __ATOMIC_RELAXED);
@@ -143,7 +192,7 @@ void xf_conn_close(xf_conn *c, const char *reason)
 {
     if (c->state == XF_CONN_CLOSED)
         return;
-    if (c->reason[0] == '\0')
+    if (c->reason[0] == '\0' && reason != c->reason)
         snprintf(c->reason, sizeof(c->reason), "%s", reason);
     xf_conn_set_state(c, XF_CONN_CLOSED);
 
@@ -153,14 +202,18 @@ void xf_conn_close(xf_conn *c, const char *reason)
         cipher = mbedtls_ssl_get_ciphersuite(&c->ssl);
         alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
     }
+    /* Fields that can carry peer-chosen text are quoted (log.h, xf_log_quote). */
+    char qtenant[300], qsni[300], qalpn[80], qreason[420];
     xf_info("conn id=%llu close tenant=%s service=%s listener=%s peer=%s tls=%s cipher=%s "
-            "sni=%s alpn=%s in=%llu out=%llu duration_ms=%llu reason=\"%s\"",
-            (unsigned long long)c->id, c->tenant ? c->tenant->domain : "-",
+            "sni=%s alpn=%s in=%llu out=%llu duration_ms=%llu reason=%s",
+            (unsigned long long)c->id,
+            xf_log_quote(qtenant, sizeof(qtenant), c->tenant ? c->tenant->domain : NULL),
             service_name(c->service ? c->service : c->lconf->service), c->lconf->name,
-            c->peer, ver, cipher ? cipher : "-", c->sel.sni[0] ? c->sel.sni : "-",
-            alpn ? alpn : "-", (unsigned long long)c->bytes_in,
+            c->peer, ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
+            xf_log_quote(qalpn, sizeof(qalpn), alpn), (unsigned long long)c->bytes_in,
             (unsigned long long)c->bytes_out,
-            (unsigned long long)(xf_conn_now_ms(c) - c->start_ms), c->reason);
+            (unsigned long long)(xf_conn_now_ms(c) - c->start_ms),
+            xf_log_quote(qreason, sizeof(qreason), c->reason));
 
     if (c->prev)
         c->prev->next = c->next;
@@ -229,7 +282,8 @@ void xf_conn_finish(xf_conn *c, const char *reason)
 {
     if (c->state >= XF_CONN_CLOSING)
         return;
-    snprintf(c->reason, sizeof(c->reason), "%s", reason);
+    if (reason != c->reason)                  /* the linger timer passes c->reason itself */
+        snprintf(c->reason, sizeof(c->reason), "%s", reason);
     xf_conn_set_state(c, XF_CONN_CLOSING);
     if (c->backend_open) {
         uv_read_stop((uv_stream_t *)&c->backend);
@@ -320,12 +374,56 @@ void xf_conn_on_backend_timeout(uv_timer_t *t)
     xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", "backend did not answer in time");
 }
 
+/* Fault injection for the tests only: XF_TEST_FAIL_CONN_ALLOC="N[,M...]" makes the Nth
+   (Mth, ...) connection allocation of the process (counting from 1) fail, as if calloc
+   had returned NULL. Never set it in production; see docs/configuration.md. */
+#define XF_FAULT_MAX 16
+static unsigned fault_at[XF_FAULT_MAX], n_faults;
+static unsigned conn_allocs;
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
+static void fault_init(void)
+{
+    const char *e = getenv("XF_TEST_FAIL_CONN_ALLOC");
+    while (e && *e && n_faults < XF_FAULT_MAX) {
+        char *end;
+        unsigned long v = strtoul(e, &end, 10);
+        if (end == e)
+            break;
+        if (v > 0 && v <= 0xffffffffu)
+            fault_at[n_faults++] = (unsigned)v;
+        e = *end == ',' ? end + 1 : end;
+    }
+    if (n_faults)
+        xf_warn("XF_TEST_FAIL_CONN_ALLOC is set: %u connection allocations will fail "
+                "(fault injection for tests)", n_faults);
+}
+
+static xf_conn *conn_alloc(void)
+{
+    pthread_once(&fault_once, fault_init);
+    unsigned nth = __atomic_add_fetch(&conn_allocs, 1, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < n_faults; i++)
+        if (fault_at[i] == nth)
+            return NULL;
+    return calloc(1, sizeof(xf_conn));
+}
+
+/* Refuse at accept with a counted reason. */
+static void refuse(xf_conn *c, enum xf_stat stat, const char *reason)
+{
+    xf_stats_inc(stat);
+    xf_conn_close(c, reason);
+}
+
 void xf_conn_accept(xf_listener *l)
 {
     xf_worker *w = l->worker;
-    xf_conn *c = calloc(1, sizeof(*c));
+    xf_conn *c = conn_alloc();
     if (c == NULL) {
-        xf_error("accept on %s: out of memory", l->conf->name);
+        /* The pending connection must still be taken off the listener, or libuv stops
+           polling it: the worker's listener would be stuck. */
+        xf_listener_discard(l, "connection state");
         return;
     }
     c->w = w;
@@ -344,7 +442,8 @@ void xf_conn_accept(xf_listener *l)
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    w->n_conns++;
+    if (++w->n_conns > w->peak_conns)
+        w->peak_conns = w->n_conns;
 
     int r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client);
     if (r < 0) {
@@ -361,18 +460,33 @@ void xf_conn_accept(xf_listener *l)
     uv_tcp_nodelay(&c->client, 1);
 
     const xf_limits *lim = &c->config->limits;
+    xf_conn_keepalive(&c->client, lim->tcp_keepalive_s);
     if (lim->max_connections && xf_conn_count() > lim->max_connections) {
-        xf_conn_close(c, "refused: max_connections reached");
+        refuse(c, XF_STAT_REFUSED_GLOBAL, "refused: max_connections reached");
         return;
     }
-    if (xf_iplimit_acquire(&c->peer_addr, lim->max_connections_per_ip) < 0) {
-        xf_conn_close(c, "refused: max_connections_per_ip reached");
-        return;
+    if ((lim->max_connections_per_ip || lim->max_unauthenticated_per_ip) &&
+        xf_iplimit_key(&c->peer_addr, lim->ipv6_prefix, &c->ipkey) == 0) {
+        r = xf_iplimit_acquire(&c->ipkey, lim->max_connections_per_ip,
+                               lim->max_unauthenticated_per_ip);
+        if (r == XF_IPLIMIT_OVER_TOTAL) {
+            refuse(c, XF_STAT_REFUSED_PER_IP, "refused: max_connections_per_ip reached");
+            return;
+        }
+        if (r == XF_IPLIMIT_OVER_UNAUTH) {
+            refuse(c, XF_STAT_REFUSED_UNAUTH_PER_IP,
+                   "refused: max_unauthenticated_per_ip reached");
+            return;
+        }
+        if (r < 0) {
+            refuse(c, XF_STAT_ACCEPT_ALLOC_FAILED, "out of memory at accept");
+            return;
+        }
+        c->ip_counted = c->ip_unauth = 1;
     }
-    c->ip_counted = lim->max_connections_per_ip > 0;
     c->xml = xf_xml_new(lim->max_header_bytes, lim->max_header_bytes);
     if (c->xml == NULL) {
-        xf_conn_close(c, "out of memory");
+        refuse(c, XF_STAT_ACCEPT_ALLOC_FAILED, "out of memory at accept");
         return;
     }
     if (c->state == XF_CONN_TLS_HANDSHAKE && (r = xf_conn_tls_setup(c)) != 0) {

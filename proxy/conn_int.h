@@ -31,6 +31,7 @@
 #include <mbedtls/ssl.h>
 #include <uv.h>
 #include "proxy/buf.h"
+#include "proxy/iplimit.h"
 #include "proxy/conn.h"
 #include "proxy/tls.h"
 #include "proxy/xmlstream.h"
@@ -97,7 +98,9 @@ typedef struct xf_conn {
     int client_eof, backend_eof;            /* that side sent FIN / close_notify */
     int client_shut, backend_shut;          /* we asked to shut down our write side */
     int client_shut_done;                   /* ... and the client's has completed */
+    xf_ipkey ipkey;                         /* per-address counting key (iplimit.h) */
     int ip_counted;                         /* holds a per-address slot */
+    int ip_unauth;                          /* ... and an unauthenticated one */
     int skip_ws_before_tls;                 /* after <proceed/>, until the first TLS byte */
     struct {                                /* TLS 1.2 record headers after the handshake */
         int on;
@@ -127,6 +130,17 @@ void xf_conn_finish(xf_conn *c, const char *reason);
 void xf_conn_stream_error(xf_conn *c, const char *cond, const char *text, const char *reason);
 void xf_conn_relay_activity(xf_conn *c);
 void xf_conn_on_backend_timeout(uv_timer_t *t);
+/* The stream authenticated: it leaves its address's unauthenticated count
+   (limits.max_unauthenticated_per_ip). Idempotent. Called on entering RELAY for now;
+   belongs where SASL success / the dialback result is seen (issue 6 §2). */
+void xf_conn_mark_authenticated(xf_conn *c);
+/* Keepalive on t per limits.tcp_keepalive_s (`idle`, 0 = off); bound in conn.c. */
+void xf_conn_keepalive(uv_tcp_t *t, unsigned idle);
+/* The reason for a failed read of `side` ("client" / "backend") into buf: ETIMEDOUT
+   (TCP keepalive or retransmissions found the peer gone) is named as such and counted
+   (XF_STAT_CLOSE_KEEPALIVE). Returns buf. */
+const char *xf_conn_read_error_reason(xf_conn *c, const char *side, int err, char *buf,
+                                      size_t cap);
 
 /* relay.c: writes with backpressure, socket reads */
 int xf_conn_flush_tls_out(xf_conn *c);

@@ -1,3 +1,5 @@
+/* iplimit: see iplimit.h. A chained hash table of keys with their two counts; a node
+   lives while its total count is non-zero. */
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -9,81 +11,122 @@
 
 typedef struct node {
     struct node *next;
-    uint8_t addr[16];
-    unsigned count;
+    xf_ipkey key;
+    unsigned count;                  /* live connections */
+    unsigned unauth;                 /* ... of which not yet authenticated */
 } node;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static node *table[BUCKETS];
 
-/* The address as 16 bytes: IPv6 as is, IPv4 (and v4-mapped) as ::ffff:a.b.c.d. */
-static int key_of(const struct sockaddr_storage *ss, uint8_t key[16])
+int xf_iplimit_key(const struct sockaddr_storage *ss, unsigned v6_prefix, xf_ipkey *out)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(out, 0, sizeof(*out));
     if (ss->ss_family == AF_INET) {
-        memcpy(key, mapped, 12);
-        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        memcpy(out->b, mapped, 12);
+        memcpy(out->b + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
         return 0;
     }
-    if (ss->ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    if (ss->ss_family != AF_INET6)
+        return -1;
+    const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+    if (memcmp(a, mapped, 12) == 0) {         /* ::ffff:a.b.c.d is IPv4: per address */
+        memcpy(out->b, a, 16);
         return 0;
     }
-    return -1;
+    if (v6_prefix > 128)
+        v6_prefix = 128;
+    unsigned full = v6_prefix / 8, rest = v6_prefix % 8;
+    memcpy(out->b, a, full);
+    if (rest)
+        out->b[full] = (uint8_t)(a[full] & (0xff00u >> rest));
+    return 0;
 }
 
-static unsigned hash(const uint8_t k[16])
+static unsigned hash(const xf_ipkey *k)
 {
     uint32_t h = 2166136261u;                 /* FNV-1a */
     for (int i = 0; i < 16; i++)
-        h = (h ^ k[i]) * 16777619u;
+        h = (h ^ k->b[i]) * 16777619u;
     return h % BUCKETS;
 }
 
-int xf_iplimit_acquire(const struct sockaddr_storage *ss, unsigned max)
+/* Under lock: the node of k, or NULL; *pp_out (if asked) is the link that points to it. */
+static node *find(const xf_ipkey *k, node ***pp_out)
 {
-    uint8_t k[16];
-    if (max == 0 || key_of(ss, k) < 0)
-        return 0;
-    unsigned b = hash(k);
+    node **pp = &table[hash(k)];
+    while (*pp && memcmp((*pp)->key.b, k->b, 16) != 0)
+        pp = &(*pp)->next;
+    if (pp_out)
+        *pp_out = pp;
+    return *pp;
+}
+
+int xf_iplimit_acquire(const xf_ipkey *k, unsigned max_total, unsigned max_unauth)
+{
     int ret = 0;
+    node **pp;
     pthread_mutex_lock(&lock);
-    node *n = table[b];
-    while (n && memcmp(n->addr, k, 16) != 0)
-        n = n->next;
+    node *n = find(k, &pp);
     if (n == NULL) {
-        n = calloc(1, sizeof(*n));
-        if (n == NULL) {
-            ret = -1;
+        if ((n = calloc(1, sizeof(*n))) == NULL) {
+            ret = XF_IPLIMIT_NOMEM;
             goto out;
         }
-        memcpy(n->addr, k, 16);
-        n->next = table[b];
-        table[b] = n;
+        n->key = *k;
+        *pp = n;
     }
-    if (n->count >= max)
-        ret = -1;
-    else
+    if (max_total && n->count >= max_total)
+        ret = XF_IPLIMIT_OVER_TOTAL;
+    else if (max_unauth && n->unauth >= max_unauth)
+        ret = XF_IPLIMIT_OVER_UNAUTH;
+    else {
         n->count++;
+        n->unauth++;
+    }
+    if (n->count == 0) {                      /* a node made for a refusal */
+        *pp = n->next;
+        free(n);
+    }
 out:
     pthread_mutex_unlock(&lock);
     return ret;
 }
 
-void xf_iplimit_release(const struct sockaddr_storage *ss)
+void xf_iplimit_authenticated(const xf_ipkey *k)
 {
-    uint8_t k[16];
-    if (key_of(ss, k) < 0)
-        return;
-    unsigned b = hash(k);
     pthread_mutex_lock(&lock);
-    node **pp = &table[b];
-    while (*pp && memcmp((*pp)->addr, k, 16) != 0)
-        pp = &(*pp)->next;
-    node *n = *pp;
-    if (n && n->count > 0 && --n->count == 0) {
-        *pp = n->next;
-        free(n);
+    node *n = find(k, NULL);
+    if (n && n->unauth > 0)
+        n->unauth--;
+    pthread_mutex_unlock(&lock);
+}
+
+void xf_iplimit_release(const xf_ipkey *k, int unauth)
+{
+    node **pp;
+    pthread_mutex_lock(&lock);
+    node *n = find(k, &pp);
+    if (n && n->count > 0) {
+        n->count--;
+        if (unauth && n->unauth > 0)
+            n->unauth--;
+        if (n->count == 0) {
+            *pp = n->next;
+            free(n);
+        }
     }
     pthread_mutex_unlock(&lock);
+}
+
+unsigned xf_iplimit_count(const xf_ipkey *k, unsigned *unauth)
+{
+    pthread_mutex_lock(&lock);
+    node *n = find(k, NULL);
+    unsigned c = n ? n->count : 0, u = n ? n->unauth : 0;
+    pthread_mutex_unlock(&lock);
+    if (unauth)
+        *unauth = u;
+    return c;
 }

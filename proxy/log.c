@@ -19,6 +19,46 @@ int xf_log_parse_level(const char *name)
     return -1;
 }
 
+const char *xf_log_quote(char *out, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    if (cap < 3) {
+        if (cap > 0)
+            out[0] = '\0';
+        return out;
+    }
+    if (s == NULL || s[0] == '\0')
+        s = "-";
+    out[n++] = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char esc[4];
+        size_t k;
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            k = 2;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[ch >> 4];
+            esc[3] = hex[ch & 15];
+            k = 4;
+        } else {
+            esc[0] = (char)ch;
+            k = 1;
+        }
+        if (n + k + 2 > cap)                  /* room for this, the quote and NUL */
+            break;
+        memcpy(out + n, esc, k);
+        n += k;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return out;
+}
+
 void xf_log(int level, const char *fmt, ...)
 {
     if (!xf_log_enabled(level))

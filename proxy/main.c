@@ -12,6 +12,7 @@
 #include <uv.h>
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
     uv_loop_close(loop);
     xf_config_unref(cfg);
     xf_tls_free(tls);
-    xf_info("stopped");
+    char counters[512];
+    xf_info("stopped; counters: %s", xf_stats_format(counters, sizeof(counters)));
     return 0;
 }

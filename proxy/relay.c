@@ -181,7 +181,7 @@ void xf_conn_on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             on_backend_eof(c);
         } else {
             char r[120];
-            snprintf(r, sizeof(r), "backend read: %s", uv_strerror((int)n));
+            xf_conn_read_error_reason(c, "backend", (int)n, r, sizeof(r));
             if (c->state == XF_CONN_RELAY)
                 xf_conn_close(c, r);
             else
@@ -255,7 +255,7 @@ void xf_conn_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             xf_conn_on_client_eof(c);
         } else {
             char r[120];
-            snprintf(r, sizeof(r), "client read: %s", uv_strerror((int)n));
+            xf_conn_read_error_reason(c, "client", (int)n, r, sizeof(r));
             xf_conn_close(c, r);
         }
         return;

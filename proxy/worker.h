@@ -21,6 +21,11 @@ typedef struct xf_listener {
     int fd;                          /* bound socket, handed over to the loop */
     uint64_t last_accept_warn;       /* loop time of the last accept warning */
     uint64_t accept_errors;          /* accept failures since then */
+    uv_tcp_t spare;                  /* takes a connection we cannot afford, to close it */
+    int spare_busy;                  /* spare is closing: not reusable yet */
+    int spare_pending;               /* a connection waits for the spare (listener paused) */
+    uint64_t last_discard_warn;      /* loop time of the last discard warning */
+    uint64_t discarded;              /* connections discarded since then */
 } xf_listener;
 
 typedef struct xf_worker {
@@ -36,6 +41,8 @@ typedef struct xf_worker {
     size_t n_listeners;
     struct xf_conn *conns;           /* intrusive list of live connections */
     size_t n_conns;
+    size_t peak_conns;               /* most live connections since the last trim */
+    uv_timer_t trim_timer;           /* gives memory back after a burst (worker.c) */
     uv_async_t *done;                /* main's: told when this worker's loop has ended */
     int finished;                    /* set (atomically) when the loop has ended */
 } xf_worker;
@@ -54,5 +61,10 @@ void xf_workers_join_and_free(xf_worker *ws, unsigned n);
 
 /* Called by conn.c when a connection is gone. */
 void xf_worker_conn_gone(xf_worker *w);
+/* Called by conn.c when it cannot allocate what a new connection of l needs: the
+   pending connection is accepted into l's spare handle and closed (libuv stops polling
+   a listener whose accepted connection nobody takes), counted and logged at most once
+   a second. `what` names what could not be allocated. */
+void xf_listener_discard(xf_listener *l, const char *what);
 
 #endif

@@ -76,7 +76,15 @@ struct xf_xml {
     char *default_ns;
     int has_dialback_ns;
     char *attrs[A_COUNT];     /* owned copies of the header attributes */
+    /* children of the current first-level element, XF_XML_MAX_CHILDREN entries,
+       allocated at the first child seen (only elements with children need it: the
+       backend's features), so that a pre-TLS connection does not pay for it */
+    xf_xml_child *children;
 };
+
+/* What a returned event's `children` points to while no element had children
+   (all empty, XF_XML_MAX_CHILDREN entries like the real array; never written). */
+static xf_xml_child no_children[XF_XML_MAX_CHILDREN];
 
 /* ---------- small helpers ---------- */
 
@@ -356,8 +364,12 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
                 strcpy(x->ev.type_attr, atts[i + 1]);
         }
     } else if (x->depth == 2) {
-        if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
-            xf_xml_child *c = &x->ev.children[x->ev.n_children];
+        if (x->children == NULL)
+            x->children = malloc(XF_XML_MAX_CHILDREN * sizeof(*x->children));
+        if (x->children == NULL) {
+            x->ev.children_truncated = 1;     /* out of memory: say the list is incomplete */
+        } else if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
+            xf_xml_child *c = &x->children[x->ev.n_children];
             const char *prefix;
             split_name(name, c->ns, sizeof(c->ns), c->name, sizeof(c->name), &prefix);
             c->span.start = cur_start(x->p);
@@ -398,8 +410,8 @@ static void on_end(void *ud, const XML_Char *name)
         x->have_event = 1;
         XML_StopParser(x->p, XML_TRUE);
     } else if (x->depth == 2) {
-        if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
-            x->ev.children[x->ev.n_children].span.end = cur_end(x->p);
+        if (x->children != NULL && x->ev.n_children < XF_XML_MAX_CHILDREN) {
+            x->children[x->ev.n_children].span.end = cur_end(x->p);
             x->ev.n_children++;
         }
     }
@@ -529,6 +541,7 @@ void xf_xml_free(xf_xml *x)
         XML_ParserFree(x->p);
     clear_header_data(x);
     free(x->buf);
+    free(x->children);
     free(x);
 }
 
@@ -562,7 +575,7 @@ int xf_xml_push(xf_xml *x, const char *data, size_t len)
         x->pos = 0;
     }
     if (x->len + len > x->cap) {
-        size_t ncap = x->cap ? x->cap : 4096;
+        size_t ncap = x->cap ? x->cap : 512;     /* a stream header fits; grows by doubling */
         while (ncap < x->len + len) {
             if (ncap > SIZE_MAX / 2)
                 return -1;
@@ -622,6 +635,7 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
     for (;;) {
         if (x->have_event) {
             *ev = x->ev;
+            ev->children = x->children ? x->children : no_children;
             if (x->state != ST_ERROR)
                 x->have_event = 0;    /* errors are sticky: report them again */
             if (x->end_queued) {

@@ -102,7 +102,8 @@ EOF
 cat >"$TMP/xf/main.json" <<EOF
 { "workers": $WORKERS, "tenants": "tenants", "log_level": "warn",
   "listeners": [ { "address": "127.0.0.1", "port": $P_XF, "tls": "direct", "service": "client" } ],
-  "limits": { "max_connections": 100000, "handshake_timeout_s": 30 } }
+  "limits": { "max_connections": 100000, "handshake_timeout_s": 30,
+              "max_connections_per_ip": 0, "max_unauthenticated_per_ip": 0 } }
 EOF
 cat >"$TMP/ng/nginx.conf" <<EOF
 load_module $NGINX_STREAM_MOD;

@@ -43,6 +43,6 @@ xf_check "the 5 parallel b.example connections all got <remote-connection-failed
 xf_check "a.example via direct TLS still works" \
   xf_client --port "$P_C2S_TLS" --mode direct --ca "$XF_CA" --domain a.example
 sleep 0.5
-xf_check "log line: tenant=b.example with a reason=" xf_log_has "$XF_LOG" tenant=b.example reason=
+xf_check "log line: tenant=b.example with a reason=" xf_log_has "$XF_LOG" 'tenant="b.example"' reason=
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"
 xf_finish "$T"

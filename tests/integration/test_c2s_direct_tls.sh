@@ -17,5 +17,5 @@ xf_check "direct TLS with ALPN xmpp-client on the client listener: negotiated xm
           --expect-alpn xmpp-client --ca "$XF_CA" --expect-features
 sleep 0.5
 xf_check "closed connections logged with tenant=b.example service= reason=" \
-  xf_log_has "$XF_LOG" tenant=b.example service= reason=
+  xf_log_has "$XF_LOG" 'tenant="b.example"' service= reason=
 xf_finish "$T"

@@ -25,5 +25,5 @@ xf_check "every byte in its own write (headers split inside <?xml and attributes
           --expect-features --timeout 20
 sleep 0.5
 xf_check "closed connections logged with tenant=a.example service= reason=" \
-  xf_log_has "$XF_LOG" tenant=a.example service= reason=
+  xf_log_has "$XF_LOG" 'tenant="a.example"' service= reason=
 xf_finish "$T"

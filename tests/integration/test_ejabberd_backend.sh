@@ -42,7 +42,7 @@ xf_check "c.example via xmppfront direct TLS -> ejabberd: login + message" \
   xf_client --port "$P_C2S_TLS" --mode direct --ca "$XF_CA" --domain c.example --timeout 20
 sleep 0.5
 xf_check "proxy log: c.example connections relayed and closed with a reason" \
-  xf_log_has "$XF_LOG" tenant=c.example service=client tls=TLSv1. reason=
+  xf_log_has "$XF_LOG" 'tenant="c.example"' service=client tls=TLSv1. reason=
 xf_check "ejabberd saw the logins (its log names user1@c.example)" \
   bash -c "grep -h 'user1@c.example' '$EJ/log/ejabberd.log' | tail -3 | grep ."
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"

@@ -89,7 +89,7 @@ xf_check "HAProxy log: b.example's streams arrived without a PROXY header" \
 xf_check "no HAProxy session was logged with the authority b.example" \
   bash -c "! grep -q 'authority=b.example' '$HLOG'"
 xf_check "proxy log: b.example connection closed with a reason" \
-  xf_log_has "$XF_LOG" tenant=b.example reason=
+  xf_log_has "$XF_LOG" 'tenant="b.example"' reason=
 xf_check "proxy and HAProxy still running" bash -c "kill -0 $XF_PROXY_PID && kill -0 $XF_HAPROXY_PID"
 [ "$XF_FAILS" -gt 0 ] && { echo "  --- haproxy log ---"; tail -20 "$HLOG" | sed 's/^/  | /'; }
 xf_finish "$T"

@@ -145,7 +145,7 @@ PYEOF
 LPORT=$(head -1 "$RAW" 2>/dev/null)
 sleep 0.5
 xf_check "(c) proxy close line for peer port ${LPORT:-?}: stream closed by client/backend, tenant and bytes" \
-  bash -c "grep 'peer=127.0.0.1:${LPORT:-none} ' '$XF_LOG' | grep -E 'reason=\"(client|backend) closed' | grep 'tenant=a.example' | grep -E ' in=[1-9][0-9]* out=[1-9]'"
+  bash -c "grep 'peer=127.0.0.1:${LPORT:-none} ' '$XF_LOG' | grep -E 'reason=\"(client|backend) closed' | grep 'tenant=\"a.example\"' | grep -E ' in=[1-9][0-9]* out=[1-9]'"
 xf_check "(c) that connection is no longer established" \
   bash -c "! ss -Htn state established '( sport = :$P_C2S_TLS and dport = :${LPORT:-1} )' | grep -q ."
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"

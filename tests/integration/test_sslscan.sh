@@ -84,7 +84,7 @@ xf_check "direct TLS port: TLS1.2+1.3 only, GCM/CHACHA20 only, no renegotiation,
   check_report "$XF_TMP/direct.xml"
 sleep 0.3
 xf_check "proxy log: TLS handshakes completed on the STARTTLS listener (sni=a.example)" \
-  xf_log_has "$XF_LOG" "listener=127.0.0.1:$P_C2S " tls=TLSv1. sni=a.example
+  xf_log_has "$XF_LOG" "listener=127.0.0.1:$P_C2S " tls=TLSv1. 'sni="a.example"'
 xf_check "machine's /etc/hosts untouched (a.example not in it)" bash -c "! grep -qw a.example /etc/hosts"
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"
 xf_finish "$T"

@@ -25,7 +25,8 @@ static const char *FULL =
     " \"limits\": {\"handshake_timeout_s\": 20, \"max_header_bytes\": 4096,\n"
     "  \"max_connections\": 500, \"max_connections_per_ip\": 10, \"backend_timeout_s\": 5,\n"
     "  \"drain_timeout_s\": 7, \"idle_timeout_s\": 600, \"buffer_high_bytes\": 131072,\n"
-    "  \"buffer_low_bytes\": 1024}}";
+    "  \"buffer_low_bytes\": 1024, \"max_unauthenticated_per_ip\": 4, \"ipv6_prefix\": 56,\n"
+    "  \"tcp_keepalive_s\": 15}}";
 
 /* Parse `json` as /etc/xf/main.json; expect failure with exactly `want`. */
 static void expect_err(const char *json, const char *want)
@@ -91,6 +92,9 @@ static void test_full(void **state)
     assert_int_equal(c->limits.idle_timeout_s, 600);
     assert_int_equal(c->limits.buffer_high_bytes, 131072);
     assert_int_equal(c->limits.buffer_low_bytes, 1024);
+    assert_int_equal(c->limits.max_unauthenticated_per_ip, 4);
+    assert_int_equal(c->limits.ipv6_prefix, 56);
+    assert_int_equal(c->limits.tcp_keepalive_s, 15);
     assert_null(c->registry);
     xf_config_unref(c);
 }
@@ -110,12 +114,15 @@ static void test_defaults(void **state)
     assert_int_equal(c->limits.handshake_timeout_s, 30);
     assert_int_equal(c->limits.max_header_bytes, 8192);
     assert_int_equal(c->limits.max_connections, 100000);
-    assert_int_equal(c->limits.max_connections_per_ip, 0);
+    assert_int_equal(c->limits.max_connections_per_ip, 1000);
     assert_int_equal(c->limits.backend_timeout_s, 10);
     assert_int_equal(c->limits.drain_timeout_s, 30);
     assert_int_equal(c->limits.idle_timeout_s, 0);
     assert_int_equal(c->limits.buffer_high_bytes, 262144);
     assert_int_equal(c->limits.buffer_low_bytes, 65536);
+    assert_int_equal(c->limits.max_unauthenticated_per_ip, 100);
+    assert_int_equal(c->limits.ipv6_prefix, 64);
+    assert_int_equal(c->limits.tcp_keepalive_s, 60);
     assert_string_equal(c->federation.ca_file, "/etc/ssl/certs/ca-certificates.crt");
     assert_int_equal(c->federation.n_resolvers, 0);
     assert_null(c->federation.resolvers);
@@ -232,6 +239,32 @@ static void test_outbound_listener(void **state)
                "/etc/xf/main.json: listeners[0].allow_public: only for \"service\": \"outbound\"");
 }
 
+/* The per-address defaults shrink under smaller explicit caps; 0 turns them off. */
+static void test_per_ip_defaults_follow_caps(void **state)
+{
+    (void)state;
+    struct { const char *limits; unsigned per_ip, unauth; } cases[] = {
+        { "\"max_connections\": 50", 50, 50 },
+        { "\"max_connections_per_ip\": 3", 3, 3 },
+        { "\"max_connections_per_ip\": 0", 0, 100 },
+        { "\"max_connections_per_ip\": 0, \"max_unauthenticated_per_ip\": 0", 0, 0 },
+        { "\"max_unauthenticated_per_ip\": 1000", 1000, 1000 },
+        { "\"tcp_keepalive_s\": 0, \"ipv6_prefix\": 128", 1000, 100 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char j[512];
+        snprintf(j, sizeof j, "{" L1 ", \"limits\": {%s}}", cases[i].limits);
+        xf_config *c = NULL;
+        char err[256] = "";
+        if (xf_config_parse(j, strlen(j), "main.json", &c, err, sizeof err) != 0)
+            print_error("%s: %s\n", j, err);
+        assert_non_null(c);
+        assert_int_equal(c->limits.max_connections_per_ip, cases[i].per_ip);
+        assert_int_equal(c->limits.max_unauthenticated_per_ip, cases[i].unauth);
+        xf_config_unref(c);
+    }
+}
+
 static void test_paths(void **state)
 {
     (void)state;
@@ -311,6 +344,22 @@ static void test_errors_values(void **state)
     expect_err("{" L1 ", \"limits\": {\"buffer_low_bytes\": 300000}}",
                "/etc/xf/main.json: limits.buffer_low_bytes: 300000 must be lower than "
                "limits.buffer_high_bytes (262144)");
+    expect_err("{" L1 ", \"limits\": {\"ipv6_prefix\": 24}}",
+               "/etc/xf/main.json: limits.ipv6_prefix: 24 is out of range 32..128");
+    expect_err("{" L1 ", \"limits\": {\"ipv6_prefix\": 129}}",
+               "/etc/xf/main.json: limits.ipv6_prefix: 129 is out of range 32..128");
+    expect_err("{" L1 ", \"limits\": {\"tcp_keepalive_s\": 7201}}",
+               "/etc/xf/main.json: limits.tcp_keepalive_s: 7201 is out of range 0..7200");
+    expect_err("{" L1 ", \"limits\": {\"max_connections_per_ip\": 10, "
+               "\"max_unauthenticated_per_ip\": 11}}",
+               "/etc/xf/main.json: limits.max_unauthenticated_per_ip: 11 exceeds "
+               "limits.max_connections_per_ip (10)");
+    expect_err("{" L1 ", \"limits\": {\"max_unauthenticated_per_ip\": 1001}}",
+               "/etc/xf/main.json: limits.max_unauthenticated_per_ip: 1001 exceeds "
+               "limits.max_connections_per_ip (1000)");
+    expect_err("{" L1 ", \"limits\": {\"max_connections\": 10, \"max_connections_per_ip\": 11}}",
+               "/etc/xf/main.json: limits.max_connections_per_ip: 11 exceeds "
+               "limits.max_connections (10)");
     expect_err("{" L1 ", \"limits\": {\"max_header_bytes\": 100}}",
                "/etc/xf/main.json: limits.max_header_bytes: 100 is out of range 512..1048576");
     expect_err("{" L1 ", \"log_level\": \"verbose\"}",
@@ -517,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_auth_timeout),
+        cmocka_unit_test(test_per_ip_defaults_follow_caps),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_errors_unknown_keys),
         cmocka_unit_test(test_errors_types),

@@ -73,6 +73,51 @@ static void long_messages_are_cut_not_overrun(void **state)
     assert_int_equal(out[n - 1], '\n');
 }
 
+/* A value with quotes, backslashes and field-shaped text stays one quoted value. */
+static void quote_escapes_quote_backslash_and_controls(void **state)
+{
+    (void)state;
+    char q[256];
+    assert_string_equal(xf_log_quote(q, sizeof(q), "a.example"), "\"a.example\"");
+    assert_string_equal(xf_log_quote(q, sizeof(q), NULL), "\"-\"");
+    assert_string_equal(xf_log_quote(q, sizeof(q), ""), "\"-\"");
+    assert_string_equal(xf_log_quote(q, sizeof(q), "x\" tenant=evil.example peer=1.2.3.4 y=\"\\"),
+                        "\"x\\\" tenant=evil.example peer=1.2.3.4 y=\\\"\\\\\"");
+    assert_string_equal(xf_log_quote(q, sizeof(q), "a\nb\x7f"), "\"a\\x0ab\\x7f\"");
+    /* the only unescaped quotes are the first and the last byte */
+    xf_log_quote(q, sizeof(q), "\"\"\\\"");
+    size_t len = strlen(q);
+    for (size_t i = 1; i + 1 < len; i++)
+        if (q[i] == '"')
+            assert_int_equal(q[i - 1], '\\');
+    assert_int_equal(q[0], '"');
+    assert_int_equal(q[len - 1], '"');
+}
+
+/* Too small an output cuts at a whole escape and still closes the quote. */
+static void quote_truncates_at_an_escape_boundary(void **state)
+{
+    (void)state;
+    char q[8];
+    assert_string_equal(xf_log_quote(q, sizeof(q), "abcdefghij"), "\"abcde\"");
+    assert_string_equal(xf_log_quote(q, sizeof(q), "ab\"\"\"\""), "\"ab\\\"\"");
+    assert_string_equal(xf_log_quote(q, sizeof(q), "a\x01\x02"), "\"a\\x01\"");
+    char tiny[3];
+    assert_string_equal(xf_log_quote(tiny, sizeof(tiny), "abc"), "\"\"");
+    assert_string_equal(xf_log_quote(tiny, 2, "abc"), "");
+}
+
+/* Through xf_log: a quoted value cannot be parsed as two fields. */
+static void quoted_field_in_a_line(void **state)
+{
+    (void)state;
+    char out[4096], q[256];
+    xf_log_set_level(XF_LOG_INFO);
+    xf_log_quote(q, sizeof(q), "\" tenant=evil.example peer=1.2.3.4 x=\"\\");
+    capture(out, sizeof(out), XF_LOG_INFO, "close reason=%s", q);
+    assert_non_null(strstr(out, "close reason=\"\\\" tenant=evil.example peer=1.2.3.4 x=\\\"\\\\\"\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -80,6 +125,9 @@ int main(void)
         cmocka_unit_test(peer_text_cannot_forge_lines),
         cmocka_unit_test(below_level_is_silent),
         cmocka_unit_test(long_messages_are_cut_not_overrun),
+        cmocka_unit_test(quote_escapes_quote_backslash_and_controls),
+        cmocka_unit_test(quote_truncates_at_an_escape_boundary),
+        cmocka_unit_test(quoted_field_in_a_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
