@@ -181,10 +181,10 @@ int xf_s2s_write_db_answer(char *out, size_t cap, const char *prefix, int is_ver
     struct out o = out_init(out, cap);
     const char *px = db_prefix(prefix);
     const char *elem = is_verify ? "verify" : "result";
-    const char *tname = type == XF_DB_VALID ? "valid" : type == XF_DB_INVALID ? "invalid"
-                      : type == XF_DB_ERROR ? "error" : NULL;
+    const char *tname = type == XF_DB_TYPE_VALID ? "valid" : type == XF_DB_TYPE_INVALID ? "invalid"
+                      : type == XF_DB_TYPE_ERROR ? "error" : NULL;
     if (px == NULL || tname == NULL || (is_verify && (id == NULL || *id == '\0')) ||
-        (type == XF_DB_ERROR && err == XF_DB_ERR_NONE))
+        (type == XF_DB_TYPE_ERROR && err == XF_DB_ERR_NONE))
         return refuse(out, cap);
     put(&o, "<");
     put(&o, px);
@@ -195,7 +195,7 @@ int xf_s2s_write_db_answer(char *out, size_t cap, const char *prefix, int is_ver
     if (is_verify)
         put_attr(&o, "id", id);
     put_attr(&o, "type", tname);
-    if (type != XF_DB_ERROR) {
+    if (type != XF_DB_TYPE_ERROR) {
         put(&o, "/>");
         return finish(&o);
     }
@@ -242,12 +242,12 @@ int xf_s2s_answer_verify(const char *secret, int (*is_hosted)(void *, const char
         return -1;
     if (is_hosted && !is_hosted(ud, to)) {
         *err = XF_DB_ERR_ITEM_NOT_FOUND;
-        return XF_DB_ERROR;
+        return XF_DB_TYPE_ERROR;
     }
     if (key == NULL)
-        return XF_DB_INVALID;
+        return XF_DB_TYPE_INVALID;
     /* receiving = the server that asks (from), originating = ours (to) */
-    return xf_dialback_verify(secret, from, to, id, key, key_len) ? XF_DB_VALID : XF_DB_INVALID;
+    return xf_dialback_verify(secret, from, to, id, key, key_len) ? XF_DB_TYPE_VALID : XF_DB_TYPE_INVALID;
 }
 
 /* ---------------------------------------------------------------- pairs */
@@ -345,7 +345,7 @@ int xf_pairs_answer(xf_pairs *p, const char *local, const char *remote, enum xf_
     struct pair *e = find_str(p, local, remote);
     if (e == NULL || e->state != XF_PAIR_PENDING)
         return 0;
-    e->state = type == XF_DB_VALID ? XF_PAIR_VALID : XF_PAIR_INVALID;
+    e->state = type == XF_DB_TYPE_VALID ? XF_PAIR_VALID : XF_PAIR_INVALID;
     return 1;
 }
 

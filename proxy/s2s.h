@@ -37,7 +37,7 @@ enum xf_db_error {
 };
 
 /* Dialback answer types (XEP-0220 §2.1.3, §2.4). */
-enum xf_db_type { XF_DB_VALID = 1, XF_DB_INVALID = 2, XF_DB_ERROR = 3 };
+enum xf_db_type { XF_DB_TYPE_VALID = 1, XF_DB_TYPE_INVALID = 2, XF_DB_TYPE_ERROR = 3 };
 
 const char *xf_db_error_name(enum xf_db_error e);
 
@@ -59,7 +59,7 @@ int xf_s2s_write_db_result_request(char *out, size_t cap, const char *prefix, co
 int xf_s2s_write_db_verify_request(char *out, size_t cap, const char *prefix, const char *from,
                                    const char *to, const char *id, const char *key);
 /* The answers (steps 3 and 4): <db:verify ... type='valid|invalid'/> with id, or
-   <db:result ... type=.../> without one (id NULL). type XF_DB_ERROR carries the
+   <db:result ... type=.../> without one (id NULL). type XF_DB_TYPE_ERROR carries the
    <error/> child for `err`. */
 int xf_s2s_write_db_answer(char *out, size_t cap, const char *prefix, int is_verify,
                            const char *from, const char *to, const char *id,
@@ -74,7 +74,7 @@ int xf_s2s_write_sasl_external(char *out, size_t cap, const char *authzid);
    authoritative server of A (hosted here), whether KEY is the key A sent to the
    receiving server R on the stream R gave the id SID. Keys are XEP-0185:
    K = HMAC(hex(SHA256(secret)), "R A SID") — receiving (= from) first.
-   Returns XF_DB_VALID / XF_DB_INVALID; XF_DB_ERROR with *err = item-not-found when A
+   Returns XF_DB_TYPE_VALID / XF_DB_TYPE_INVALID; XF_DB_TYPE_ERROR with *err = item-not-found when A
    is not hosted here (is_hosted(ud, A) == 0, XEP-0220 §2.4); -1 when from, to or id is
    missing or empty (the caller answers <improper-addressing/>, spec-digest §10 case 28).
    Never verify a key on the stream it was sent on: that is the caller's job (it knows

@@ -101,14 +101,14 @@ static void test_db_answers(void **state)
     (void)state;
     char out[512];
     assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 1, "capulet.example",
-                                       "montague.example", "SID1", XF_DB_VALID,
+                                       "montague.example", "SID1", XF_DB_TYPE_VALID,
                                        XF_DB_ERR_NONE) > 0);
     assert_string_equal(out, "<db:verify from='capulet.example' to='montague.example' id='SID1' "
                              "type='valid'/>");
-    assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL, XF_DB_INVALID,
+    assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL, XF_DB_TYPE_INVALID,
                                        XF_DB_ERR_NONE) > 0);
     assert_string_equal(out, "<db:result from='m' to='c' type='invalid'/>");
-    assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL, XF_DB_ERROR,
+    assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL, XF_DB_TYPE_ERROR,
                                        XF_DB_ERR_ITEM_NOT_FOUND) > 0);
     assert_string_equal(out, "<db:result from='m' to='c' type='error'><error type='cancel'>"
                              "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
@@ -117,14 +117,14 @@ static void test_db_answers(void **state)
     assert_int_equal(scan_one(out, &ev), XF_XML_ELEMENT);
     assert_int_equal(ev.n_children, 1);
     assert_string_equal(ev.children[0].name, "error");
-    assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL, XF_DB_ERROR,
+    assert_true(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL, XF_DB_TYPE_ERROR,
                                        XF_DB_ERR_RESOURCE_CONSTRAINT) > 0);
     assert_non_null(strstr(out, "<error type='wait'><resource-constraint "));
     /* a verify answer needs the id; an error needs a condition */
     assert_int_equal(xf_s2s_write_db_answer(out, sizeof(out), NULL, 1, "m", "c", NULL,
-                                            XF_DB_VALID, XF_DB_ERR_NONE), -1);
+                                            XF_DB_TYPE_VALID, XF_DB_ERR_NONE), -1);
     assert_int_equal(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL,
-                                            XF_DB_ERROR, XF_DB_ERR_NONE), -1);
+                                            XF_DB_TYPE_ERROR, XF_DB_ERR_NONE), -1);
     assert_int_equal(xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, "m", "c", NULL,
                                             (enum xf_db_type)9, XF_DB_ERR_NONE), -1);
     assert_string_equal(xf_db_error_name(XF_DB_ERR_FORBIDDEN), "forbidden");
@@ -163,34 +163,34 @@ static void test_answer_verify(void **state)
     /* db:verify from = the receiving server, to = our tenant */
     assert_int_equal(xf_s2s_answer_verify(secret, hosted, "example.org", "xmpp.example.com",
                                           "example.org", "D60000229F", key, strlen(key), &err),
-                     XF_DB_VALID);
+                     XF_DB_TYPE_VALID);
     assert_int_equal(err, XF_DB_ERR_NONE);
     /* with whitespace around it and in upper case (spec-digest §10 case 25) */
     char padded[100];
     snprintf(padded, sizeof(padded), "\n  %s \n", "37C69B1CF07A3F67C04A5EF5902FA5114F2C76FE4A2686482BA5B89323075643");
     assert_int_equal(xf_s2s_answer_verify(secret, hosted, "example.org", "xmpp.example.com",
                                           "example.org", "D60000229F", padded, strlen(padded), &err),
-                     XF_DB_VALID);
+                     XF_DB_TYPE_VALID);
     /* from/to swapped */
     assert_int_equal(xf_s2s_answer_verify(secret, NULL, NULL, "example.org", "xmpp.example.com",
                                           "D60000229F", key, strlen(key), &err),
-                     XF_DB_INVALID);
+                     XF_DB_TYPE_INVALID);
     /* another stream id */
     assert_int_equal(xf_s2s_answer_verify(secret, hosted, "example.org", "xmpp.example.com",
                                           "example.org", "D60000229G", key, strlen(key), &err),
-                     XF_DB_INVALID);
+                     XF_DB_TYPE_INVALID);
     /* another secret (another cluster) */
     assert_int_equal(xf_s2s_answer_verify("other", hosted, "example.org", "xmpp.example.com",
                                           "example.org", "D60000229F", key, strlen(key), &err),
-                     XF_DB_INVALID);
+                     XF_DB_TYPE_INVALID);
     /* a truncated key */
     assert_int_equal(xf_s2s_answer_verify(secret, hosted, "example.org", "xmpp.example.com",
                                           "example.org", "D60000229F", key, 63, &err),
-                     XF_DB_INVALID);
+                     XF_DB_TYPE_INVALID);
     /* `to` not hosted here: item-not-found, the stream stays (spec-digest §10 case 27) */
     assert_int_equal(xf_s2s_answer_verify(secret, hosted, "example.net", "xmpp.example.com",
                                           "example.org", "D60000229F", key, strlen(key), &err),
-                     XF_DB_ERROR);
+                     XF_DB_TYPE_ERROR);
     assert_int_equal(err, XF_DB_ERR_ITEM_NOT_FOUND);
     /* missing attributes: the caller answers improper-addressing */
     assert_int_equal(xf_s2s_answer_verify(secret, hosted, "example.org", "xmpp.example.com",
@@ -205,21 +205,21 @@ static void test_pairs(void **state)
     xf_pairs *p = xf_pairs_new(3);
     assert_non_null(p);
     /* an answer nobody asked for authorises nothing (case 26) */
-    assert_int_equal(xf_pairs_answer(p, "a.example", "remote.example", XF_DB_VALID), 0);
+    assert_int_equal(xf_pairs_answer(p, "a.example", "remote.example", XF_DB_TYPE_VALID), 0);
     assert_int_equal(xf_pairs_state(p, "a.example", "remote.example"), 0);
     assert_int_equal(xf_pairs_add(p, "a.example", "remote.example"), 0);
     assert_int_equal(xf_pairs_add(p, "A.Example", "remote.example."), -2);   /* same pair */
     assert_int_equal(xf_pairs_state(p, "a.example", "remote.example"), XF_PAIR_PENDING);
     /* an answer for another pair on this stream does not touch this one */
-    assert_int_equal(xf_pairs_answer(p, "b.example", "remote.example", XF_DB_VALID), 0);
-    assert_int_equal(xf_pairs_answer(p, "a.example", "REMOTE.example", XF_DB_VALID), 1);
+    assert_int_equal(xf_pairs_answer(p, "b.example", "remote.example", XF_DB_TYPE_VALID), 0);
+    assert_int_equal(xf_pairs_answer(p, "a.example", "REMOTE.example", XF_DB_TYPE_VALID), 1);
     assert_int_equal(xf_pairs_state(p, "a.example", "remote.example"), XF_PAIR_VALID);
     /* a repeated answer is dropped and cannot flip the state */
-    assert_int_equal(xf_pairs_answer(p, "a.example", "remote.example", XF_DB_INVALID), 0);
+    assert_int_equal(xf_pairs_answer(p, "a.example", "remote.example", XF_DB_TYPE_INVALID), 0);
     assert_int_equal(xf_pairs_state(p, "a.example", "remote.example"), XF_PAIR_VALID);
     /* piggybacked second pair: invalid */
     assert_int_equal(xf_pairs_add(p, "a.example", "forged.example"), 0);
-    assert_int_equal(xf_pairs_answer(p, "a.example", "forged.example", XF_DB_INVALID), 1);
+    assert_int_equal(xf_pairs_answer(p, "a.example", "forged.example", XF_DB_TYPE_INVALID), 1);
     assert_int_equal(xf_pairs_state(p, "a.example", "forged.example"), XF_PAIR_INVALID);
     assert_int_equal(xf_pairs_valid_count(p), 1);
     /* SASL EXTERNAL validates directly */
