@@ -67,7 +67,7 @@
    section, a PI, an entity reference. Text goes to expat as it comes (expat reports
    character data without re-scanning it). */
 enum lex_state {
-    LX_TEXT = 0,     /* character data or prolog whitespace */
+    LX_TEXT = 0,     /* character data, or whitespace before the root element */
     LX_REF,          /* after '&' in text, until ';' */
     LX_LT,           /* after '<' */
     LX_BANG,         /* after "<!": "--" or "[CDATA[" or a declaration */
@@ -105,6 +105,8 @@ struct xf_xml {
     /* lexer over the pushed bytes (decides what may go to expat, see top comment) */
     enum lex_state lx;
     unsigned lx_n;
+    int lx_decl;              /* LX_TAG is a <!...> declaration, not a tag */
+    int lx_content;           /* a start tag has ended: text is content from now */
     uint64_t safe;            /* offset just past the last token end or text byte */
     /* work accounting (xf_xml_scan_cost) */
     uint64_t anchor;          /* lower bound of the start of expat's partial token */
@@ -559,6 +561,7 @@ static void reset_state(xf_xml *x)
     x->pushed = x->fed = 0;
     x->lx = LX_TEXT;
     x->lx_n = 0;
+    x->lx_decl = x->lx_content = 0;
     x->safe = x->anchor = x->cost = 0;
     x->depth = 0;
     x->boundary = 0;
@@ -612,9 +615,11 @@ void xf_xml_reset(xf_xml *x)
    including this byte without being left inside a token it would re-scan: a text
    byte, or the '>' (';' for a reference) that ends a token. The states follow XML 1.0
    §2.4-2.8, §3.1, §4.1 closely enough for well-formed input ('>' inside quoted
-   attribute values, comments, CDATA and PIs does not end the token). On malformed
-   input it may be wrong; that only delays the data to the growth rule, and expat
-   then reports the error. */
+   attribute values, comments, CDATA and PIs does not end the token). Before the
+   root element only whitespace is text; a name there is a prolog token that expat
+   would hold and re-scan (it is malformed anyway): name bytes are held, any other
+   byte ends it, and expat reports the error. On malformed input the lexer may be wrong; that only delays the data to
+   the growth rule, and expat then reports the error. */
 static int lex_byte(xf_xml *x, unsigned char c)
 {
     static const char cdata_open[] = "[CDATA[";
@@ -622,6 +627,9 @@ static int lex_byte(xf_xml *x, unsigned char c)
     case LX_TEXT:
         if (c == '<')
             x->lx = LX_LT;
+        else if (!x->lx_content)
+            return !(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' || c == ':');
         else if (c == '&')
             x->lx = LX_REF;
         else
@@ -704,7 +712,9 @@ static int lex_byte(xf_xml *x, unsigned char c)
         x->lx_n = c == '?';
         return 0;
     }
-    /* LX_TAG, or a state above that found c starts/continues a plain tag */
+    /* LX_TAG, or a state above that found c starts/continues a tag or declaration */
+    if (x->lx != LX_TAG)
+        x->lx_decl = x->lx != LX_LT;
     x->lx = LX_TAG;
     if (c == '\'')
         x->lx = LX_SQ;
@@ -712,6 +722,8 @@ static int lex_byte(xf_xml *x, unsigned char c)
         x->lx = LX_DQ;
     else if (c == '>') {
         x->lx = LX_TEXT;
+        if (!x->lx_decl)
+            x->lx_content = 1;
         return 1;
     }
     return 0;
