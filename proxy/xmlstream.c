@@ -79,6 +79,8 @@ enum lex_state {
     LX_COMMENT,      /* inside <!-- ... -->, lx_n = trailing '-' count */
     LX_CDATA,        /* inside <![CDATA[ ... ]]>, lx_n = trailing ']' count */
     LX_PI,           /* inside <? ... ?>, lx_n = 1 after '?' */
+    LX_LIT_SQ,       /* inside '...' before the root element (a prolog literal) */
+    LX_LIT_DQ,       /* inside "..." before the root element */
 };
 
 enum scan_state {
@@ -616,9 +618,9 @@ void xf_xml_reset(xf_xml *x)
    byte, or the '>' (';' for a reference) that ends a token. The states follow XML 1.0
    §2.4-2.8, §3.1, §4.1 closely enough for well-formed input ('>' inside quoted
    attribute values, comments, CDATA and PIs does not end the token). Before the
-   root element only whitespace is text; a name there is a prolog token that expat
-   would hold and re-scan (it is malformed anyway): name bytes are held, any other
-   byte ends it, and expat reports the error. On malformed input the lexer may be wrong; that only delays the data to
+   root element only whitespace is text; a name (also %name, #name) or a quoted
+   literal there is a prolog token that expat would hold and re-scan (it is
+   malformed anyway): it is held to its end, and expat then reports the error. On malformed input the lexer may be wrong; that only delays the data to
    the growth rule, and expat then reports the error. */
 static int lex_byte(xf_xml *x, unsigned char c)
 {
@@ -627,9 +629,12 @@ static int lex_byte(xf_xml *x, unsigned char c)
     case LX_TEXT:
         if (c == '<')
             x->lx = LX_LT;
+        else if (!x->lx_content && (c == '\'' || c == '"'))
+            x->lx = c == '"' ? LX_LIT_DQ : LX_LIT_SQ;
         else if (!x->lx_content)
             return !(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' || c == ':');
+                     (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+                     c == ':' || c == '%' || c == '#');
         else if (c == '&')
             x->lx = LX_REF;
         else
@@ -703,6 +708,13 @@ static int lex_byte(xf_xml *x, unsigned char c)
             return 1;
         }
         x->lx_n = 0;
+        return 0;
+    case LX_LIT_SQ:
+    case LX_LIT_DQ:
+        if (c == (x->lx == LX_LIT_DQ ? '"' : '\'')) {
+            x->lx = LX_TEXT;
+            return 1;
+        }
         return 0;
     case LX_PI:
         if (c == '>' && x->lx_n) {
@@ -809,6 +821,35 @@ static uint64_t feed_limit(const xf_xml *x)
     return x->max_element ? x->boundary + x->max_element : UINT64_MAX;
 }
 
+/* Expat ends a run of character data only at markup, a reference, a line end or the
+   end of the bytes it was given, and a run that contains "]]>" is an invalid token
+   as a whole. So "x]]>" between first-level elements is bad-format when 'x' was given
+   to expat in an earlier call (on_text saw it) but not-well-formed when it came in the
+   same call. To keep the verdict independent of delivery, an invalid token there is
+   reported as bad-format whenever non-whitespace text precedes its "]]>" since the
+   last thing reported (`boundary`): what expat would have said had the text come
+   first. Returns 1 when that applies. */
+static int text_before_rsqb_error(const xf_xml *x)
+{
+    uint64_t err = cur_start(x->p);          /* the '>' of "]]>" */
+    uint64_t first = x->fed - x->pos;        /* oldest offset still in buf */
+    if (x->state != ST_BODY || x->depth != 1 || err < x->boundary + 2 || x->boundary < first ||
+        err >= x->fed)
+        return 0;
+    const char *b = x->buf + (x->boundary - first);
+    size_t n = (size_t)(err - x->boundary) + 1;
+    if (n < 3 || memcmp(b + n - 3, "]]>", 3) != 0)
+        return 0;
+    int text = 0;
+    for (size_t i = 0; i + 3 < n; i++) {
+        if (b[i] == '<')
+            return 0;
+        if (b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n')
+            text = 1;
+    }
+    return text;
+}
+
 /* Absolute offset up to which the bytes pushed may go to expat without limits in
    view: `safe` (the lexer's last token end), or, when more than HOLD_MIN bytes are
    held after it, the largest safe + HOLD_MIN * HOLD_GROWTH^k within what was pushed.
@@ -877,9 +918,17 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
                                                    : "first-level element too large");
                 continue;
             }
-            /* Past the limit, expat must see up to it to tell whether the header or
-               element completes in time: held or not, it is fed. */
-            uint64_t to = x->pushed > lim ? lim : feed_target(x);
+            /* Feed up to the target, never past the limit. Once that is done and
+               more than the limit has been pushed, expat must see the rest up to the
+               limit, held or not, to tell whether the header or element completes in
+               time. Only then: feeding to the limit first would let expat interpret
+               bytes after a header that the target had not reached yet, which would
+               make the events depend on how the input was split. */
+            uint64_t to = feed_target(x);
+            if (to > lim)
+                to = lim;
+            if (to <= x->fed && x->pushed > lim)
+                to = lim;
             if (to <= x->fed) {
                 memset(ev, 0, sizeof(*ev));
                 return ev->type = XF_XML_NONE;   /* an incomplete token is held */
@@ -906,7 +955,11 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
             x->suspended = 1;     /* a handler recorded an event */
         } else if (st == XML_STATUS_ERROR) {
             enum XML_Error e = XML_GetErrorCode(x->p);
-            if (x->state != ST_ERROR)     /* else a handler already said why */
+            if (x->state == ST_ERROR)
+                ;                         /* a handler already said why */
+            else if (e == XML_ERROR_INVALID_TOKEN && text_before_rsqb_error(x))
+                fail_outside(x, "bad-format", "character data between first-level elements");
+            else
                 fail_outside(x, map_expat_error(x, e), XML_ErrorString(e));
         }
         /* XML_STATUS_OK: everything fed is parsed, so what expat still holds is an

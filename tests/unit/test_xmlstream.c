@@ -502,6 +502,12 @@ static void test_not_well_formed(void **state)
     /* non-whitespace text between first-level elements: bad-format (documented) */
     expect_error(C2S_HDR "hello", "bad-format");
     expect_error(C2S_HDR "<a/>x<b/>", "bad-format");
+    /* "]]>" in such text: the same verdict whether or not the text before it came in
+       the same expat call (fuzzer find) */
+    expect_error(C2S_HDR "]>]>,]>]]></m>", "bad-format");
+    expect_error(C2S_HDR "<a/>x]]>", "bad-format");
+    expect_error(C2S_HDR "<a/> \t]]>", "not-well-formed");
+    expect_error(C2S_HDR "<a>x]]></a>", "not-well-formed");
 }
 
 /* ---- limits ---- */
