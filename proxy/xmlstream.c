@@ -17,7 +17,7 @@
  *
  * When bytes go to expat (the cost of a partial token). Expat re-scans an incomplete
  * token from its start on every XML_Parse() call, so feeding a 1 MiB start tag one
- * byte per call costs O(n^2) (measured before this scheme: a max_header_bytes header
+ * byte per call costs O(n^2) (issue 6, before this scheme: a max_header_bytes header
  * trickled a byte per segment took 50 ms of CPU at 8 KiB, 3.6 s at 64 KiB, 56 s at
  * 256 KiB). Expat >= 2.6 (and Debian 12's 2.5.0-1+deb12u2+) "defers reparsing"
  * instead, which holds back the event of a token that arrived in pieces until more
