@@ -2,7 +2,7 @@
  * xmlstream: incremental XMPP stream scanner on expat (RFC 6120 §4, §11), plus the
  * few writers the proxy needs (response header, stream error, escaping, stream id).
  *
- * How events are cut out of expat: bytes pushed by the caller wait in `pending`
+ * How events are cut out of expat: bytes pushed by the caller wait in `buf`
  * until xf_xml_next() hands them to XML_Parse(). When a handler completes an event
  * (header start tag, end of a first-level element, </stream>), it records the
  * event's byte span and suspends the parser with XML_StopParser(p, XML_TRUE);
@@ -11,14 +11,36 @@
  * exactly at the byte expat was at, and nothing after it has been interpreted.
  *
  * Offsets: expat counts bytes from the start of the document, which is the same as
- * bytes pushed since the last reset, because we feed every byte in order. The event
- * end is XML_GetCurrentByteIndex() + XML_GetCurrentByteCount() inside the handler.
+ * bytes pushed since the last reset, because we feed every byte in order (some of
+ * them later than they were pushed, see below). The event end is the current byte
+ * index + count (the ...64 variants where expat has them) inside the handler.
  *
- * Memory: `pending` holds only what the caller pushed since it last drained the
- * scanner (next() returning XF_XML_NONE means pending is empty). Bytes are handed
- * to expat no further than the active limit (max_header before the header,
- * boundary + max_element afterwards), so expat never holds more than one limit's
- * worth of an incomplete token.
+ * When bytes go to expat (the cost of a partial token). Expat re-scans an incomplete
+ * token from its start on every XML_Parse() call, so feeding a 1 MiB start tag one
+ * byte per call costs O(n^2) (issue 6, before this scheme: a max_header_bytes header
+ * trickled a byte per segment took 50 ms of CPU at 8 KiB, 3.6 s at 64 KiB, 56 s at
+ * 256 KiB). Expat >= 2.6 (and Debian 12's 2.5.0-1+deb12u2+) "defers reparsing"
+ * instead, which holds back the event of a token that arrived in pieces until more
+ * bytes come: a peer that sends its header in two segments and waits gets nothing.
+ * We switch that off (events stay immediate) and bound the cost ourselves: push()
+ * runs a tiny O(n) lexer over the bytes (text, tag, quoted attribute value, comment,
+ * CDATA, PI) and records `safe`, the offset just past the last token end or text
+ * byte; next() feeds expat up to `safe` and holds the rest, an incomplete token,
+ * in `buf`. Two safety nets make the lexer a pure optimisation:
+ *  - growth: held bytes are fed anyway at offsets safe + HOLD_MIN * HOLD_GROWTH^k,
+ *    so if the lexer misjudges a token end, events come late but always come, and
+ *    expat's re-scans still sum to a geometric series (O(n));
+ *  - limits: once the bytes pushed pass the active limit, expat is fed up to the
+ *    limit so that an oversize header or element is refused exactly as before.
+ * Every feed point is a function of the bytes pushed so far, not of how they were
+ * split, so the events (errors included) stay independent of delivery.
+ * xf_xml_scan_cost() counts the work so tests can prove it linear.
+ *
+ * Memory: `buf` holds what the caller pushed and expat has not been given: at most
+ * the incomplete token at the end plus the last push. Bytes are handed to expat no
+ * further than the active limit (max_header before the header, boundary +
+ * max_element afterwards), so neither we nor expat hold more than one limit's worth
+ * (plus one push) of an incomplete token.
  *
  * Security: DTDs are refused at the DOCTYPE start (so no entity declarations, no
  * billion laughs), parameter entities are never parsed, and the external entity
@@ -28,6 +50,7 @@
 
 #include <errno.h>
 #include <expat.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,7 +59,29 @@
 #define NS_SEP '\n'
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 #define NS_DIALBACK "jabber:server:dialback"
-#define FEED_CHUNK 65536   /* at most this much per XML_Parse() call */
+#define HOLD_MIN 4096      /* held bytes fed regardless of the lexer from here ... */
+#define HOLD_GROWTH 4      /* ... and at every HOLD_GROWTH-fold of the held span */
+
+/* Lexer states (see lex_byte). Only markup whose end expat must see before it can
+   report anything is held: a start/end tag, a declaration, a comment, a CDATA
+   section, a PI, an entity reference. Text goes to expat as it comes (expat reports
+   character data without re-scanning it). */
+enum lex_state {
+    LX_TEXT = 0,     /* character data, or whitespace before the root element */
+    LX_REF,          /* after '&' in text, until ';' */
+    LX_LT,           /* after '<' */
+    LX_BANG,         /* after "<!": "--" or "[CDATA[" or a declaration */
+    LX_BANG_DASH,    /* after "<!-" */
+    LX_BANG_CDATA,   /* inside "<![CDATA[", lx_n characters matched */
+    LX_TAG,          /* inside a tag or <!DECL ...> */
+    LX_SQ,           /* inside '...' within a tag */
+    LX_DQ,           /* inside "..." within a tag */
+    LX_COMMENT,      /* inside <!-- ... -->, lx_n = trailing '-' count */
+    LX_CDATA,        /* inside <![CDATA[ ... ]]>, lx_n = trailing ']' count */
+    LX_PI,           /* inside <? ... ?>, lx_n = 1 after '?' */
+    LX_LIT_SQ,       /* inside '...' before the root element (a prolog literal) */
+    LX_LIT_DQ,       /* inside "..." before the root element */
+};
 
 enum scan_state {
     ST_HEADER = 0,   /* waiting for the stream header */
@@ -58,6 +103,16 @@ struct xf_xml {
     size_t len, pos, cap;
     uint64_t pushed;          /* bytes pushed since reset */
     uint64_t fed;             /* bytes handed to expat since reset */
+
+    /* lexer over the pushed bytes (decides what may go to expat, see top comment) */
+    enum lex_state lx;
+    unsigned lx_n;
+    int lx_decl;              /* LX_TAG is a <!...> declaration, not a tag */
+    int lx_content;           /* a start tag has ended: text is content from now */
+    uint64_t safe;            /* offset just past the last token end or text byte */
+    /* work accounting (xf_xml_scan_cost) */
+    uint64_t anchor;          /* lower bound of the start of expat's partial token */
+    uint64_t cost;
 
     /* element tracking */
     int depth;                /* 0 before the root, 1 inside <stream>, ... */
@@ -146,15 +201,27 @@ static void split_name(const char *n, char *ns, size_t ns_cap, char *local, size
     }
 }
 
+/* Expat's location API. Expat 2.9 deprecates the 32-bit-prone XML_GetCurrentByteIndex
+   and XML_GetCurrentByteCount for their ...64 variants (CMake checks for them). */
 static uint64_t cur_start(XML_Parser p)
 {
+#ifdef XF_HAVE_XML_GETCURRENTBYTEINDEX64
+    int64_t i = XML_GetCurrentByteIndex64(p);
+#else
     XML_Index i = XML_GetCurrentByteIndex(p);
+#endif
     return i < 0 ? 0 : (uint64_t)i;
 }
 
 static uint64_t cur_end(XML_Parser p)
 {
-    return cur_start(p) + (uint64_t)XML_GetCurrentByteCount(p);
+#ifdef XF_HAVE_XML_GETCURRENTBYTECOUNT64
+    uint64_t n = XML_GetCurrentByteCount64(p);
+#else
+    int c = XML_GetCurrentByteCount(p);
+    uint64_t n = c < 0 ? 0 : (uint64_t)c;
+#endif
+    return cur_start(p) + n;
 }
 
 /* Record a stream error from inside a handler and abort the parse. */
@@ -370,6 +437,7 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
             x->ev.children_truncated = 1;     /* out of memory: say the list is incomplete */
         } else if (x->ev.n_children < XF_XML_MAX_CHILDREN) {
             xf_xml_child *c = &x->children[x->ev.n_children];
+            memset(c, 0, sizeof(*c));      /* events compare and copy deterministically */
             const char *prefix;
             split_name(name, c->ns, sizeof(c->ns), c->name, sizeof(c->name), &prefix);
             c->span.start = cur_start(x->p);
@@ -496,9 +564,10 @@ static int make_parser(xf_xml *x)
     XML_SetEntityDeclHandler(x->p, on_entity_decl);
     XML_SetExternalEntityRefHandler(x->p, on_external_entity);
     XML_SetParamEntityParsing(x->p, XML_PARAM_ENTITY_PARSING_NEVER);
-#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
-    /* Reparse deferral would delay events on byte-by-byte input; our limits
-       already bound the cost of re-scanning a partial token. */
+#ifdef XF_HAVE_XML_SETREPARSEDEFERRALENABLED
+    /* Reparse deferral would hold back the event of a token that arrived in pieces
+       until more bytes come. Events stay immediate; the lexer and the growth rule
+       in xf_xml_next() bound the cost deferral exists to prevent (top comment). */
     XML_SetReparseDeferralEnabled(x->p, XML_FALSE);
 #endif
     return 0;
@@ -510,6 +579,10 @@ static void reset_state(xf_xml *x)
     x->suspended = 0;
     x->len = x->pos = 0;
     x->pushed = x->fed = 0;
+    x->lx = LX_TEXT;
+    x->lx_n = 0;
+    x->lx_decl = x->lx_content = 0;
+    x->safe = x->anchor = x->cost = 0;
     x->depth = 0;
     x->boundary = 0;
     x->have_event = 0;
@@ -559,6 +632,134 @@ void xf_xml_reset(xf_xml *x)
         fail_outside(x, "resource-constraint", "out of memory creating XML parser");
 }
 
+/* One byte of the lexer. Returns 1 when expat may be given everything up to and
+   including this byte without being left inside a token it would re-scan: a text
+   byte, or the '>' (';' for a reference) that ends a token. The states follow XML 1.0
+   §2.4-2.8, §3.1, §4.1 closely enough for well-formed input ('>' inside quoted
+   attribute values, comments, CDATA and PIs does not end the token). Before the
+   root element only whitespace is text; a name (also %name, #name) or a quoted
+   literal there is a prolog token that expat would hold and re-scan (it is
+   malformed anyway): it is held to its end, and expat then reports the error. On malformed input the lexer may be wrong; that only delays the data to
+   the growth rule, and expat then reports the error. */
+static int lex_byte(xf_xml *x, unsigned char c)
+{
+    static const char cdata_open[] = "[CDATA[";
+    switch (x->lx) {
+    case LX_TEXT:
+        if (c == '<')
+            x->lx = LX_LT;
+        else if (!x->lx_content && (c == '\'' || c == '"'))
+            x->lx = c == '"' ? LX_LIT_DQ : LX_LIT_SQ;
+        else if (!x->lx_content)
+            return !(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+                     c == ':' || c == '%' || c == '#');
+        else if (c == '&')
+            x->lx = LX_REF;
+        else
+            return 1;
+        return 0;
+    case LX_REF:
+        if (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            x->lx = LX_TEXT;      /* whitespace: not a reference; let expat say so */
+            return 1;
+        }
+        if (c == '<')
+            x->lx = LX_LT;
+        return 0;
+    case LX_LT:
+        if (c == '!') {
+            x->lx = LX_BANG;
+            return 0;
+        }
+        if (c == '?') {
+            x->lx = LX_PI;
+            x->lx_n = 0;
+            return 0;
+        }
+        break;                    /* a start or end tag: c is its first byte */
+    case LX_BANG:
+        if (c == '-') {
+            x->lx = LX_BANG_DASH;
+            return 0;
+        }
+        if (c == (unsigned char)cdata_open[0]) {
+            x->lx = LX_BANG_CDATA;
+            x->lx_n = 1;
+            return 0;
+        }
+        break;                    /* <!DOCTYPE ...>: a tag with quoted literals */
+    case LX_BANG_DASH:
+        if (c == '-') {
+            x->lx = LX_COMMENT;
+            x->lx_n = 0;
+            return 0;
+        }
+        break;
+    case LX_BANG_CDATA:
+        if (c == (unsigned char)cdata_open[x->lx_n]) {
+            if (++x->lx_n == sizeof(cdata_open) - 1) {
+                x->lx = LX_CDATA;
+                x->lx_n = 0;
+            }
+            return 0;
+        }
+        break;
+    case LX_TAG:
+        break;
+    case LX_SQ:
+        if (c == '\'')
+            x->lx = LX_TAG;
+        return 0;
+    case LX_DQ:
+        if (c == '"')
+            x->lx = LX_TAG;
+        return 0;
+    case LX_COMMENT:
+    case LX_CDATA:
+        if (c == (x->lx == LX_COMMENT ? '-' : ']')) {
+            if (x->lx_n < 2)
+                x->lx_n++;
+            return 0;
+        }
+        if (c == '>' && x->lx_n == 2) {
+            x->lx = LX_TEXT;
+            return 1;
+        }
+        x->lx_n = 0;
+        return 0;
+    case LX_LIT_SQ:
+    case LX_LIT_DQ:
+        if (c == (x->lx == LX_LIT_DQ ? '"' : '\'')) {
+            x->lx = LX_TEXT;
+            return 1;
+        }
+        return 0;
+    case LX_PI:
+        if (c == '>' && x->lx_n) {
+            x->lx = LX_TEXT;
+            return 1;
+        }
+        x->lx_n = c == '?';
+        return 0;
+    }
+    /* LX_TAG, or a state above that found c starts/continues a tag or declaration */
+    if (x->lx != LX_TAG)
+        x->lx_decl = x->lx != LX_LT;
+    x->lx = LX_TAG;
+    if (c == '\'')
+        x->lx = LX_SQ;
+    else if (c == '"')
+        x->lx = LX_DQ;
+    else if (c == '>') {
+        x->lx = LX_TEXT;
+        if (!x->lx_decl)
+            x->lx_content = 1;
+        return 1;
+    }
+    return 0;
+}
+
 int xf_xml_push(xf_xml *x, const char *data, size_t len)
 {
     if (len == 0)
@@ -569,7 +770,9 @@ int xf_xml_push(xf_xml *x, const char *data, size_t len)
     }
     if (x->pos == x->len) {
         x->pos = x->len = 0;
-    } else if (x->pos > 0 && x->len + len > x->cap) {
+    } else if (x->pos > 0 && x->len + len > x->cap && x->pos >= x->len - x->pos) {
+        /* Reclaim the fed prefix only when it is at least as large as what must move,
+           so a long held token is not copied again for every few bytes gained. */
         memmove(x->buf, x->buf + x->pos, x->len - x->pos);
         x->len -= x->pos;
         x->pos = 0;
@@ -589,6 +792,10 @@ int xf_xml_push(xf_xml *x, const char *data, size_t len)
     }
     memcpy(x->buf + x->len, data, len);
     x->len += len;
+    for (size_t i = 0; i < len; i++) {
+        if (lex_byte(x, (unsigned char)data[i]))
+            x->safe = x->pushed + i + 1;
+    }
     x->pushed += len;
     return 0;
 }
@@ -596,6 +803,11 @@ int xf_xml_push(xf_xml *x, const char *data, size_t len)
 uint64_t xf_xml_offset(const xf_xml *x)
 {
     return x->pushed;
+}
+
+uint64_t xf_xml_scan_cost(const xf_xml *x)
+{
+    return x->cost;
 }
 
 /* Byte-level checks at the very start of a stream that expat cannot make for us
@@ -628,8 +840,57 @@ static uint64_t feed_limit(const xf_xml *x)
     return x->max_element ? x->boundary + x->max_element : UINT64_MAX;
 }
 
-/* Contract: returns at most one event per call. XF_XML_NONE means every pushed
-   byte has been handed to expat and only an incomplete token remains. */
+/* Expat ends a run of character data only at markup, a reference, a line end or the
+   end of the bytes it was given, and a run that contains "]]>" is an invalid token
+   as a whole. So "x]]>" between first-level elements is bad-format when 'x' was given
+   to expat in an earlier call (on_text saw it) but not-well-formed when it came in the
+   same call. To keep the verdict independent of delivery, an invalid token there is
+   reported as bad-format whenever non-whitespace text precedes its "]]>" since the
+   last thing reported (`boundary`): what expat would have said had the text come
+   first. Returns 1 when that applies. */
+static int text_before_rsqb_error(const xf_xml *x)
+{
+    uint64_t err = cur_start(x->p);          /* the '>' of "]]>" */
+    uint64_t first = x->fed - x->pos;        /* oldest offset still in buf */
+    if (x->state != ST_BODY || x->depth != 1 || err < x->boundary + 2 || x->boundary < first ||
+        err >= x->fed)
+        return 0;
+    const char *b = x->buf + (x->boundary - first);
+    size_t n = (size_t)(err - x->boundary) + 1;
+    if (n < 3 || memcmp(b + n - 3, "]]>", 3) != 0)
+        return 0;
+    int text = 0;
+    for (size_t i = 0; i + 3 < n; i++) {
+        if (b[i] == '<')
+            return 0;
+        if (b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n')
+            text = 1;
+    }
+    return text;
+}
+
+/* Absolute offset up to which the bytes pushed may go to expat without limits in
+   view: `safe` (the lexer's last token end), or, when more than HOLD_MIN bytes are
+   held after it, the largest safe + HOLD_MIN * HOLD_GROWTH^k within what was pushed.
+   A partial token held that way is re-scanned by expat at most at each of those
+   points, whose distances from `safe` form a geometric series: total work stays
+   within HOLD_GROWTH / (HOLD_GROWTH - 1) times the token. Both depend only on the
+   bytes pushed, never on how they were split. */
+static uint64_t feed_target(const xf_xml *x)
+{
+    uint64_t held = x->pushed - x->safe;
+    if (held < HOLD_MIN)
+        return x->safe;
+    uint64_t span = HOLD_MIN;
+    while (span <= held / HOLD_GROWTH)
+        span *= HOLD_GROWTH;
+    return x->safe + span;
+}
+
+/* Contract: returns at most one event per call. XF_XML_NONE means nothing more can
+   be reported from what was pushed: expat has been given every byte up to the last
+   token end, and what is held (in `buf` or inside expat) is one incomplete token,
+   bounded by the active limit. */
 int xf_xml_next(xf_xml *x, xf_xml_event *ev)
 {
     for (;;) {
@@ -677,22 +938,48 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
                                                    : "first-level element too large");
                 continue;
             }
-            size_t n = x->len - x->pos;
-            if ((uint64_t)n > lim - x->fed)
-                n = (size_t)(lim - x->fed);
-            if (n > FEED_CHUNK)
-                n = FEED_CHUNK;
+            /* Feed up to the target, never past the limit. Once that is done and
+               more than the limit has been pushed, expat must see the rest up to the
+               limit, held or not, to tell whether the header or element completes in
+               time. Only then: feeding to the limit first would let expat interpret
+               bytes after a header that the target had not reached yet, which would
+               make the events depend on how the input was split. */
+            uint64_t to = feed_target(x);
+            if (to > lim)
+                to = lim;
+            if (to <= x->fed && x->pushed > lim)
+                to = lim;
+            if (to <= x->fed) {
+                memset(ev, 0, sizeof(*ev));
+                return ev->type = XF_XML_NONE;   /* an incomplete token is held */
+            }
+            uint64_t n = to - x->fed;
+            if (n > INT_MAX)
+                n = INT_MAX;
             const char *chunk = x->buf + x->pos;
-            x->pos += n;
+            x->cost += (x->fed - x->anchor) + n;
+            x->pos += (size_t)n;
             x->fed += n;
             st = XML_Parse(x->p, chunk, (int)n, XML_FALSE);
+        }
+        if (st == XML_STATUS_OK) {
+            /* Everything given is parsed but a trailing partial token, which expat
+               re-scans on the next call. Outside handlers its byte index is "just
+               past the last parse event", i.e. that token's start. */
+            uint64_t at = cur_start(x->p);
+            if (at > x->anchor && at <= x->fed)
+                x->anchor = at;
         }
 
         if (st == XML_STATUS_SUSPENDED) {
             x->suspended = 1;     /* a handler recorded an event */
         } else if (st == XML_STATUS_ERROR) {
             enum XML_Error e = XML_GetErrorCode(x->p);
-            if (x->state != ST_ERROR)     /* else a handler already said why */
+            if (x->state == ST_ERROR)
+                ;                         /* a handler already said why */
+            else if (e == XML_ERROR_INVALID_TOKEN && text_before_rsqb_error(x))
+                fail_outside(x, "bad-format", "character data between first-level elements");
+            else
                 fail_outside(x, map_expat_error(x, e), XML_ErrorString(e));
         }
         /* XML_STATUS_OK: everything fed is parsed, so what expat still holds is an

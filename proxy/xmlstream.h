@@ -31,7 +31,7 @@ enum xf_xml_ns {
 };
 
 enum xf_xml_event_type {
-    XF_XML_NONE = 0,        /* more input needed */
+    XF_XML_NONE = 0,        /* more input needed: what is held is an incomplete token */
     XF_XML_HEADER,          /* the <stream:stream ...> start tag is complete */
     XF_XML_ELEMENT,         /* a first-level element is complete */
     XF_XML_STREAM_END,      /* </stream:stream> */
@@ -98,16 +98,29 @@ void xf_xml_free(xf_xml *x);
 void xf_xml_reset(xf_xml *x);
 
 /* Push bytes. The scanner keeps what it has not yet reported. Returns 0 or -1 (ENOMEM).
-   Push does not parse: drain with xf_xml_next() until XF_XML_NONE after each push.
-   Once NONE is returned every byte has gone to expat, which then holds at most one
-   incomplete token/element, bounded by max_header / max_element. After an error or
-   STREAM_END pushed bytes are counted and dropped. */
+   Push does not parse (it only runs an O(len) lexer over the bytes): drain with
+   xf_xml_next() until XF_XML_NONE after each push. Once NONE is returned, everything
+   that can be reported from the bytes pushed has been; what is still held (in the
+   scanner, not yet given to expat, or inside expat) is one incomplete token/element,
+   bounded by max_header / max_element: a header or element that grows past its
+   limit is refused (policy-violation) as soon as the byte over the limit is pushed,
+   held or not. Held bytes do not change offsets or spans: they stay exact. After an
+   error or STREAM_END pushed bytes are counted and dropped. */
 int xf_xml_push(xf_xml *x, const char *data, size_t len);
 /* Pull the next event; ev->type == XF_XML_NONE when more input is needed.
    Always returns ev->type. */
 int xf_xml_next(xf_xml *x, xf_xml_event *ev);
 /* Bytes pushed since the last reset. */
 uint64_t xf_xml_offset(const xf_xml *x);
+/* Scan work since the last reset, in bytes: for every XML_Parse() call, the bytes
+   given to it plus the bytes of the partial token expat already held, which it
+   re-scans from the token's start (reparse deferral is off). The held part is
+   measured from the start of that token as expat reports it (its byte index after
+   the previous call), so this is an upper bound of the bytes expat tokenizes.
+   The scanner keeps it within a small multiple of the bytes pushed however they are
+   split (tests hold it to that); feeding expat every push would make it quadratic
+   for a token trickled a byte at a time. */
+uint64_t xf_xml_scan_cost(const xf_xml *x);
 
 /* ---- writers: all return bytes written (excluding NUL), or -1 if cap is too small. ---- */
 

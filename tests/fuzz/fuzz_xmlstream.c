@@ -7,7 +7,9 @@
  * must produce identical events (the scanner's core promise: delivery does not
  * matter). Per event we also check the invariants the connection code relies on:
  * offsets monotonic and never past the pushed bytes, children inside their element,
- * limits honoured, strings terminated.
+ * limits honoured, strings terminated. And the scan work (xf_xml_scan_cost) stays
+ * linear in the bytes pushed for every delivery: a lexer/expat disagreement that
+ * made the scanner feed expat inside a long token would show up here.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "proxy/xmlstream.h"
 
 #define MAX_EV 256
+#define MAX_COST_PER_BYTE 8   /* as in tests/unit/test_xmlstream.c */
 
 struct ev_sum {
     int type;
@@ -145,6 +148,7 @@ static void run(xf_xml *x, const uint8_t *data, size_t len, unsigned seed,
         at += n;
         CHECK(xf_xml_offset(x) == at);
         drain(x, t, mh, me);
+        CHECK(xf_xml_scan_cost(x) <= MAX_COST_PER_BYTE * at + 64);
     }
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -64,7 +65,8 @@ static void record(struct run *r, const xf_xml_event *e)
         memcpy(c->ns_uri, e->ns_uri, sizeof(c->ns_uri));
         c->n_children = e->n_children;
         c->truncated = e->children_truncated;
-        memcpy(c->children, e->children, sizeof(c->children));
+        if (e->n_children > 0)   /* the scanner holds only n_children entries */
+            memcpy(c->children, e->children, (size_t)e->n_children * sizeof(c->children[0]));
     }
     if (e->type == XF_XML_ERROR)
         snprintf(c->error, sizeof(c->error), "%s", e->error ? e->error : "?");
@@ -501,6 +503,12 @@ static void test_not_well_formed(void **state)
     /* non-whitespace text between first-level elements: bad-format (documented) */
     expect_error(C2S_HDR "hello", "bad-format");
     expect_error(C2S_HDR "<a/>x<b/>", "bad-format");
+    /* "]]>" in such text: the same verdict whether or not the text before it came in
+       the same expat call (fuzzer find) */
+    expect_error(C2S_HDR "]>]>,]>]]></m>", "bad-format");
+    expect_error(C2S_HDR "<a/>x]]>", "bad-format");
+    expect_error(C2S_HDR "<a/> \t]]>", "not-well-formed");
+    expect_error(C2S_HDR "<a>x]]></a>", "not-well-formed");
 }
 
 /* ---- limits ---- */
@@ -760,6 +768,155 @@ static void test_oversize_element_with_header(void **state)
     assert_string_equal(r.ev[1].error, "policy-violation");
 }
 
+/* ---- issue 6 §1: split headers come out at once, and trickling stays linear ---- */
+
+/* The user-facing bug: with expat's reparse deferral on (Debian 12's current expat
+   2.5.0-1+deb12u5, expat >= 2.6), a header that arrives in two segments was not
+   reported until more bytes came. It must come right after the second segment, and
+   nothing may come after the first. */
+static void test_split_header_reported_at_once(void **state)
+{
+    (void)state;
+    static const char *const hdrs[] = { C2S_HDR, S2S_HDR_I };
+    for (size_t h = 0; h < sizeof(hdrs) / sizeof(*hdrs); h++) {
+        size_t len = strlen(hdrs[h]);
+        for (size_t k = 1; k < len; k++) {
+            xf_xml *x = xf_xml_new(8192, 8192);
+            assert_non_null(x);
+            xf_xml_event e;
+            assert_int_equal(xf_xml_push(x, hdrs[h], k), 0);
+            assert_int_equal(xf_xml_next(x, &e), XF_XML_NONE);
+            assert_int_equal(xf_xml_push(x, hdrs[h] + k, len - k), 0);
+            assert_int_equal(xf_xml_next(x, &e), XF_XML_HEADER);
+            assert_int_equal(e.span.end, len);
+            assert_int_equal(xf_xml_next(x, &e), XF_XML_NONE);
+            /* and the first element in two segments, likewise */
+            size_t m = strlen(STARTTLS) / 2;
+            assert_int_equal(xf_xml_push(x, STARTTLS, m), 0);
+            assert_int_equal(xf_xml_next(x, &e), XF_XML_NONE);
+            assert_int_equal(xf_xml_push(x, STARTTLS + m, strlen(STARTTLS) - m), 0);
+            assert_int_equal(xf_xml_next(x, &e), XF_XML_ELEMENT);
+            assert_string_equal(e.name, "starttls");
+            assert_int_equal(e.span.end, len + strlen(STARTTLS));
+            xf_xml_free(x);
+        }
+    }
+}
+
+#define COST_C 8              /* allowed scan work per byte pushed */
+#define TRICKLE_N (1u << 20)  /* bytes of filler: a 1 MiB token */
+
+/* Push head, then `filler` repeated until TRICKLE_N bytes, then tail, one byte per push,
+   draining after each. The scan work must stay within COST_C times the bytes pushed at
+   every step (checked as we go, so a quadratic scanner fails within a few kilobytes
+   instead of running for minutes). The last event must be `want` (with condition
+   want_error for an error) and come with the byte that completes it: the last one, or
+   for policy-violation the first byte over max_header. Prints the work and CPU time. */
+static void trickle(const char *what, const char *head, const char *filler, const char *tail,
+                    size_t max_header, size_t max_element, int want, const char *want_error)
+{
+    xf_xml *x = xf_xml_new(max_header, max_element);
+    assert_non_null(x);
+    size_t hl = strlen(head), fl = strlen(filler), tl = strlen(tail);
+    size_t total = hl + TRICKLE_N + tl;
+    int last = XF_XML_NONE;
+    char err[64] = "";
+    uint64_t end = 0, last_at = 0;
+    size_t pushed = 0;
+    clock_t t0 = clock();
+    for (size_t i = 0; i < total; i++) {
+        char c = i < hl ? head[i] : i < hl + TRICKLE_N ? filler[(i - hl) % fl]
+                                                       : tail[i - hl - TRICKLE_N];
+        assert_int_equal(xf_xml_push(x, &c, 1), 0);
+        pushed++;
+        xf_xml_event e;
+        int t;
+        while ((t = xf_xml_next(x, &e)) != XF_XML_NONE) {
+            last = t;
+            last_at = i + 1;
+            end = e.span.end;
+            if (t == XF_XML_ERROR) {
+                snprintf(err, sizeof(err), "%s", e.error);
+                break;
+            }
+        }
+        if (xf_xml_scan_cost(x) > (uint64_t)COST_C * (i + 1))
+            fail_msg("%s: scan work %llu after %zu bytes pushed (> %d per byte)", what,
+                     (unsigned long long)xf_xml_scan_cost(x), i + 1, COST_C);
+        if (last == XF_XML_ERROR)
+            break;
+    }
+    double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    print_message("%-28s %7zu bytes pushed 1 per call: scan work %.2f bytes/byte, %.3f s CPU\n",
+                  what, pushed, (double)xf_xml_scan_cost(x) / (double)pushed, cpu);
+    assert_int_equal(last, want);
+    if (want == XF_XML_ERROR)
+        assert_string_equal(err, want_error);
+    else
+        assert_int_equal(end, total);
+    if (want_error && strcmp(want_error, "policy-violation") == 0)
+        assert_int_equal(last_at, max_header + 1);
+    else
+        assert_int_equal(last_at, total);    /* reported with its last byte: not late */
+    xf_xml_free(x);
+}
+
+#define BIG (TRICKLE_N + 65536)
+
+static void test_trickle_cost_linear(void **state)
+{
+    (void)state;
+    static const char sh[] = "<stream:stream xmlns='jabber:client' "
+                             "xmlns:stream='http://etherx.jabber.org/streams' a='";
+    /* a 1 MiB header (max_header_bytes allows 1 MiB) */
+    trickle("header, long to=", "<stream:stream xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams' to='", "a", "'>",
+            BIG, BIG, XF_XML_HEADER, NULL);
+    /* '>' is legal in attribute values: a "contains '>'" rule alone is quadratic here */
+    trickle("header, a='>>>>...'", sh, ">", "'>", BIG, BIG, XF_XML_HEADER, NULL);
+    trickle("header, a=\"'>'>...\"", "<stream:stream a=\"", "'>", "\" xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams'>", BIG, BIG, XF_XML_HEADER, NULL);
+    /* long text inside an element (no CDATA) */
+    trickle("text in <body>", C2S_HDR "<message><body>", "a>b ", "</body></message>",
+            BIG, BIG, XF_XML_ELEMENT, NULL);
+    trickle("CDATA with ]> inside", C2S_HDR "<message><body><![CDATA[", "]>",
+            "]]></body></message>", BIG, BIG, XF_XML_ELEMENT, NULL);
+    /* restricted XML still refused, after a long token */
+    trickle("comment with -> inside", "<!--", "->", "-->", 2 * BIG, BIG,
+            XF_XML_ERROR, "restricted-xml");
+    trickle("PI with > inside", C2S_HDR "<?foo ", ">", "?>", BIG, BIG,
+            XF_XML_ERROR, "restricted-xml");
+    trickle("entity reference", C2S_HDR "<message><body>&", "a", ";",
+            BIG, BIG, XF_XML_ERROR, "restricted-xml");
+    /* a name before the root element is a prolog token for expat (fuzzer find) */
+    trickle("name before the root", " ", "W", ">", BIG, BIG, XF_XML_ERROR, "not-well-formed");
+    /* the header limit still fires while the token is held: at max_header + 1 */
+    trickle("header over max_header", "<stream:stream to='", "a", "'>", 100000, BIG,
+            XF_XML_ERROR, "policy-violation");
+}
+
+/* The limit fires at the first byte over it even though nothing was fed before it. */
+static void test_held_header_limit_exact(void **state)
+{
+    (void)state;
+    const size_t lim = 50000;
+    xf_xml *x = xf_xml_new(lim, lim);
+    assert_non_null(x);
+    const char *head = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' a='";
+    assert_int_equal(xf_xml_push(x, head, strlen(head)), 0);
+    size_t pushed = strlen(head);
+    xf_xml_event e;
+    while (xf_xml_next(x, &e) == XF_XML_NONE) {
+        assert_true(pushed <= lim);
+        assert_int_equal(xf_xml_push(x, ">", 1), 0);
+        pushed++;
+    }
+    assert_int_equal(e.type, XF_XML_ERROR);
+    assert_string_equal(e.error, "policy-violation");
+    assert_int_equal(pushed, lim + 1);
+    xf_xml_free(x);
+}
+
 /* ---- writers ---- */
 
 static void test_escape(void **state)
@@ -886,6 +1043,9 @@ int main(void)
         cmocka_unit_test(test_keepalives_and_stream_end),
         cmocka_unit_test(test_empty_root),
         cmocka_unit_test(test_oversize_element_with_header),
+        cmocka_unit_test(test_split_header_reported_at_once),
+        cmocka_unit_test(test_trickle_cost_linear),
+        cmocka_unit_test(test_held_header_limit_exact),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_write_header_parses_back),
         cmocka_unit_test(test_write_error),
