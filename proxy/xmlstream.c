@@ -135,7 +135,14 @@ struct xf_xml {
        allocated at the first child seen (only elements with children need it: the
        backend's features), so that a pre-TLS connection does not pay for it */
     xf_xml_child *children;
+    /* the current first-level element's from/to/id and direct text (owned, reused) */
+    struct owned { char *s; size_t cap; int set; } el_attr[3];
+    char *text;
+    size_t text_len, text_cap;
+    int text_truncated;
 };
+
+enum { EL_FROM, EL_TO, EL_ID };
 
 /* What a returned event's `children` points to while no element had children
    (all empty, XF_XML_MAX_CHILDREN entries like the real array; never written). */
@@ -150,6 +157,45 @@ static char *dup_str(const char *s)
     if (d)
         memcpy(d, s, n);
     return d;
+}
+
+/* Copy v into o's reusable buffer. Returns 0 or -1 (ENOMEM). */
+static int owned_set(struct owned *o, const char *v)
+{
+    size_t n = strlen(v) + 1;
+    if (n > o->cap) {
+        char *nb = realloc(o->s, n);
+        if (nb == NULL)
+            return -1;
+        o->s = nb;
+        o->cap = n;
+    }
+    memcpy(o->s, v, n);
+    o->set = 1;
+    return 0;
+}
+
+/* Direct character data of the current first-level element, bounded. */
+static int text_append(xf_xml *x, const char *s, size_t len)
+{
+    if (x->text_len + len > XF_XML_MAX_TEXT) {
+        len = XF_XML_MAX_TEXT - x->text_len;
+        x->text_truncated = 1;
+    }
+    if (x->text_len + len + 1 > x->text_cap) {
+        size_t ncap = x->text_cap ? x->text_cap : 128;
+        while (ncap < x->text_len + len + 1)
+            ncap *= 2;
+        char *nb = realloc(x->text, ncap);
+        if (nb == NULL)
+            return -1;
+        x->text = nb;
+        x->text_cap = ncap;
+    }
+    memcpy(x->text + x->text_len, s, len);
+    x->text_len += len;
+    x->text[x->text_len] = '\0';
+    return 0;
 }
 
 static void clear_header_data(xf_xml *x)
@@ -426,7 +472,17 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
         x->ev.span.start = cur_start(x->p);
         x->boundary = x->ev.span.start;
         /* An unprefixed attribute has no namespace, so expat names it plainly. */
+        for (int k = 0; k < 3; k++)
+            x->el_attr[k].set = 0;
+        x->text_len = 0;
+        x->text_truncated = 0;
         for (int i = 0; atts[i] != NULL; i += 2) {
+            int k = strcmp(atts[i], "from") == 0 ? EL_FROM : strcmp(atts[i], "to") == 0 ? EL_TO
+                  : strcmp(atts[i], "id") == 0 ? EL_ID : -1;
+            if (k >= 0 && owned_set(&x->el_attr[k], atts[i + 1]) < 0) {
+                fail(x, "resource-constraint", "out of memory");
+                return;
+            }
             if (strcmp(atts[i], "type") == 0 && strlen(atts[i + 1]) < sizeof(x->ev.type_attr))
                 strcpy(x->ev.type_attr, atts[i + 1]);
         }
@@ -491,7 +547,14 @@ static void on_end(void *ud, const XML_Char *name)
 static void on_text(void *ud, const XML_Char *s, int len)
 {
     xf_xml *x = ud;
-    if (x->state != ST_BODY || over_element_limit(x) || x->depth != 1)
+    if (x->state != ST_BODY || over_element_limit(x))
+        return;
+    if (x->depth == 2) {                 /* directly inside a first-level element */
+        if (!x->text_truncated && text_append(x, s, (size_t)len) < 0)
+            fail(x, "resource-constraint", "out of memory");
+        return;
+    }
+    if (x->depth != 1)
         return;
     for (int i = 0; i < len; i++) {
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
@@ -615,6 +678,9 @@ void xf_xml_free(xf_xml *x)
     clear_header_data(x);
     free(x->buf);
     free(x->children);
+    for (int k = 0; k < 3; k++)
+        free(x->el_attr[k].s);
+    free(x->text);
     free(x);
 }
 
@@ -897,6 +963,14 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
         if (x->have_event) {
             *ev = x->ev;
             ev->children = x->children ? x->children : no_children;
+            if (ev->type == XF_XML_ELEMENT) {
+                ev->attr_from = x->el_attr[EL_FROM].set ? x->el_attr[EL_FROM].s : NULL;
+                ev->attr_to = x->el_attr[EL_TO].set ? x->el_attr[EL_TO].s : NULL;
+                ev->attr_id = x->el_attr[EL_ID].set ? x->el_attr[EL_ID].s : NULL;
+                ev->text = x->text_len ? x->text : "";
+                ev->text_len = x->text_len;
+                ev->text_truncated = x->text_truncated;
+            }
             if (x->state != ST_ERROR)
                 x->have_event = 0;    /* errors are sticky: report them again */
             if (x->end_queued) {

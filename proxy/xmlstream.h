@@ -39,6 +39,7 @@ enum xf_xml_event_type {
 };
 
 #define XF_XML_MAX_CHILDREN 32
+#define XF_XML_MAX_TEXT 4096     /* direct character data kept per first-level element */
 
 typedef struct xf_xml_span {
     uint64_t start;          /* offset of the first byte ('<') */
@@ -78,6 +79,15 @@ typedef struct xf_xml_event {
     char type_attr[16];      /* the first-level element's unprefixed `type` attribute
                                 (e.g. <db:result type='valid'/>, XEP-0220 §2.1.3); ""
                                 when absent or longer than 15 bytes */
+    /* The first-level element's unprefixed from / to / id attributes (stanza addressing,
+       RFC 6120 §8.1; dialback, XEP-0220 §2.1), NULL when absent; and the character
+       data directly inside it (not inside its children: a dialback key, a SASL
+       payload), at most XF_XML_MAX_TEXT bytes, text_truncated set when there was more.
+       All point into scanner memory, valid until the next call. */
+    const char *attr_from, *attr_to, *attr_id;
+    const char *text;        /* never NULL in an ELEMENT event; "" when none */
+    size_t text_len;
+    int text_truncated;
     /* XF_XML_ERROR: RFC 6120 §4.9.3 condition, e.g. "not-well-formed", "restricted-xml",
        "invalid-namespace", "bad-namespace-prefix", "unsupported-encoding",
        "policy-violation" (a limit was exceeded), "bad-format". Plus a log reason.

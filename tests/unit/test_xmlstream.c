@@ -696,6 +696,75 @@ static void test_element_type_attr(void **state)
     xf_xml_free(x);
 }
 
+/* First-level element addressing and direct text (dialback keys, SASL payloads),
+   delivered byte by byte so a split anywhere is covered. */
+static void test_element_attrs_and_text(void **state)
+{
+    (void)state;
+    const char *s = S2S_HDR_I
+        "<db:result from='a.example' to='b.example'>\n  K3Y&amp;1 \n</db:result>"
+        "<db:verify from='b.example' to='a.example' id='S&apos;ID'>k2</db:verify>"
+        "<message from='u@a.example/r' to='v@b.example'><body>not direct</body>x</message>"
+        "<presence/>"
+        "<db:result x:from='evil' xmlns:x='urn:x' to='c.example'/>";
+    struct { const char *from, *to, *id, *text; } want[] = {
+        { "a.example", "b.example", NULL, "\n  K3Y&1 \n" },
+        { "b.example", "a.example", "S'ID", "k2" },
+        { "u@a.example/r", "v@b.example", NULL, "x" },
+        { NULL, NULL, NULL, "" },
+        { NULL, "c.example", NULL, "" },     /* a prefixed from is not the from */
+    };
+    xf_xml *x = xf_xml_new(0, 0);
+    assert_non_null(x);
+    xf_xml_event e;
+    int got = 0, header = 0;
+    for (size_t i = 0; s[i]; i++) {
+        assert_int_equal(xf_xml_push(x, s + i, 1), 0);
+        while (xf_xml_next(x, &e) != XF_XML_NONE) {
+            if (e.type == XF_XML_HEADER) {
+                header++;
+                continue;
+            }
+            assert_int_equal(e.type, XF_XML_ELEMENT);
+            assert_true(got < 5);
+#define CHECK_OPT(field, w) do { if ((w) == NULL) assert_null(field); \
+                                 else assert_string_equal(field, (w)); } while (0)
+            CHECK_OPT(e.attr_from, want[got].from);
+            CHECK_OPT(e.attr_to, want[got].to);
+            CHECK_OPT(e.attr_id, want[got].id);
+            assert_string_equal(e.text, want[got].text);
+            assert_int_equal(e.text_len, strlen(want[got].text));
+            assert_int_equal(e.text_truncated, 0);
+            got++;
+        }
+    }
+    assert_int_equal(header, 1);
+    assert_int_equal(got, 5);
+    xf_xml_free(x);
+
+    /* text beyond XF_XML_MAX_TEXT is cut and flagged; the next element starts clean */
+    size_t big = XF_XML_MAX_TEXT + 100;
+    char *doc = malloc(big + 512);
+    assert_non_null(doc);
+    int n = sprintf(doc, "%s<db:result from='a' to='b'>", S2S_HDR_I);
+    memset(doc + n, 'k', big);
+    n += (int)big;
+    n += sprintf(doc + n, "</db:result><db:result from='c' to='d'>z</db:result>");
+    x = xf_xml_new(0, 0);
+    assert_non_null(x);
+    assert_int_equal(xf_xml_push(x, doc, (size_t)n), 0);
+    assert_int_equal(xf_xml_next(x, &e), XF_XML_HEADER);
+    assert_int_equal(xf_xml_next(x, &e), XF_XML_ELEMENT);
+    assert_int_equal(e.text_len, XF_XML_MAX_TEXT);
+    assert_int_equal(e.text_truncated, 1);
+    assert_int_equal(xf_xml_next(x, &e), XF_XML_ELEMENT);
+    assert_string_equal(e.attr_from, "c");
+    assert_string_equal(e.text, "z");
+    assert_int_equal(e.text_truncated, 0);
+    xf_xml_free(x);
+    free(doc);
+}
+
 static void test_many_children(void **state)
 {
     (void)state;
@@ -1039,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_after_starttls),
         cmocka_unit_test(test_features_children),
         cmocka_unit_test(test_element_type_attr),
+        cmocka_unit_test(test_element_attrs_and_text),
         cmocka_unit_test(test_many_children),
         cmocka_unit_test(test_keepalives_and_stream_end),
         cmocka_unit_test(test_empty_root),
