@@ -93,7 +93,7 @@ ob_proxy_start() {
   "listeners": [
     { "address": "127.0.0.1", "port": $OB_PORT, "tls": "none", "service": "outbound", "transparent": true }
   ],
-  "limits": { "handshake_timeout_s": 10 },
+  "limits": { "handshake_timeout_s": 10, "drain_timeout_s": 2 },
   "federation": {
     "ca_file": "$LAB_DIR/pki/ca.pem",
     "resolvers": ["$LAB_DNS4"],

@@ -10,6 +10,9 @@
       valid/invalid; logs "KEY ok|bad T" and "STANZA <xml>" lines. sasl-fail: offers
       SASL EXTERNAL and dialback, answers <auth/> with <failure/>, then does dialback.
       silent: accepts TCP and never sends a byte.
+      --tls direct (default: TLS from the first byte), starttls (RFC 6120 §5: features
+      with <starttls/> unless --no-advertise, <proceed/>, then TLS), none (plaintext;
+      a <starttls/> gets <failure/>).
 
   outbound_peer.py backend --connect ADDR PORT --from T --to R
                    (--result | --verify ID KEY | --verify-secret ID SECRET_FILE)
@@ -94,11 +97,15 @@ def serve_one(conn, args, log, secret):
     conn.sendall(f"<stream:features>{feats}</stream:features>".encode())
     log(f"HEADER from={T} sid={sid}")
     while True:
-        m, buf = recv_until(conn, buf, r'<auth[^>]*>.*?</auth>|<auth[^>]*/>|'
+        m, buf = recv_until(conn, buf, r'<auth[^>]*>.*?</auth>|<auth[^>]*/>|<starttls[^>]*/>|'
                             r'<db:result[^>]*>(.*?)</db:result>', deadline)
         if not m:
             return
         buf = buf[m.end():]
+        if m.group(0).startswith('<starttls'):
+            log("STARTTLS refused")
+            conn.sendall(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>")
+            return
         if m.group(0).startswith('<auth'):
             log("SASL auth refused")
             conn.sendall(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
@@ -135,6 +142,10 @@ def remote(args):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
         ctx.set_alpn_protocols(['xmpp-server'])
+
+        def on_sni(sock, name, _ctx):
+            sock.sni = name
+        ctx.sni_callback = on_sni
     log("LISTENING")
     held = []
     while True:
@@ -146,8 +157,27 @@ def remote(args):
 
         def run(c=c):
             try:
+                if args.tls == 'none':
+                    serve_one(c, args, log, secret)
+                    return
+                if args.tls == 'starttls':
+                    deadline = time.time() + 30
+                    m, buf = recv_until(c, '', r'<stream:stream[^>]*>', deadline)
+                    if not m:
+                        return
+                    T = attr(m.group(0), 'from')
+                    adv = "" if args.no_advertise else "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+                    c.sendall((f"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                               f"xmlns:stream='http://etherx.jabber.org/streams' from='{args.domain}' "
+                               f"to='{T}' id='{uuid.uuid4().hex}' version='1.0'>"
+                               f"<stream:features>{adv}</stream:features>").encode())
+                    m, buf = recv_until(c, buf, r'<starttls[^>]*/>', deadline)
+                    if not m:
+                        return
+                    log(f"STARTTLS asked (advertised={not args.no_advertise})")
+                    c.sendall(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
                 t = ctx.wrap_socket(c, server_side=True)
-                log(f"TLS sni={t.server_hostname if hasattr(t, 'server_hostname') else '?'} "
+                log(f"TLS sni={getattr(t, 'sni', None)} "
                     f"alpn={t.selected_alpn_protocol()}")
                 serve_one(t, args, log, secret)
             except Exception as e:      # a failed handshake is an expected outcome
@@ -202,6 +232,8 @@ def main():
     r.add_argument('--secret-file')
     r.add_argument('--log')
     r.add_argument('--mode', default='dialback', choices=['dialback', 'silent', 'sasl-fail'])
+    r.add_argument('--tls', default='direct', choices=['direct', 'starttls', 'none'])
+    r.add_argument('--no-advertise', action='store_true')
     b = sub.add_parser('backend')
     b.add_argument('--connect', nargs=2, required=True)
     b.add_argument('--from', dest='frm', required=True)

@@ -15,6 +15,7 @@
 #  (4) the dialback bridge on the outbound listener: <db:verify/> for a key made with
 #      xmppfront's secret is answered valid locally, a forged key invalid, no TCP to R
 #  (5) a stream whose `from` is not hosted gets <invalid-from/>
+#  (6) SIGTERM with a relaying stream: drained, resolver freed, exit status 0
 . "$(dirname "$0")/../lab/lab.sh"
 . "$(dirname "$0")/outbound_lib.sh"
 T=test_outbound_sasl_external
@@ -83,5 +84,15 @@ ob_peer backend --connect 127.0.0.1 "$OB_PORT" --from evil.example --to type6.ex
 xf_check "(5) a stream from a domain that is not hosted: <invalid-from/>" grep -q 'invalid-from' "$OUT5"
 
 xf_check "xmppfront is still running" kill -0 "$XF_PROXY_PID"
+# (6) SIGTERM: the worker's resolver and the remote streams are freed, the loop ends clean
+stop_clean() {
+  kill -TERM "$XF_PROXY_PID"
+  local i
+  for ((i = 0; i < 100; i++)); do kill -0 "$XF_PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$XF_PROXY_PID"; local rc=$?
+  echo "exit status $rc"; tail -n 3 "$OB_LOG"
+  [ "$rc" -eq 0 ] && grep -q 'info stopped; counters' "$OB_LOG"
+}
+xf_check "(6) SIGTERM with a live remote stream: clean exit (status 0, 'stopped')" stop_clean
 [ "$XF_FAILS" -gt 0 ] && { echo "--- xmppfront log"; tail -40 "$OB_LOG"; echo "--- backend log"; tail -20 "$OB_BDIR/prosody.log"; }
 xf_finish "$T"
