@@ -144,8 +144,13 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$root/work"
+git_common=""
 if [ -n "$repo_path" ]; then
   mkdir -p "$root/work/xmppfront"
+  # A git worktree's metadata lives in the main repository's .git: mount that at the
+  # same path inside, so that git works in the bind-mounted worktree.
+  git_common=$(cd "$repo_path" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  case "$git_common" in ""|"$repo_path"/*) git_common="" ;; *) mkdir -p "$root$git_common" ;; esac
 elif [ -z "$reuse_root" ]; then
   head=$(git -C "$here" rev-parse HEAD)
   if [ -n "$(git -C "$here" status --porcelain --untracked-files=no)" ]; then
@@ -164,7 +169,7 @@ cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 # ---- 3. the run, in private mount + PID namespaces ------------------------------------
 cat >"$inner" <<'EOF'
 set -eu
-root=$1 mode=$2 repo_path=$3 run_cmd=$4
+root=$1 mode=$2 repo_path=$3 run_cmd=$4 git_common=$5
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
@@ -177,6 +182,7 @@ mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 mount --bind "$root/work/shared" "$root/work/shared"
 mount -o remount,bind,ro "$root/work/shared"
 [ -n "$repo_path" ] && mount --bind "$repo_path" "$root/work/xmppfront"
+[ -n "$git_common" ] && mount --bind "$git_common" "$root$git_common"
 envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
       LANG=C.UTF-8 TERM="${TERM:-dumb}" CI=true)
 set +e
@@ -192,11 +198,11 @@ EOF
 log "root: $root ($mode)"
 set +e
 if [ "$mode" = shell ]; then
-  unshare --mount --propagation private --pid --fork bash "$inner" "$root" "$mode" "$repo_path" ""
+  unshare --mount --propagation private --pid --fork bash "$inner" "$root" "$mode" "$repo_path" "" "$git_common"
   rc=$?
 else
   unshare --mount --propagation private --pid --fork \
-    bash "$inner" "$root" "$mode" "$repo_path" "$run_cmd" </dev/null 2>&1 | tee "$logfile"
+    bash "$inner" "$root" "$mode" "$repo_path" "$run_cmd" "$git_common" </dev/null 2>&1 | tee "$logfile"
   rc=${PIPESTATUS[0]}
 fi
 set -e
