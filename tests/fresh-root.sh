@@ -216,7 +216,7 @@ if [ "$mode" = ci ]; then
 fi
 echo "packages in the root:"
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' \
-  libexpat1 'libmbedtls*' 'libmbedcrypto*' 'libmbedx509*' 'libuv1*' 'libc-ares2*' prosody \
+  libexpat1 'libmbedtls*' 'libmbedcrypto*' 'libmbedx509*' 'libuv1*' 'libc-ares2*' 'libcares2*' prosody \
   ejabberd python3-slixmpp testssl.sh haproxy sslscan python3 2>/dev/null |
   awk '$1 == "ii" { printf "  %-20s %s\n", $2, $3 }'
 exit "$rc"
