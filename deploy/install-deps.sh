@@ -85,8 +85,8 @@ if [ "$on_trixie_or_later" = 0 ]; then
         -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache"
         -o APT::Get::List-Cleanup=0)
   echo "install-deps: mbedTLS 3.6 from trixie via $mirror"
+  chmod a+rx "$work"   # apt's _apt sandbox user downloads into it
   apt_quiet apt-get "${opts[@]}" update -qq
-  chmod a+rx "$work"
   (cd "$work" && apt-get "${opts[@]}" download -qq "${MBEDTLS_PKGS[@]}" >"$log" 2>&1) ||
     { cat "$log" >&2; echo "install-deps: cannot download ${MBEDTLS_PKGS[*]}" >&2; exit 1; }
   # Install only what differs from trixie's current version (idempotent re-runs).
