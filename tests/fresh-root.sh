@@ -211,7 +211,8 @@ set -e
 echo
 echo "=== fresh-root $release: $mode exit $rc (log: $logfile)"
 if [ "$mode" = ci ]; then
-  grep -E '^run-all: ' "$logfile" | tail -1 || echo "run-all: no result line (.ci/run stopped early)"
+  grep -E '^run-all: ' "$logfile" | tail -1 ||
+    echo "run-all: no result line (.ci/run stopped early, in step: $(grep -E '^=== ' "$logfile" | tail -1 | cut -c5-))"
   grep -E '^failed suites: ' "$logfile" | tail -1 || true
 fi
 echo "packages in the root:"
