@@ -170,6 +170,9 @@ cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 cat >"$inner" <<'EOF'
 set -eu
 root=$1 mode=$2 repo_path=$3 run_cmd=$4 git_common=$5
+# The root a mount point of its own, so that "/" inside is one (unshare -m and
+# mount --make-rprivate / in the tests need that).
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
