@@ -165,6 +165,14 @@ if [ -z "$reuse_root" ] && [ -d "$here/../shared" ]; then
   cp -a "$here/../shared/." "$root/work/shared/"
 fi
 cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# What the Debian installer writes and debootstrap does not: the machine's name resolves
+# (ejabberdctl names its control node after `hostname`). The chroot shares the host's
+# UTS namespace, so that is the host's name; the host's own /etc/hosts is not touched.
+hn=$(hostname)
+echo "$hn" >"$root/etc/hostname"
+[ -s "$root/etc/hosts" ] ||
+  printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n' >"$root/etc/hosts"
+grep -Eq "^[^#]*[[:space:]]$hn([[:space:]]|\$)" "$root/etc/hosts" || printf '127.0.1.1\t%s\n' "$hn" >>"$root/etc/hosts"
 
 # ---- 3. the run, in private mount + PID namespaces ------------------------------------
 cat >"$inner" <<'EOF'
