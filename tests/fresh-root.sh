@@ -117,11 +117,16 @@ logfile="$root.log"
 cleanup() {
   local pids p tries
   # Anything still running with the root as its root directory (the PID namespace
-  # normally took them all down with its init).
+  # normally took them all down with its init), and — when interrupted — our own
+  # unshare and the namespace's init (their command line names $inner).
   for tries in 1 2 3; do
     pids=""
     for p in /proc/[0-9]*; do
-      [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && pids="$pids ${p#/proc/}"
+      [ "${p#/proc/}" = "$$" ] && continue
+      if [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] ||
+         tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF " $inner "; then
+        pids="$pids ${p#/proc/}"
+      fi
     done
     [ -z "$pids" ] && break
     log "killing leftover processes in the root:$pids"
@@ -129,7 +134,13 @@ cleanup() {
     kill -KILL $pids 2>/dev/null || true
     sleep 1
   done
-  rm -f "$inner"
+  wait 2>/dev/null || true   # the background run pipeline, if interrupted
+  rm -f "$inner" "$inner.rc"
+  # The mount namespace goes away with its last process; give the kernel a moment.
+  for tries in 1 2 3 4 5 6 7 8 9 10; do
+    grep -q " $root[/ ]" /proc/mounts || break
+    sleep 0.5
+  done
   if grep -q " $root[/ ]" /proc/mounts; then
     log "WARNING: still mounted under $root (not removing it):"
     grep " $root[/ ]" /proc/mounts >&2
@@ -142,6 +153,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 mkdir -p "$root/work"
 git_common=""
@@ -212,9 +224,14 @@ if [ "$mode" = shell ]; then
   unshare --mount --propagation private --pid --fork bash "$inner" "$root" "$mode" "$repo_path" "" "$git_common"
   rc=$?
 else
-  unshare --mount --propagation private --pid --fork \
-    bash "$inner" "$root" "$mode" "$repo_path" "$run_cmd" "$git_common" </dev/null 2>&1 | tee "$logfile"
-  rc=${PIPESTATUS[0]}
+  # In the background and waited for, so that INT/TERM reach the trap (cleanup) at once.
+  rcfile="$inner.rc"
+  { unshare --mount --propagation private --pid --fork \
+      bash "$inner" "$root" "$mode" "$repo_path" "$run_cmd" "$git_common" </dev/null 2>&1
+    echo $? >"$rcfile"; } | tee "$logfile" &
+  wait $!
+  rc=$(cat "$rcfile" 2>/dev/null || echo 2)
+  rm -f "$rcfile"
 fi
 set -e
 
