@@ -118,12 +118,13 @@ cleanup() {
   local pids p tries
   # Anything still running with the root as its root directory (the PID namespace
   # normally took them all down with its init), and — when interrupted — our own
-  # unshare and the namespace's init (their command line names $inner).
+  # unshare and the namespace's init (their command line names $inner). A --root root
+  # may be in use by another run: there only our own processes.
   for tries in 1 2 3; do
     pids=""
     for p in /proc/[0-9]*; do
       [ "${p#/proc/}" = "$$" ] && continue
-      if [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] ||
+      if { [ -z "$reuse_root" ] && [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ]; } ||
          tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF " $inner "; then
         pids="$pids ${p#/proc/}"
       fi
