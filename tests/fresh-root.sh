@@ -115,12 +115,12 @@ inner=$(mktemp /var/tmp/xmppfront-fresh-root/inner.XXXXXX)
 logfile="$root.log"
 
 cleanup() {
-  local pids p tries
+  local pids p
   # Anything still running with the root as its root directory (the PID namespace
   # normally took them all down with its init), and — when interrupted — our own
   # unshare and the namespace's init (their command line names $inner). A --root root
   # may be in use by another run: there only our own processes.
-  for tries in 1 2 3; do
+  for _ in 1 2 3; do
     pids=""
     for p in /proc/[0-9]*; do
       [ "${p#/proc/}" = "$$" ] && continue
@@ -138,13 +138,13 @@ cleanup() {
   wait 2>/dev/null || true   # the background run pipeline, if interrupted
   rm -f "$inner" "$inner.rc"
   # The mount namespace goes away with its last process; give the kernel a moment.
-  for tries in 1 2 3 4 5 6 7 8 9 10; do
-    grep -q " $root[/ ]" /proc/mounts || break
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    grep -q " ${root}[/ ]" /proc/mounts || break
     sleep 0.5
   done
-  if grep -q " $root[/ ]" /proc/mounts; then
+  if grep -q " ${root}[/ ]" /proc/mounts; then
     log "WARNING: still mounted under $root (not removing it):"
-    grep " $root[/ ]" /proc/mounts >&2
+    grep " ${root}[/ ]" /proc/mounts >&2
     return
   fi
   if [ "$keep" = 1 ]; then
