@@ -6,7 +6,7 @@
 #   xf_free_ports N               N distinct free TCP ports on 127.0.0.1
 #   xf_make_ca DIR CN             private test CA (DIR/ca.pem, DIR/ca.key)
 #   xf_make_cert CADIR OUT CN SAN...   leaf cert OUT/{cert,fullchain,privkey}.pem
-#   xf_prosody_start DIR ADDR C2S S2S DOMAIN...   Prosody 0.12 as user prosody
+#   xf_prosody_start DIR ADDR C2S S2S DOMAIN...   Prosody (0.12 or 13) as user prosody
 #   xf_prosody_register DIR USER HOST PASS
 #   xf_tenant_write DIR DOMAIN ALIASES CERTDIR C2S S2S [PROXY_PROTOCOL]
 #   xf_listener ADDR PORT TLS SERVICE  -> JSON object (collect, then xf_config_write)
@@ -406,7 +406,7 @@ xf_client() { timeout "${XF_CLIENT_TIMEOUT:-40}" "$XF_PY" "$XF_IT_DIR/xmpp_clien
 xf_peer() { timeout "${XF_PEER_TIMEOUT:-40}" "$XF_PY" "$XF_IT_DIR/raw_peer.py" "$@"; }
 
 # ---------------------------------------------------------------------------- ejabberd (added)
-# ejabberd 23.01 (Debian) as an isolated backend: its own config dir, spool and logs under
+# ejabberd (Debian 12: 23.01, 13: 24.12) as an isolated backend: its own config dir, spool and logs under
 # DIR, run as user ejabberd in the foreground, no epmd (ERL_DIST_PORT: the node listens for
 # ejabberdctl on a port of its own and "-start_epmd false"). /etc/ejabberd is not used.
 #   xf_ejabberd_start DIR C2S_PORT DIST_PORT DOMAIN...   sets XF_EJABBERD_PID (beam.smp)
@@ -421,11 +421,26 @@ xf_ejabberd_ctl() {
   (cd "$dir" && "${as[@]}" HOME="$dir" ejabberdctl --config-dir "$dir" --logs "$dir/log" \
     --spool "$dir/spool" "$@")
 }
+# xf_ejabberd_knows ATOM — the installed ejabberd's c2s module mentions ATOM (an option
+# name) in its atom table: feature detection for listener options, no version compare.
+xf_ejabberd_knows() {
+  local beam
+  beam=$(find /usr/lib /usr/local/lib /opt -path '*ejabberd*/ebin/ejabberd_c2s.beam' 2>/dev/null | head -1)
+  [ -n "$beam" ] && grep -qa -- "$1" "$beam"
+}
 xf_ejabberd_start() {
   local dir=$1 c2s=$2 dist=$3 d hosts=""; shift 3
   command -v ejabberdctl >/dev/null || { xf_log "ejabberdctl not installed"; return 3; }
   for d in "$@"; do hosts="$hosts  - $d"$'\n'; done
   mkdir -p "$dir/log" "$dir/spool"
+  # ejabberd >= 24.x (Debian 13: 24.12) sets up SCRAM channel binding state only on
+  # encrypted streams unless allow_unencrypted_sasl2 is on; without it, a plaintext
+  # stream answers the gs2 flag "y" ("client can bind, server did not offer -PLUS", RFC
+  # 5802 §6) with "Invalid channel binding" (processone/ejabberd#4322). Behind a TLS
+  # terminator every TLS-capable client sends "y". The option exists only where the
+  # listener knows it (23.01 rejects unknown options), so ask the installed code.
+  local extra_listen=""
+  xf_ejabberd_knows allow_unencrypted_sasl2 && extra_listen="    allow_unencrypted_sasl2: true"
   cat > "$dir/ejabberd.yml" <<EOC
 hosts:
 $hosts
@@ -440,6 +455,7 @@ listen:
     starttls: false
     starttls_required: false
     max_stanza_size: 1048576
+$extra_listen
 auth_method: internal
 auth_password_format: plain
 acl:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ejabberd 23.01 (Debian's package) as the c2s backend of tenant c.example: slixmpp users
+# ejabberd (Debian 12: 23.01, Debian 13: 24.12) as the c2s backend of tenant c.example: slixmpp users
 # log in (SASL PLAIN over the plaintext loopback link, which ejabberd allows with
 # starttls: false) and exchange a message through xmppfront, via STARTTLS and direct TLS.
 # ejabberd runs isolated: its own ejabberd.yml / ejabberdctl.cfg / spool / logs in the temp

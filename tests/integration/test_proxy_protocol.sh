@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PROXY protocol v2 towards a real HAProxy 2.6: tenant a.example has "proxy_protocol": "v2"
+# PROXY protocol v2 towards a real HAProxy (2.6 or 3.0): tenant a.example has "proxy_protocol": "v2"
 # and its c2s backend is a HAProxy TCP frontend with accept-proxy that forwards to Prosody.
 #  - slixmpp login + message through xmppfront -> HAProxy -> Prosody (STARTTLS, direct TLS)
 #  - a raw TLS client bound to 127.0.0.2 (xmppfront's own backend connections come from

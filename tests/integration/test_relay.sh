@@ -20,8 +20,9 @@ import xmpp_client                                  # the harness's slixmpp clie
 port, ca = int(sys.argv[2]), sys.argv[3]
 N = 300
 
-class A:  # the options xmpp_client.Client reads
-    mode, ca, alpn, domain = 'direct', ca, None, 'a.example'
+class A:  # the options xmpp_client.Client and xmpp_client.connect read
+    mode, ca, alpn, domain, host = 'direct', ca, None, 'a.example', '127.0.0.1'
+A.port = port
 
 rnd = random.Random(20261122)
 alphabet = ('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789     '
@@ -33,7 +34,7 @@ async def main():
     c1 = xmpp_client.Client('user1@a.example/bulk1', 'pass1', A, 'user1')
     c2 = xmpp_client.Client('user2@a.example/bulk2', 'pass2', A, 'user2')
     for c in (c1, c2):
-        c.connect(('127.0.0.1', port), use_ssl=True, force_starttls=False, disable_starttls=True)
+        xmpp_client.connect(c, A)          # direct TLS only, whatever the slixmpp version
     if not await xmpp_client.wait_started((c1, c2), time.monotonic() + 20):
         print('FAIL: login', c1.failed, c2.failed); return 1
     t0 = time.monotonic()

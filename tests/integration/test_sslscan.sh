@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sslscan 2.0 against the STARTTLS c2s port (--starttls-xmpp) and the direct TLS c2s port.
+# sslscan (2.0 or 2.1) against the STARTTLS c2s port (--starttls-xmpp) and the direct TLS c2s port.
 # sslscan uses the target host name as the stream `to` (and SNI), so a.example must resolve
 # to 127.0.0.1: sslscan runs in a private mount namespace where a temp hosts file is
 # bind-mounted over /etc/hosts (the machine's /etc/hosts is never touched).
@@ -22,6 +22,10 @@ scan() {
   local rc=$?
   cat "$XF_TMP/sslscan-$label.txt"
   echo "sslscan exit $rc"
+  # unshare -m makes / private (never unchanged: a shared / would carry the bind back to
+  # the machine); that needs / to be a mount point, which a bare chroot lacks.
+  grep -q 'cannot change root filesystem propagation' "$XF_TMP/sslscan-$label.txt" &&
+    echo "hint: / is not a mount point here (a chroot?): bind-mount the root onto itself before chroot"
   [ $rc = 0 ] && [ -s "$xml" ]
 }
 

@@ -120,6 +120,28 @@ class Client(slixmpp.ClientXMPP):
             self.inbox.put_nowait(msg)
 
 
+# (direct TLS, STARTTLS, plaintext) allowed for each --mode
+TRANSPORTS = {'plain': (False, False, True), 'starttls': (False, True, False),
+              'direct': (True, False, False)}
+
+
+def connect(client, args):
+    """Starts the connection with exactly the transport of args.mode. slixmpp 1.10 has
+    per-transport switches (enable_direct_tls / enable_starttls / enable_plaintext) and
+    connect(host, port); older ones (1.8) take connect(address, use_ssl=,
+    force_starttls=, disable_starttls=). Detected by the attributes, not the version."""
+    direct, starttls, plaintext = TRANSPORTS[args.mode]
+    if all(hasattr(client, a) for a in
+           ('enable_direct_tls', 'enable_starttls', 'enable_plaintext')):
+        client.enable_direct_tls = direct
+        client.enable_starttls = starttls
+        client.enable_plaintext = plaintext
+        client.connect(args.host, args.port)
+    else:
+        client.connect((args.host, args.port), use_ssl=direct, force_starttls=starttls,
+                       disable_starttls=not starttls)
+
+
 async def wait_started(clients, deadline):
     while True:
         if all(c.started.is_set() for c in clients):
@@ -138,15 +160,7 @@ async def run(args):
     c2 = Client(f'{args.user2}@{dom}/it2', args.pass2, args, 'user2')
     deadline = time.monotonic() + args.timeout
     for c in (c1, c2):
-        if args.mode == 'plain':
-            c.connect((args.host, args.port), use_ssl=False, force_starttls=False,
-                      disable_starttls=True)
-        elif args.mode == 'starttls':
-            c.connect((args.host, args.port), use_ssl=False, force_starttls=True,
-                      disable_starttls=False)
-        else:
-            c.connect((args.host, args.port), use_ssl=True, force_starttls=False,
-                      disable_starttls=True)
+        connect(c, args)
     ok = await wait_started((c1, c2), deadline)
     if not ok:
         for c in (c1, c2):

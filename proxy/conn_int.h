@@ -1,0 +1,135 @@
+/*
+ * conn_int.h: the inbound connection's struct and the functions its files share.
+ * Private to proxy/conn.c (lifecycle: states, close, timers, accept), proxy/relay.c
+ * (writes, backpressure, socket reads), proxy/tlsbio.c (mbedTLS over memory BIOs) and
+ * proxy/inbound.c (the inbound negotiation: STARTTLS, stream headers, routing, the
+ * backend's first features). Nothing outside those files includes it.
+ *
+ * The state machine:
+ *
+ *   STARTTLS listener                          direct-TLS listener
+ *   PLAIN_HEADER --header--> PLAIN_STARTTLS     |
+ *        --<starttls/>--> TLS_HANDSHAKE  <------+
+ *   TLS_HANDSHAKE --done--> TLS_HEADER --header, routed--> BACKEND_CONNECT
+ *   BACKEND_CONNECT --connected--> BACKEND_HEADER --backend features--> RELAY
+ *   any --stream error / timeout / peer gone--> CLOSING --> CLOSED
+ *
+ * The public side's ciphertext goes through two buffers (tls_in, tls_out) that the
+ * mbedTLS BIO callbacks read and fill; everything above TLS sees plaintext only.
+ * Before RELAY, plaintext is kept (plain, bplain) and scanned with xmlstream; in RELAY
+ * bytes are copied straight through, with backpressure by watermarks in both
+ * directions (design.md §4).
+ */
+#ifndef XF_CONN_INT_H
+#define XF_CONN_INT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <mbedtls/ssl.h>
+#include <uv.h>
+#include "proxy/buf.h"
+#include "proxy/conn.h"
+#include "proxy/tls.h"
+#include "proxy/xmlstream.h"
+
+enum xf_conn_state {
+    XF_CONN_PLAIN_HEADER,       /* STARTTLS port: awaiting the initial stream header */
+    XF_CONN_PLAIN_STARTTLS,     /* header and features sent: awaiting <starttls/> */
+    XF_CONN_TLS_HANDSHAKE,
+    XF_CONN_TLS_HEADER,         /* awaiting the stream header inside TLS */
+    XF_CONN_BACKEND_CONNECT,    /* routed: connecting to the tenant's backend */
+    XF_CONN_BACKEND_HEADER,     /* backend connected: awaiting its header and features */
+    XF_CONN_RELAY,              /* bytes both ways */
+    XF_CONN_CLOSING,            /* flushing the last bytes, then CLOSED */
+    XF_CONN_CLOSED,             /* handles closing; freed when the last one is closed */
+};
+
+#define READ_CHUNK 16384
+#define LINGER_MS 5000           /* bound on flushing and half-closed streams */
+#define BACKEND_SCAN_LIMIT 65536 /* backend header / element size while we scan it */
+
+typedef struct xf_conn {
+    struct xf_conn *next, *prev;            /* worker's list */
+    uint64_t id;
+    xf_worker *w;
+    const xf_listener_conf *lconf;
+    xf_config *config;                      /* snapshot reference */
+    enum xf_conn_state state;
+
+    uv_tcp_t client, backend;
+    uv_timer_t timer;
+    uv_connect_t connect_req;
+    uv_shutdown_t client_shut_req, backend_shut_req;
+    int handles_open;                       /* close callbacks still to come */
+    int backend_open;                       /* backend handle initialised */
+
+    mbedtls_ssl_context ssl;
+    int tls_active;                         /* ssl is set up */
+    xf_tls_select sel;
+    xf_buf tls_in, tls_out;                 /* public-side ciphertext */
+
+    xf_xml *xml;                            /* scanner of the current stream, pre-RELAY */
+    xf_buf plain;                           /* client plaintext not yet forwarded */
+    xf_buf bplain;                          /* backend bytes not yet forwarded */
+    uint64_t bheader_end;                   /* end of the backend's header in bplain */
+    int stream_ns;                          /* enum xf_xml_ns of the client stream, 0 = unknown */
+    int header_sent;                        /* we answered the current client stream header */
+    const xf_tenant *tenant;
+    int service;                            /* XF_SVC_CLIENT / XF_SVC_SERVER once routed */
+
+    size_t client_queued, backend_queued;   /* bytes handed to uv_write, not yet done */
+    int client_paused, backend_paused;      /* reads stopped by backpressure */
+    int client_eof, backend_eof;            /* that side sent FIN / close_notify */
+    int client_shut, backend_shut;          /* we asked to shut down our write side */
+    int client_shut_done;                   /* ... and the client's has completed */
+    int ip_counted;                         /* holds a per-address slot */
+    int skip_ws_before_tls;                 /* after <proceed/>, until the first TLS byte */
+    struct {                                /* TLS 1.2 record headers after the handshake */
+        int on;
+        unsigned have;
+        uint8_t hdr[5];
+        size_t body_left;
+    } recs;
+
+    uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
+    uint64_t start_ms;
+    struct sockaddr_storage peer_addr, local_addr;
+    char peer[64];
+    char reason[200];
+} xf_conn;
+
+/* conn.c: states, close, timers */
+void xf_conn_set_state(xf_conn *c, enum xf_conn_state to);
+uint64_t xf_conn_now_ms(xf_conn *c);
+void xf_conn_timer_start(xf_conn *c, uint64_t ms, uv_timer_cb cb);
+void xf_conn_close(xf_conn *c, const char *reason);
+void xf_conn_maybe_close_relay(xf_conn *c);
+void xf_conn_on_linger_timeout(uv_timer_t *t);
+void xf_conn_shutdown_client(xf_conn *c);
+void xf_conn_finish(xf_conn *c, const char *reason);
+void xf_conn_stream_error(xf_conn *c, const char *cond, const char *text, const char *reason);
+void xf_conn_relay_activity(xf_conn *c);
+void xf_conn_on_backend_timeout(uv_timer_t *t);
+
+/* relay.c: writes with backpressure, socket reads */
+int xf_conn_flush_tls_out(xf_conn *c);
+void xf_conn_pause_client(xf_conn *c);
+int xf_conn_client_send(xf_conn *c, const char *data, size_t len);
+int xf_conn_backend_send(xf_conn *c, const char *data, size_t len);
+void xf_conn_alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void xf_conn_on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+void xf_conn_on_client_eof(xf_conn *c);
+void xf_conn_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* tlsbio.c: TLS over memory BIOs on the public side */
+int xf_conn_tls_setup(xf_conn *c);
+int xf_conn_renegotiation_seen(xf_conn *c, const unsigned char *p, size_t n);
+void xf_conn_tls_pump(xf_conn *c);
+
+/* inbound.c: the inbound negotiation */
+int xf_conn_backend_watch(xf_conn *c, const char *data, size_t len, uint64_t base);
+void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len);
+void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len);
+void xf_conn_plain_input(xf_conn *c, const char *data, size_t len);
+
+#endif

@@ -1,0 +1,438 @@
+/*
+ * inbound: the negotiation of an inbound stream up to RELAY — the pre-TLS header and
+ * STARTTLS (RFC 6120 §5), the post-TLS header that routes the stream (tenant by `to`,
+ * service by ALPN or namespace, agreement with the SNI), the backend connect with the
+ * optional PROXY v2 header, and the backend's first features with <starttls/> removed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mbedtls/ssl.h>
+#include "certs/identity.h"
+#include "proxy/conn_int.h"
+#include "proxy/log.h"
+#include "proxy/proxyproto.h"
+
+#define XF_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define XF_NS_DIALBACK "jabber:server:dialback"
+
+static void on_backend_connected(uv_connect_t *req, int status);
+
+static int version_ok(const char *v)
+{
+    /* RFC 6120 §4.7.5: major.minor as integers; no version means 0.9. */
+    if (v == NULL)
+        return 0;
+    char *end;
+    long major = strtol(v, &end, 10);
+    return end != v && *end == '.' && major >= 1;
+}
+
+/* Note the tenant the stream's `to` names (NULL if none), so that every answer to this
+   header, errors included, comes from it (RFC 6120 §4.7.1, §4.9.1.3) and the log
+   names it. */
+static void note_tenant(xf_conn *c, const char *to)
+{
+    c->tenant = to ? xf_registry_find(c->config->registry, to) : NULL;
+}
+
+/* The noted tenant, or NULL after answering <host-unknown/> (RFC 6120 §4.9.3.6). */
+static const xf_tenant *hosted_tenant(xf_conn *c, const char *to)
+{
+    if (c->tenant == NULL) {
+        char r[200];
+        snprintf(r, sizeof(r), "to '%.100s' is not hosted here", to ? to : "(none)");
+        xf_conn_stream_error(c, "host-unknown", NULL, r);
+    }
+    return c->tenant;
+}
+
+/* Pre-TLS header on a STARTTLS listener: answer with our header and the STARTTLS-only
+   features (RFC 6120 §5.3.1, §5.4.1). */
+static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
+{
+    c->stream_ns = ev->ns;
+    note_tenant(c, ev->to);
+    int want = c->lconf->service;
+    if (ev->ns == XF_XML_NS_NONE) {
+        xf_conn_stream_error(c, "invalid-namespace", NULL, "stream header without a content namespace");
+        return;
+    }
+    if ((want == XF_SVC_CLIENT && ev->ns != XF_XML_NS_CLIENT) ||
+        (want == XF_SVC_SERVER && ev->ns != XF_XML_NS_SERVER)) {
+        xf_conn_stream_error(c, "invalid-namespace", NULL, "stream namespace does not fit the listener");
+        return;
+    }
+    const xf_tenant *t = hosted_tenant(c, ev->to);
+    if (t == NULL)
+        return;
+    c->sel.hint = t;
+    if (!version_ok(ev->version)) {
+        xf_conn_stream_error(c, "unsupported-version", "TLS is required; version 1.0 streams only",
+                     "stream without version 1.0");
+        return;
+    }
+    static const char features[] =
+        "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
+        "</starttls></stream:features>";
+    /* The peer's `from` is echoed (escaped, so up to 6x longer): the header gets what
+       is left after the features, and a header that does not fit is refused. */
+    char out[4096], id[40];
+    xf_xml_new_id(id, sizeof(id));
+    const char *to = (ev->ns == XF_XML_NS_SERVER) ? ev->from : NULL;
+    int n = xf_xml_write_header(out, sizeof(out) - (sizeof(features) - 1), ev->ns, t->domain,
+                                to, id, "1.0");
+    if (n < 0) {
+        xf_conn_stream_error(c, "improper-addressing", "from is too long", "header from too long");
+        return;
+    }
+    memcpy(out + n, features, sizeof(features) - 1);
+    n += (int)sizeof(features) - 1;
+    c->header_sent = 1;
+    xf_conn_set_state(c, XF_CONN_PLAIN_STARTTLS);
+    xf_conn_client_send(c, out, (size_t)n);
+}
+
+/* <starttls/> received: answer <proceed/>, and hand whatever followed it to TLS as
+   ciphertext, never to the XML parser (RFC 6120 §5.4.3.3; spec-digest §10 case 7). */
+static void on_starttls(xf_conn *c, uint64_t end)
+{
+    static const char proceed[] = "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    if (xf_conn_client_send(c, proceed, sizeof(proceed) - 1) < 0)
+        return;
+    size_t have = xf_buf_size(&c->plain);
+    if (end < have && xf_buf_append(&c->tls_in, xf_buf_head(&c->plain) + end, have - end) < 0) {
+        xf_conn_close(c, "out of memory");
+        return;
+    }
+    xf_buf_reset(&c->plain);
+    xf_xml_reset(c->xml);
+    c->skip_ws_before_tls = 1;
+    c->header_sent = 0;
+    c->stream_ns = 0;
+    int r = xf_conn_tls_setup(c);
+    if (r != 0) {
+        char e[100], reason[160];
+        snprintf(reason, sizeof(reason), "TLS setup: %s", xf_tls_strerror(r, e, sizeof(e)));
+        xf_conn_close(c, reason);
+        return;
+    }
+    xf_conn_set_state(c, XF_CONN_TLS_HANDSHAKE);
+    xf_conn_tls_pump(c);
+}
+
+/* Post-TLS header: decide tenant and service, check ALPN/SNI, connect the backend. */
+static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
+{
+    c->stream_ns = ev->ns;
+    note_tenant(c, ev->to);
+    if (ev->ns == XF_XML_NS_NONE) {
+        xf_conn_stream_error(c, "invalid-namespace", NULL, "stream header without a content namespace");
+        return;
+    }
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
+    int service;
+    if (alpn != NULL) {
+        /* RFC 7301: the negotiated protocol is binding; a contradicting namespace is
+           refused (spec-digest §9, project choice). */
+        service = strcmp(alpn, "xmpp-server") == 0 ? XF_SVC_SERVER : XF_SVC_CLIENT;
+    } else if (c->lconf->service != XF_SVC_AUTO) {
+        service = c->lconf->service;
+    } else {
+        service = ev->ns == XF_XML_NS_SERVER ? XF_SVC_SERVER : XF_SVC_CLIENT;
+    }
+    if ((service == XF_SVC_CLIENT) != (ev->ns == XF_XML_NS_CLIENT)) {
+        char r[160];
+        snprintf(r, sizeof(r), "stream namespace %s contradicts %s",
+                 ev->ns == XF_XML_NS_CLIENT ? "jabber:client" : "jabber:server",
+                 alpn ? alpn : "the listener's service");
+        xf_conn_stream_error(c, "invalid-namespace", NULL, r);
+        return;
+    }
+    c->service = service;
+    const xf_tenant *t = hosted_tenant(c, ev->to);
+    if (t == NULL)
+        return;
+    /* RFC 6066 §3: the application-layer name must agree with the name that chose the
+       certificate (the SNI, or the pre-TLS `to` on STARTTLS): the same tenant, or a
+       certificate that covers both names. Direct TLS without SNI is left alone: it got
+       the default certificate, which a verifying client checks itself. */
+    if ((c->sel.sni[0] || c->sel.hint) && c->sel.chosen != t &&
+        !xf_identity_covers_dns(&c->sel.chosen->chain, t->domain)) {
+        char r[240];
+        snprintf(r, sizeof(r), "to '%.80s' does not agree with %s '%.80s'", ev->to,
+                 c->sel.sni[0] ? "SNI" : "the pre-TLS to",
+                 c->sel.sni[0] ? c->sel.sni : c->sel.hint->domain);
+        xf_conn_stream_error(c, "policy-violation", "the stream's to does not match the TLS server name", r);
+        return;
+    }
+    if (!version_ok(ev->version)) {
+        xf_conn_stream_error(c, "unsupported-version", NULL, "stream without version 1.0");
+        return;
+    }
+    const xf_backend *be = service == XF_SVC_SERVER ? &t->s2s : &t->c2s;
+    if (be->addrlen == 0) {
+        char r[160];
+        snprintf(r, sizeof(r), "tenant has no %s backend", service == XF_SVC_SERVER ? "s2s" : "c2s");
+        xf_conn_stream_error(c, "host-unknown", NULL, r);
+        return;
+    }
+    xf_conn_set_state(c, XF_CONN_BACKEND_CONNECT);
+    /* From here the scanner follows the backend's stream (trusted, so larger limits). */
+    xf_xml_free(c->xml);
+    c->xml = xf_xml_new(BACKEND_SCAN_LIMIT, BACKEND_SCAN_LIMIT);
+    if (c->xml == NULL) {
+        xf_conn_close(c, "out of memory");
+        return;
+    }
+    int r = uv_tcp_init(&c->w->loop, &c->backend);
+    if (r == 0) {
+        c->backend.data = c;
+        c->backend_open = 1;
+        c->handles_open++;
+        uv_tcp_nodelay(&c->backend, 1);
+        c->connect_req.data = c;
+        r = uv_tcp_connect(&c->connect_req, &c->backend, (const struct sockaddr *)&be->addr,
+                           on_backend_connected);
+    }
+    if (r < 0) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "backend %s: %s", be->spec, uv_strerror(r));
+        xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
+        return;
+    }
+    xf_conn_timer_start(c, (uint64_t)c->config->limits.backend_timeout_s * 1000, xf_conn_on_backend_timeout);
+}
+
+static void on_backend_connected(uv_connect_t *req, int status)
+{
+    xf_conn *c = req->data;
+    if (status == UV_ECANCELED || c->state != XF_CONN_BACKEND_CONNECT)
+        return;
+    const xf_backend *be = c->service == XF_SVC_SERVER ? &c->tenant->s2s : &c->tenant->c2s;
+    if (status < 0) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "backend %s: %s", be->spec, uv_strerror(status));
+        xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
+        return;
+    }
+    xf_conn_set_state(c, XF_CONN_BACKEND_HEADER);
+    if (c->tenant->proxy_protocol == XF_PP_V2) {
+        uint8_t hdr[1024];
+        const char *alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
+        xf_pp2_info info = {
+            .src = (const struct sockaddr *)&c->peer_addr,
+            .dst = (const struct sockaddr *)&c->local_addr,
+            .alpn = alpn,
+            .authority = c->sel.sni[0] ? c->sel.sni : NULL,
+            .ssl = 1,
+            .client_cert = 0,
+            .verify = 1,
+            .ssl_version = mbedtls_ssl_get_version(&c->ssl),
+            .ssl_cipher = mbedtls_ssl_get_ciphersuite(&c->ssl),
+        };
+        int n = xf_pp2_encode(&info, hdr, sizeof(hdr));
+        if (n < 0) {
+            xf_conn_stream_error(c, "internal-server-error", NULL, "PROXY v2 header encoding failed");
+            return;
+        }
+        if (xf_conn_backend_send(c, (const char *)hdr, (size_t)n) < 0)
+            return;
+    }
+    /* Replay the client's header and whatever followed it. */
+    if (xf_conn_backend_send(c, xf_buf_head(&c->plain), xf_buf_size(&c->plain)) < 0)
+        return;
+    xf_buf_reset(&c->plain);
+    int r = uv_read_start((uv_stream_t *)&c->backend, xf_conn_alloc_buf, xf_conn_on_backend_read);
+    if (r < 0) {
+        xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", uv_strerror(r));
+        return;
+    }
+}
+
+/* Is ev the backend's answer that authentication is done: SASL <success/> (RFC 6120
+   §6.4.6) or a dialback result (XEP-0220 §2.1.3)? */
+static int auth_done(const xf_xml_event *ev)
+{
+    return (strcmp(ev->name, "success") == 0 && strcmp(ev->ns_uri, XF_NS_SASL) == 0) ||
+           (strcmp(ev->name, "result") == 0 && strcmp(ev->ns_uri, XF_NS_DIALBACK) == 0);
+}
+
+/* RELAY before authentication. TLS is ours: a client that asks the backend for STARTTLS
+   inside it (a second <starttls/>, or one on a direct TLS port) must get <failure/> and
+   a closed stream (RFC 6120 §5.4.2.2; spec-digest §10 cases 8, 9), never a TLS session
+   with the backend. So the backend's stream is watched until authentication ends it:
+   a <proceed/> is replaced by <failure/>. `data` are the backend bytes at absolute
+   offset `base`, already pushed to the scanner. Returns 0, or -1 once c is closing. */
+int xf_conn_backend_watch(xf_conn *c, const char *data, size_t len, uint64_t base)
+{
+    xf_xml_event ev;
+    while (c->xml != NULL && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
+        if (ev.type == XF_XML_ELEMENT && strcmp(ev.name, "proceed") == 0 &&
+            strcmp(ev.ns_uri, XF_NS_TLS) == 0) {
+            static const char failure[] =
+                "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>";
+            size_t keep = ev.span.start > base ? (size_t)(ev.span.start - base) : 0;
+            if (keep > len)
+                keep = len;
+            if (xf_conn_client_send(c, data, keep) < 0 ||
+                xf_conn_client_send(c, failure, sizeof(failure) - 1) < 0)
+                return -1;
+            xf_conn_finish(c, "client asked for STARTTLS inside TLS: answered <failure/>");
+            return -1;
+        }
+        if (ev.type != XF_XML_ELEMENT || auth_done(&ev)) {
+            if (ev.type == XF_XML_ERROR)
+                xf_debug("conn id=%llu stop watching the backend stream: %s",
+                         (unsigned long long)c->id, ev.reason ? ev.reason : ev.error);
+            xf_xml_free(c->xml);                  /* authenticated: plain relay from now */
+            c->xml = NULL;
+        }
+    }
+    return xf_conn_client_send(c, data, len);
+}
+
+/* BACKEND_HEADER: the backend's header and first element (its features, or a stream
+   error). They go to the client with <starttls/> removed from the features, since TLS
+   is ours (RFC 6120 §5.3.1: post-TLS features never offer it); then RELAY. */
+void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len)
+{
+    if (xf_buf_append(&c->bplain, data, len) < 0 || xf_xml_push(c->xml, data, len) < 0) {
+        xf_conn_close(c, "out of memory");
+        return;
+    }
+    xf_xml_event ev;
+    do {
+        if (xf_xml_next(c->xml, &ev) == XF_XML_NONE)
+            return;                                   /* more input needed */
+    } while (ev.type == XF_XML_HEADER);
+    if (ev.type == XF_XML_ERROR) {
+        char r[200];
+        snprintf(r, sizeof(r), "backend sent a bad stream: %s (%s)", ev.error,
+                 ev.reason ? ev.reason : "");
+        xf_conn_stream_error(c, "internal-server-error", NULL, r);
+        return;
+    }
+    const char *buf = xf_buf_head(&c->bplain);
+    size_t size = xf_buf_size(&c->bplain);
+    size_t first_end = ev.span.end < size ? (size_t)ev.span.end : size;
+    size_t cut_start = 0, cut_end = 0;
+    if (ev.type == XF_XML_ELEMENT && strcmp(ev.name, "features") == 0 &&
+        strcmp(ev.ns_uri, XF_NS_STREAMS) == 0) {
+        for (int i = 0; i < ev.n_children; i++) {
+            if (strcmp(ev.children[i].name, "starttls") == 0 &&
+                strcmp(ev.children[i].ns, XF_NS_TLS) == 0) {
+                cut_start = (size_t)ev.children[i].span.start;
+                cut_end = (size_t)ev.children[i].span.end;
+            }
+        }
+        if (cut_end == 0 && ev.children_truncated)
+            xf_warn("conn id=%llu backend features have more than %d children; a "
+                    "<starttls/> among the rest would reach the client",
+                    (unsigned long long)c->id, XF_XML_MAX_CHILDREN);
+    }
+    if (ev.type != XF_XML_ELEMENT) {                  /* the backend ended the stream */
+        xf_xml_free(c->xml);
+        c->xml = NULL;
+    }
+    uv_timer_stop(&c->timer);
+    xf_conn_set_state(c, XF_CONN_RELAY);
+    xf_conn_relay_activity(c);
+    c->header_sent = 1;
+    if (cut_end > cut_start && cut_end <= first_end) {
+        if (xf_conn_client_send(c, buf, cut_start) < 0 ||
+            xf_conn_client_send(c, buf + cut_end, first_end - cut_end) < 0)
+            return;
+    } else if (xf_conn_client_send(c, buf, first_end) < 0) {
+        return;
+    }
+    /* Whatever came after the first element is watched like any later backend data. */
+    if (xf_conn_backend_watch(c, buf + first_end, size - first_end, first_end) < 0)
+        return;
+    xf_buf_free(&c->bplain);
+}
+
+/* Plaintext from the client after TLS. */
+void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
+{
+    c->bytes_in += len;
+    if (c->state == XF_CONN_RELAY || c->state == XF_CONN_BACKEND_HEADER) {
+        if (xf_conn_backend_send(c, data, len) == 0)
+            xf_conn_relay_activity(c);
+        return;
+    }
+    if (xf_buf_append(&c->plain, data, len) < 0) {
+        xf_conn_close(c, "out of memory");
+        return;
+    }
+    if (c->state == XF_CONN_BACKEND_CONNECT) {
+        /* Held until the backend is up; bounded like any backlog. */
+        if (xf_buf_size(&c->plain) > c->config->limits.buffer_high_bytes)
+            xf_conn_pause_client(c);
+        return;
+    }
+    if (xf_xml_push(c->xml, data, len) < 0) {
+        xf_conn_close(c, "out of memory");
+        return;
+    }
+    xf_xml_event ev;
+    while (c->state == XF_CONN_TLS_HEADER && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
+        if (ev.type == XF_XML_HEADER) {
+            on_tls_header(c, &ev);
+        } else if (ev.type == XF_XML_ERROR) {
+            xf_conn_stream_error(c, ev.error, NULL, ev.reason ? ev.reason : ev.error);
+        } else {
+            xf_conn_stream_error(c, "not-well-formed", NULL, "no stream header");
+        }
+    }
+}
+
+/* Plaintext before STARTTLS. */
+void xf_conn_plain_input(xf_conn *c, const char *data, size_t len)
+{
+    if (xf_buf_size(&c->plain) == 0 && xf_xml_offset(c->xml) == 0 && data[0] != '<') {
+        /* Neither XML nor anything we speak here (design.md §5). */
+        xf_conn_close(c, data[0] == 0x16 ? "TLS ClientHello on a STARTTLS listener"
+                                      : "first bytes are not XML");
+        return;
+    }
+    c->bytes_in += len;
+    if (xf_buf_size(&c->plain) + len > 4u * c->config->limits.max_header_bytes) {
+        xf_conn_stream_error(c, "policy-violation", "too much data before STARTTLS",
+                     "pre-TLS data over the limit");
+        return;
+    }
+    if (xf_buf_append(&c->plain, data, len) < 0 || xf_xml_push(c->xml, data, len) < 0) {
+        xf_conn_close(c, "out of memory");
+        return;
+    }
+    xf_xml_event ev;
+    while (c->state <= XF_CONN_PLAIN_STARTTLS && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
+        switch (ev.type) {
+        case XF_XML_HEADER:
+            on_plain_header(c, &ev);
+            break;
+        case XF_XML_ELEMENT:
+            if (strcmp(ev.name, "starttls") == 0 && strcmp(ev.ns_uri, XF_NS_TLS) == 0) {
+                on_starttls(c, ev.span.end);
+                return;
+            }
+            /* design.md §5: a stanza before STARTTLS on a TLS-required port. */
+            xf_conn_stream_error(c, "policy-violation", "STARTTLS is required",
+                         "element before STARTTLS");
+            return;
+        case XF_XML_STREAM_END: {
+            static const char end[] = "</stream:stream>";
+            if (c->header_sent && xf_conn_client_send(c, end, sizeof(end) - 1) < 0)
+                return;
+            xf_conn_finish(c, "client closed the stream before STARTTLS");
+            return;
+        }
+        case XF_XML_ERROR:
+            xf_conn_stream_error(c, ev.error, NULL, ev.reason ? ev.reason : ev.error);
+            return;
+        default:
+            return;
+        }
+    }
+}
