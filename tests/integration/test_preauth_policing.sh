@@ -250,7 +250,7 @@ xf_check "(a) Prosody, direct TLS: header + features, then nothing -> <connectio
            [ \$rc = 0 ] && grep -Eq 'HOLD: stream ended as error:connection-timeout after (1\.[5-9]|2\.[0-9]|3\.[0-5])s' '$OUT'"
 sleep 0.5
 xf_check "(a) the proxy logged the auth timeout for a.example" \
-  xf_log_has "$XF_LOG" tenant=a.example 'reason="stream error connection-timeout: not authenticated within auth_timeout_s"'
+  xf_log_has "$XF_LOG" 'tenant="a.example"' 'reason="stream error connection-timeout: not authenticated within auth_timeout_s"'
 xf_check "(a) Prosody: that c2s session was closed and never authenticated" \
   prosody_last_unauth_closed
 xf_check "(a) direct TLS, raw backend: <connection-timeout/> after ~2 s" \
@@ -286,7 +286,7 @@ raw_end "$N" >/dev/null
 xf_check "(b) the raw backend saw the stream header and none of the <auth> element's bytes" \
   bash -c "wc -c < '$RAW/$N.in'; grep -q \"to='w.example'\" '$RAW/$N.in' && ! grep -q '<auth' '$RAW/$N.in' && ! grep -q AAAA '$RAW/$N.in' && [ \$(wc -c < '$RAW/$N.in') -lt 1000 ]"
 xf_check "(b) the proxy logged the policy violation" \
-  xf_log_has "$XF_LOG" tenant=w.example 'stream error policy-violation: before authentication: first-level element too large'
+  xf_log_has "$XF_LOG" 'tenant="w.example"' 'stream error policy-violation: before authentication: first-level element too large'
 xf_check "(b) Prosody: a 2 MB <auth> -> <policy-violation/> (the stream still answers first)" \
   pa_client "$P_C2S_TLS" "$XF_CA" a.example jabber:client big:2097152 \
     "expect:<policy-violation xmlns=.urn:ietf:params:xml:ns:xmpp-streams./>" closed
@@ -298,7 +298,7 @@ xf_check "(c) Prosody: wrong password -> SASL <failure/>; then <starttls/> -> <f
 xf_check "(c) Prosody: that session never authenticated and was closed (the proxy dropped it)" \
   prosody_last_unauth_closed
 xf_check "(c) the proxy logged the refusal" \
-  xf_log_has "$XF_LOG" tenant=a.example 'client sent <starttls/> inside TLS: answered <failure/>'
+  xf_log_has "$XF_LOG" 'tenant="a.example"' 'client sent <starttls/> inside TLS: answered <failure/>'
 xf_check "(c) raw backend: SASL <failure/>, then <starttls/> -> <failure xmlns=xmpp-tls/> + close" \
   pa_client "$P_C2S_TLS" "$XF_CA" w.example jabber:client "send:$AUTH$B64_BAD</auth>" \
     "expect:$SASL_FAILURE" "send:$STARTTLS" "expect:$TLS_FAILURE" closed
