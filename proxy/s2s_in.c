@@ -300,6 +300,7 @@ static int enter_relay(xf_s2s_in *s)
     s->rxml = c->cxml;
     c->cxml = NULL;
     xf_xml_set_max_element(s->rxml, S2S_STANZA_MAX);
+    xf_conn_mark_authenticated(c);        /* frees its max_unauthenticated_per_ip slot */
     xf_conn_timer_stop(c);
     xf_conn_relay_activity(c);
     xf_debug("conn id=%llu s2s authenticated (%s): relaying", (unsigned long long)c->id, s->auth);
@@ -486,6 +487,7 @@ static int sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_pairs_set_valid(s->pairs, p->local, p->remote);
     s->auth = "sasl-external";
     set_verdict(s, v.reason);
+    xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
     xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
             (unsigned long long)s->c->id, s->c->peer, t->domain,
             xf_log_quote((char[700]){0}, 700, v.reason));
