@@ -25,13 +25,15 @@ ob_tenant() {
   mkdir -p "$LAB_DIR/xf/tenants"
   cat > "$LAB_DIR/xf/tenants/$d.json" <<EOF
 { "domain": "$d", "certificate": "$dir/fullchain.pem", "key": "$dir/privkey.pem",
-  "c2s_backend": "127.0.0.1:15222", "s2s_backend": "127.0.0.1:15269", "federation": "$policy" }
+  "c2s_backend": "127.0.0.1:${OB_C2S:-15222}", "s2s_backend": "127.0.0.1:${OB_S2S:-15269}", "federation": "$policy" }
 EOF
   OB_TENANTS+=("$d")
 }
 
+# OB_C2S / OB_S2S (default 15222 / 15269) and OB_BACKEND_TAG (a second backend: its own
+# folder) select another backend; OB_BDIR is the last one started.
 ob_backend_start() {
-  local dir="$LAB_DIR/backend" d hd u vh=""
+  local dir="$LAB_DIR/backend${OB_BACKEND_TAG:-}" d hd u vh="" c2s=${OB_C2S:-15222} s2s=${OB_S2S:-15269}
   OB_BDIR=$dir
   mkdir -p "$dir/data"
   for d in "$@"; do
@@ -49,8 +51,8 @@ pidfile = "$dir/prosody.pid"
 data_path = "$dir/data"
 log = { { levels = { min = "${OB_BACKEND_LOGLEVEL:-info}" }, to = "file", filename = "$dir/prosody.log" } }
 interfaces = { "127.0.0.1" }
-c2s_ports = { 15222 }
-s2s_ports = { 15269 }
+c2s_ports = { $c2s }
+s2s_ports = { $s2s }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
 http_ports = { }
@@ -75,7 +77,7 @@ EOF
     env HOME="$dir" prosody --config "$dir/prosody.cfg.lua" > "$dir/prosody.stdout" 2>&1 &
   local pid=$!
   xf_track "$pid"
-  lab_wait_port 127.0.0.1 15222 20 "$pid" "$dir/prosody.log" ||
+  lab_wait_port 127.0.0.1 "$c2s" 20 "$pid" "$dir/prosody.log" ||
     { lab_log "backend did not start"; tail -n 20 "$dir/prosody.stdout" "$dir/prosody.log" >&2; return 1; }
 }
 
