@@ -9,7 +9,8 @@
 # Source after lab.sh:
 #   ob_tenant DOMAIN POLICY [CERT_KIND]   tenant file + certificate (ca | self)
 #   ob_backend_start DOMAIN...            the backend Prosody (users user1/pass1, user2/pass2)
-#   ob_proxy_start                        xmppfront (after the tenants), with the redirect rule
+#   ob_proxy_start                        xmppfront (after the tenants), with the redirect rule;
+#                                         OB_EXTRA_LISTENERS: more listener objects (JSON)
 #   ob_peer ARGS...                       tests/integration/outbound_peer.py in the namespace
 OB_PORT=15270
 OB_BACKEND_UID=65534
@@ -93,7 +94,7 @@ ob_proxy_start() {
   "tenants": "tenants",
   "log_level": "${OB_LOG_LEVEL:-info}",
   "listeners": [
-    { "address": "127.0.0.1", "port": $OB_PORT, "tls": "none", "service": "outbound", "transparent": true }
+    { "address": "127.0.0.1", "port": $OB_PORT, "tls": "none", "service": "outbound", "transparent": true }${OB_EXTRA_LISTENERS:+, $OB_EXTRA_LISTENERS}
   ],
   "limits": { "handshake_timeout_s": 10, "drain_timeout_s": 2 },
   "federation": {
