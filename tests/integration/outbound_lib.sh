@@ -99,7 +99,7 @@ ob_proxy_start() {
   "limits": { "handshake_timeout_s": 10, "drain_timeout_s": 2 },
   "federation": {
     "ca_file": "$LAB_DIR/pki/ca.pem",
-    "resolvers": ["$LAB_DNS4"],
+    "resolvers": ["${LAB_RESOLVER:-$LAB_DNS4}"],
     "dialback_secret_file": "$OB_SECRET",
     "connect_timeout_s": ${OB_CONNECT_TIMEOUT:-2},
     "negotiation_timeout_s": ${OB_NEGOTIATION_TIMEOUT:-4}
