@@ -9,6 +9,10 @@
 #  (1) a.example -> type4.example and -> type5.example delivered; the remotes log
 #      mechanism=dialback over TLS; xmppfront's outbound line says auth=dialback
 #  (2) xmppfront's inbound side answered the remotes' db:verify (no backend involved)
+#  (3) and back: type4.example -> a.example (dialback inbound: xmppfront as receiving
+#      server verifies type4's key over its own outbound path, xf_remote_verify, then
+#      asserts type4.example to the backend, whose db:verify the outbound listener
+#      answers) and type5.example -> a.example (SASL EXTERNAL inbound)
 . "$(dirname "$0")/../lab/lab.sh"
 . "$(dirname "$0")/outbound_lib.sh"
 T=test_outbound_dialback_prosody
@@ -31,6 +35,7 @@ OUT="$LAB_DIR/sends.out"
 lab_xmpp --account user1@a.example pass1 127.0.0.1 15222 \
   --account user1@type4.example pass1 127.0.1.4 5222 --account user1@type5.example pass1 127.0.1.5 5222 \
   --send user1@a.example user1@type4.example --send user1@a.example user1@type5.example \
+  --send user1@type4.example user1@a.example --send user1@type5.example user1@a.example \
   --timeout 15 > "$OUT" 2>&1
 cat "$OUT"
 xf_check "(1) a.example -> type4.example (self-signed, TLS required) delivered" \
@@ -46,6 +51,15 @@ xf_check "(1) xmppfront: auth=dialback to both, pkix invalid for type4 and valid
 xf_check "(2) xmppfront's inbound side answered both remotes' db:verify valid" \
   bash -c "grep -qE 's2s db:verify peer=127\.0\.1\.100:[0-9]+ from=\"type4.example\" answered valid' '$OB_LOG' &&
            grep -qE 's2s db:verify peer=127\.0\.1\.100:[0-9]+ from=\"type5.example\" answered valid' '$OB_LOG'"
+xf_check "(3) type4.example -> a.example delivered (inbound dialback, verified by xmppfront)" \
+  grep -q 'RESULT user1@type4.example user1@a.example delivered' "$OUT"
+xf_check "(3) xmppfront accepted type4.example by dialback (its key verified with type4's authoritative server)" \
+  grep -qE 's2s pair accepted .*remote=type4.example local=a.example auth=dialback .*pkix: invalid.*dialback: valid' "$OB_LOG"
+xf_check "(3) type5.example -> a.example delivered" \
+  grep -q 'RESULT user1@type5.example user1@a.example delivered' "$OUT"
+xf_check "(3) the backend's db:verify for the assertion of type4.example answered by the bridge" \
+  grep -q 'db:verify from="a.example" to="type4.example" answered valid (local, dialback bridge)' "$OB_LOG"
+
 xf_check "xmppfront is still running" kill -0 "$XF_PROXY_PID"
 [ "$XF_FAILS" -gt 0 ] && { echo "--- xmppfront log"; tail -40 "$OB_LOG"; echo "--- t5 log"; tail -20 "$LAB_DIR/remote/t5/prosody.log"; }
 xf_finish "$T"
