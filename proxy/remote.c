@@ -295,7 +295,8 @@ static void drop_sock(xf_remote *r)
     xf_buf_reset(&r->tin);
     xf_buf_reset(&r->tout);
     xf_buf_reset(&r->pin);
-    xf_xml_reset(r->xml);
+    if (r->xml != NULL)                        /* NULL while relaying until the remote sends */
+        xf_xml_reset(r->xml);
     r->pin_base = r->last_end = 0;
     r->sid[0] = '\0';
 }
