@@ -116,6 +116,18 @@ int xf_outbound_peer_allowed(const struct sockaddr *sa, int allow_public)
            (v4[0] == 169 && v4[1] == 254);                 /* link-local */
 }
 
+int xf_outbound_listener_is_local(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr)[0] == 127;
+    if (sa->sa_family != AF_INET6)
+        return 0;
+    const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char loop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return memcmp(a, loop6, 16) == 0 || (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+}
+
 /* ---------------------------------------------------------------- lifetime */
 
 static void set_state(xf_outbound *o, enum ob_state s)
@@ -686,7 +698,11 @@ void xf_outbound_accept(xf_listener *l)
     format_addr(&ss, o->peer, sizeof(o->peer));
     if (o->lconf->transparent)
         original_dst(o);
-    if (!xf_outbound_peer_allowed((struct sockaddr *)&ss, o->lconf->allow_public)) {
+    /* A listener on a loopback address is reachable from this host only, whatever the
+       source address of a redirected connection says; elsewhere only private peers
+       unless allow_public (an open relay must be impossible by default). */
+    if (!xf_outbound_listener_is_local((const struct sockaddr *)&o->lconf->addr) &&
+        !xf_outbound_peer_allowed((struct sockaddr *)&ss, o->lconf->allow_public)) {
         xf_warn("outbound listener %s: refused %s: not a loopback or private address "
                 "(allow_public is off)", o->lconf->name, o->peer);
         ob_close(o, "refused: public peer on an outbound listener");

@@ -34,5 +34,12 @@ void xf_outbound_close_all(xf_worker *w, const char *reason);
    local (RFC 4193) address — IPv4-mapped IPv6 judged as IPv4 — or allow_public is set;
    0 otherwise. Pure. */
 int xf_outbound_peer_allowed(const struct sockaddr *sa, int allow_public);
+/* 1 if a listener bound to sa can only be reached from this host (or this pod's network
+   namespace): 127.0.0.0/8 or ::1 (IPv4-mapped judged as IPv4). Linux never routes packets
+   from outside to a loopback address (unless route_localnet is set on purpose), so every
+   peer of such a listener is local — including connections that a REDIRECT rule sent
+   there, which keep the source address chosen for their original, public destination
+   (the host's public address). Pure. */
+int xf_outbound_listener_is_local(const struct sockaddr *sa);
 
 #endif

@@ -186,9 +186,46 @@ static void test_peer_allowed(void **state)
     assert_int_equal(xf_outbound_peer_allowed(&other, 0), 0);
 }
 
+static int local6(const char *a)
+{
+    struct sockaddr_in6 in6;
+    memset(&in6, 0, sizeof(in6));
+    in6.sin6_family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, a, &in6.sin6_addr), 1);
+    return xf_outbound_listener_is_local((struct sockaddr *)&in6);
+}
+
+static int local4(const char *a)
+{
+    struct sockaddr_in in;
+    memset(&in, 0, sizeof(in));
+    in.sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, a, &in.sin_addr), 1);
+    return xf_outbound_listener_is_local((struct sockaddr *)&in);
+}
+
+/* Only a loopback-bound listener accepts any peer: redirected connections keep their
+   public source address (spec: issue 7, the REDIRECT rule by uid). */
+static void test_listener_is_local(void **state)
+{
+    (void)state;
+    assert_int_equal(local4("127.0.0.1"), 1);
+    assert_int_equal(local4("127.9.8.7"), 1);
+    assert_int_equal(local4("10.0.0.1"), 0);
+    assert_int_equal(local4("0.0.0.0"), 0);         /* every address: reachable from outside */
+    assert_int_equal(local6("::1"), 1);
+    assert_int_equal(local6("::ffff:127.0.0.1"), 1);
+    assert_int_equal(local6("::"), 0);
+    assert_int_equal(local6("fd00::1"), 0);
+    assert_int_equal(local6("::ffff:10.0.0.1"), 0);
+    struct sockaddr other = {.sa_family = AF_UNIX};
+    assert_int_equal(xf_outbound_listener_is_local(&other), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_listener_is_local),
         cmocka_unit_test(test_features_prosody_type6),
         cmocka_unit_test(test_features_starttls_and_dialback),
         cmocka_unit_test(test_features_wrong_namespaces_ignored),
