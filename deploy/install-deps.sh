@@ -15,13 +15,14 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libuv1-dev libc-ares-dev libyajl-dev libcurl4-openssl-dev libexpat1-dev
             libcmocka-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp openssl testssl.sh sslscan
-           iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux)
+           iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
+           knot knot-dnsutils unbound lua-unbound)   # tests/lab: its DNS (knot, unbound), Prosody's resolver
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
 # Test peers are started by the tests themselves; their system services must not hold
 # the XMPP ports on a machine with systemd.
-PEER_SERVICES=(prosody ejabberd haproxy nginx)
+PEER_SERVICES=(prosody ejabberd haproxy nginx knot unbound)
 
 missing=()
 for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}"; do
