@@ -16,7 +16,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libcmocka-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp openssl testssl.sh sslscan
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
-           knot knot-dnsutils unbound lua-unbound)   # tests/lab: its DNS (knot, unbound), Prosody's resolver
+           knot knot-dnsutils unbound lua-unbound iptables)   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
