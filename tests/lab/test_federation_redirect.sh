@@ -21,7 +21,7 @@ lab_init "$T" || exit 1
 lab_up || xf_setup_failed "$T: lab_up"
 # "remote" addresses outside 127.0.0.0/8 and ::1 (on lo: the rules match the destination
 # address, not the interface)
-lab_addr 192.0.2.10 && lab_addr 192.0.2.20 && lab_addr 2001:db8::10 || xf_setup_failed "$T: addresses"
+{ lab_addr 192.0.2.10 && lab_addr 192.0.2.20 && lab_addr 2001:db8::10; } || xf_setup_failed "$T: addresses"
 
 probe="$LAB_DIR/probe.py"
 cat > "$probe" <<'EOF'
