@@ -121,10 +121,11 @@ fi
 BK_UID=$(id -u "$FED_BACKEND_USER")
 [ "$BK_UID" != "$(id -u "$LAB_RUN_AS")" ] || xf_setup_failed "$T: backend and remotes share uid $BK_UID"
 
-REMOTES=()
+REMOTES=()          # every remote (table columns)
+PROSODY_REMOTES=()  # those that lab.sh runs
 for t in $FED_TYPES; do
   lab_remote "t$t" "type$t.example" "$t" "127.0.1.$t" || xf_setup_failed "$T: remote type $t"
-  REMOTES+=("t$t")
+  REMOTES+=("t$t") PROSODY_REMOTES+=("t$t")
 done
 declare -A R_IS_EJ=()
 if [ "${FED_EJABBERD_REMOTE:-0}" = 1 ]; then
@@ -290,8 +291,8 @@ fed_phase() {
   [ -n "$XF_PID" ] && fed_xf_stop
   fed_no_sessions || { lab_log "s2s sessions survived xmppfront's stop; restarting the servers"; LAB_FED_RESTART_PEERS=1; }
   if [ "${LAB_FED_RESTART_PEERS:-0}" = 1 ]; then
-    fed_backend_stop; lab_remote_stop "${REMOTES[@]}"
-    lab_remote_start "${REMOTES[@]}" || return 1
+    fed_backend_stop; lab_remote_stop "${PROSODY_REMOTES[@]}"
+    lab_remote_start "${PROSODY_REMOTES[@]}" || return 1
     fed_backend_start || return 1
     [ "${FED_EJABBERD_REMOTE:-0}" = 1 ] && { fed_ej_remote_stop; fed_ej_remote_start || return 1; }
   fi
@@ -310,11 +311,13 @@ fed_phase() {
   fi
 }
 
-lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
+if [ "${#PROSODY_REMOTES[@]}" -gt 0 ]; then
+  lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
+fi
 [ "${FED_EJABBERD_REMOTE:-0}" = 1 ] && { fed_ej_remote_start || xf_setup_failed "$T: ejabberd remote"; }
 fed_backend_start || xf_setup_failed "$T: backend ($FED_BACKEND)"
 lab_redirect_uid "$BK_UID" "$FED_OUT_PORT" "5269, 5270" || xf_setup_failed "$T: redirect rule"
-echo "  lab up in $(elapsed)s: namespace $LAB_NS, ${#REMOTES[@]} remote Prosody (types $FED_TYPES)$([ "${FED_EJABBERD_REMOTE:-0}" = 1 ] && echo ' + ejabberd remote'), backend $FED_BACKEND as $FED_BACKEND_USER (uid $BK_UID)"
+echo "  lab up in $(elapsed)s: namespace $LAB_NS, ${#PROSODY_REMOTES[@]} remote Prosody (types $FED_TYPES)$([ "${FED_EJABBERD_REMOTE:-0}" = 1 ] && echo ' + ejabberd remote'), backend $FED_BACKEND as $FED_BACKEND_USER (uid $BK_UID)"
 
 # ------------------------------------------------------------------------- one phase
 # Accounts: user1 of each tenant on the backend, user1 of each remote.
@@ -328,8 +331,8 @@ for r in "${REMOTES[@]}"; do COLS+=("$r"); done
 
 # level_of LOGFILE SKIP_LINES DIR FROM TO -> T/E/V, or "-" (no authenticated stream logged)
 level_of() {
-  local f=$1 n=$2 line
-  line=$(tail -n +"$((n + 1))" "$f" 2>/dev/null | grep -m1 "lab-s2s dir=$3 from=$4 to=$5 ")
+  local file=$1 n=$2 line
+  line=$(tail -n +"$((n + 1))" "$file" 2>/dev/null | grep -m1 "lab-s2s dir=$3 from=$4 to=$5 ")
   [ -n "$line" ] || { echo -; return; }
   case "$line" in
     *mechanism=EXTERNAL*) echo T ;;
@@ -429,13 +432,13 @@ xf_check "xmppfront ran with its outbound listener (service \"outbound\", transp
 # table: rows policy/certificate, columns the remotes; each cell OUT/IN
 fed_table() {  # fed_table obs|want|xep
   local what=$1 pol cert d r c k o i
-  printf '  %-24s' "${2:-}"
+  printf '  %-28s' "${2:-}"
   for r in "${REMOTES[@]}"; do printf '%-9s' "$(if [ -n "${R_IS_EJ[$r]:-}" ]; then echo ejabberd; else echo "type${LAB_R_TYPE[$r]}"; fi)"; done
   echo
   for pol in $FED_POLICIES; do
     for d in $TENANTS; do
       cert=${TENANT_CERT[$d]}
-      printf '  %-24s' "$pol $d ($cert)"
+      printf '  %-28s' "$pol $d ($cert)"
       for r in "${REMOTES[@]}"; do
         c=$(col_of "$r")
         case "$what" in
