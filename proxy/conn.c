@@ -175,6 +175,7 @@ static void on_handle_closed(uv_handle_t *h)
     xf_buf_free(&c->tls_out);
     xf_buf_free(&c->plain);
     xf_buf_free(&c->bplain);
+    xf_s2s_in_free(c->s2s);                 /* before the scanners: it may share c->cxml */
     xf_xml_free(c->xml);
     xf_xml_free(c->cxml);
     xf_worker *w = c->w;
@@ -202,17 +203,24 @@ void xf_conn_close(xf_conn *c, const char *reason)
         cipher = mbedtls_ssl_get_ciphersuite(&c->ssl);
         alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
     }
-    /* Fields that can carry peer-chosen text are quoted (log.h, xf_log_quote). */
-    char qtenant[300], qsni[300], qalpn[80], qreason[420];
+    xf_s2s_in_cancel(c->s2s);               /* no verification callbacks from now on */
+    /* Fields that can carry peer-chosen text are quoted (log.h, xf_log_quote). An s2s
+       stream negotiated here names its authentication and verdict (issue 7). */
+    char qtenant[300], qsni[300], qalpn[80], qreason[420], s2s[1400] = "";
+    if (c->s2s != NULL) {
+        char qv[1300];
+        snprintf(s2s, sizeof(s2s), " auth=%s verdict=%s", xf_s2s_in_auth(c->s2s),
+                 xf_log_quote(qv, sizeof(qv), xf_s2s_in_verdict(c->s2s)));
+    }
     xf_info("conn id=%llu close tenant=%s service=%s listener=%s peer=%s tls=%s cipher=%s "
-            "sni=%s alpn=%s in=%llu out=%llu duration_ms=%llu reason=%s",
+            "sni=%s alpn=%s in=%llu out=%llu duration_ms=%llu%s reason=%s",
             (unsigned long long)c->id,
             xf_log_quote(qtenant, sizeof(qtenant), c->tenant ? c->tenant->domain : NULL),
             service_name(c->service ? c->service : c->lconf->service), c->lconf->name,
             c->peer, ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
             xf_log_quote(qalpn, sizeof(qalpn), alpn), (unsigned long long)c->bytes_in,
             (unsigned long long)c->bytes_out,
-            (unsigned long long)(xf_conn_now_ms(c) - c->start_ms),
+            (unsigned long long)(xf_conn_now_ms(c) - c->start_ms), s2s,
             xf_log_quote(qreason, sizeof(qreason), c->reason));
 
     if (c->prev)

@@ -32,6 +32,7 @@
 #include <uv.h>
 #include "proxy/buf.h"
 #include "proxy/iplimit.h"
+#include "proxy/s2s_in.h"
 #include "proxy/conn.h"
 #include "proxy/tls.h"
 #include "proxy/xmlstream.h"
@@ -92,6 +93,9 @@ typedef struct xf_conn {
     int header_sent;                        /* we answered the current client stream header */
     const xf_tenant *tenant;
     int service;                            /* XF_SVC_CLIENT / XF_SVC_SERVER once routed */
+    xf_s2s_in *s2s;                         /* a server stream negotiated by xmppfront
+                                               (s2s_in.c): it gets the client's plaintext
+                                               and the backend's bytes from routing on */
 
     size_t client_queued, backend_queued;   /* bytes handed to uv_write, not yet done */
     int client_paused, backend_paused;      /* reads stopped by backpressure */

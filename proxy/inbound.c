@@ -179,6 +179,11 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
         xf_conn_stream_error(c, "host-unknown", NULL, r);
         return;
     }
+    if (service == XF_SVC_SERVER) {
+        /* Issue 7: xmppfront negotiates s2s itself (s2s_in.c); the backend comes later. */
+        xf_s2s_in_start(c, ev);
+        return;
+    }
     xf_conn_set_state(c, XF_CONN_BACKEND_CONNECT);
     /* Routed: policing starts. The client's scanner goes on (max_header_bytes per
        element) until authentication; c->xml now follows the backend's stream (trusted,
@@ -476,6 +481,10 @@ void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len)
 void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
 {
     c->bytes_in += len;
+    if (c->s2s != NULL) {
+        xf_s2s_in_client_input(c, data, len);
+        return;
+    }
     if (c->state >= XF_CONN_BACKEND_CONNECT && c->cxml == NULL) {
         if (xf_conn_backend_send(c, data, len) == 0)     /* authenticated: straight on */
             xf_conn_relay_activity(c);
@@ -489,7 +498,8 @@ void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
         return;
     }
     xf_xml_event ev;
-    while (c->state == XF_CONN_TLS_HEADER && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
+    while (c->state == XF_CONN_TLS_HEADER && c->s2s == NULL &&
+           xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
         if (ev.type == XF_XML_HEADER) {
             on_tls_header(c, &ev);
         } else if (ev.type == XF_XML_ERROR) {
@@ -499,7 +509,7 @@ void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
         }
     }
     /* Routed (now or before): what came after the header is policed. */
-    if (c->cxml != NULL && c->state < XF_CONN_CLOSING)
+    if (c->cxml != NULL && c->s2s == NULL && c->state < XF_CONN_CLOSING)
         police_client(c);
 }
 

@@ -15,6 +15,7 @@
 #include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
 #include "proxy/tls.h"
+#include "proxy/tls_client.h"
 #include "proxy/worker.h"
 
 #ifndef XF_VERSION
@@ -120,15 +121,6 @@ int main(int argc, char **argv)
         xf_tls_free(tls);
         return 0;
     }
-    /* Parsed and checked (issue 7), but the outbound session is not wired yet. */
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        if (cfg->listeners[i].service == XF_SVC_OUTBOUND) {
-            fprintf(stderr, "xmppfront: listeners[%zu] (%s): \"service\": \"outbound\" is "
-                    "not implemented yet\n", i, cfg->listeners[i].name);
-            xf_config_unref(cfg);
-            xf_tls_free(tls);
-            return 1;
-        }
     for (size_t i = 0; i < xf_registry_count(cfg->registry); i++) {
         const xf_tenant *t = xf_registry_at(cfg->registry, i);
         for (size_t j = 0; j < t->n_aliases; j++)
@@ -141,9 +133,16 @@ int main(int argc, char **argv)
     xf_log_set_level(lvl < 0 ? XF_LOG_INFO : lvl);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The client side of s2s streams xmppfront opens (outbound listeners, inbound
+       dialback verification): one configuration per tenant, CA from federation.ca_file. */
+    xf_tls_client *tlsc = NULL;
+    if (xf_tls_client_init(&tlsc, cfg->registry, cfg->federation.ca_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: %s\n", err);
+        return 1;
+    }
     main_ctx m = {0};
     m.n_workers = cfg->workers ? cfg->workers : 1;
-    if (xf_workers_create(cfg, tls, &m.workers, err, sizeof(err)) != 0) {
+    if (xf_workers_create(cfg, tls, tlsc, &m.workers, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: %s\n", err);
         return 1;
     }
@@ -162,11 +161,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "xmppfront: cannot start worker threads\n");
         return 1;
     }
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        xf_info("listening on %s (%s, %s)", cfg->listeners[i].name,
-                cfg->listeners[i].tls == XF_TLS_DIRECT ? "direct TLS" : "STARTTLS",
-                cfg->listeners[i].service == XF_SVC_CLIENT ? "client"
-                : cfg->listeners[i].service == XF_SVC_SERVER ? "server" : "auto");
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const xf_listener_conf *lc = &cfg->listeners[i];
+        if (lc->service == XF_SVC_OUTBOUND)
+            xf_info("listening on %s (plaintext, outbound: the backends' outgoing s2s%s%s)",
+                    lc->name, lc->transparent ? ", transparent" : "",
+                    lc->allow_public ? ", public peers allowed" : "");
+        else
+            xf_info("listening on %s (%s, %s)", lc->name,
+                    lc->tls == XF_TLS_DIRECT ? "direct TLS" : "STARTTLS",
+                    lc->service == XF_SVC_CLIENT ? "client"
+                    : lc->service == XF_SVC_SERVER ? "server" : "auto");
+    }
     xf_info("xmppfront " XF_VERSION " started: %u workers, %zu tenants", m.n_workers,
             xf_registry_count(cfg->registry));
 
@@ -174,6 +180,7 @@ int main(int argc, char **argv)
     xf_workers_join_and_free(m.workers, m.n_workers);
     uv_loop_close(loop);
     xf_config_unref(cfg);
+    xf_tls_client_free(tlsc);
     xf_tls_free(tls);
     char counters[512];
     xf_info("stopped; counters: %s", xf_stats_format(counters, sizeof(counters)));

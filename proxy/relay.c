@@ -189,6 +189,12 @@ void xf_conn_on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         return;
     }
+    if (c->s2s != NULL) {                     /* s2s_in.c reads the backend's stream */
+        xf_s2s_in_backend_input(c, buf->base, (size_t)n);
+        if (c->state == XF_CONN_RELAY)
+            xf_conn_relay_activity(c);
+        return;
+    }
     if (c->state == XF_CONN_BACKEND_HEADER)
         xf_conn_backend_header_input(c, buf->base, (size_t)n);
     else if (c->state == XF_CONN_RELAY) {

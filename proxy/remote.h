@@ -82,9 +82,42 @@ int xf_remote_send(xf_remote *r, const char *data, size_t len);
 /* Bytes queued toward the remote and not yet written (for watermarks). */
 size_t xf_remote_queued(const xf_remote *r);
 void xf_remote_pause(xf_remote *r);
+/* The TLS version of the stream ("TLSv1.3"), or "none" (plaintext, or not yet). */
+const char *xf_remote_tls(const xf_remote *r);
 void xf_remote_resume(xf_remote *r);
 /* Close with </stream:stream> (graceful) and free once done; no callbacks after it.
-   Also cancels an open or verify in progress. Safe on NULL. */
+   Also cancels an open or verify in progress. Safe on NULL.
+   Lifetime (both open and verify): r stays valid until the callback reporting !ok
+   returns, and for xf_remote_verify until its callback returns whatever the answer —
+   a verify stream is closed by remote.c itself once answered. Calling xf_remote_close
+   from inside such a callback is allowed (it does nothing more); after it, r must not
+   be used. An open that reported ok belongs to the caller until xf_remote_close or
+   sink.on_close. */
 void xf_remote_close(xf_remote *r, const char *reason);
+
+/* ---- pure helpers of remote.c, exposed for the unit tests ---- */
+
+/* What a remote's <stream:features/> offers (RFC 6120 §4.3.2, §5.3.1, §6.3.3;
+   XEP-0220 §2.1 / XEP-0288-free dialback feature). */
+typedef struct xf_remote_features {
+    int starttls;                  /* <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/> */
+    int external;                  /* SASL mechanisms include EXTERNAL */
+    int dialback;                  /* <dialback xmlns='urn:xmpp:features:dialback'/> */
+    int mechanisms;                /* a <mechanisms/> element was present */
+} xf_remote_features;
+
+struct xf_xml_event;
+/* Reads the features element ev (an XF_XML_ELEMENT named features in the streams
+   namespace) whose bytes are elem[0..len) (elem is the span ev->span, so child spans
+   are taken relative to ev->span.start). Returns 0, or -1 when ev is not a features
+   element or the spans do not fit len. */
+int xf_remote_parse_features(const struct xf_xml_event *ev, const char *elem, size_t len,
+                             xf_remote_features *out);
+/* 1 if the bytes of a <mechanisms/> element list the mechanism `name` (a
+   <mechanism>NAME</mechanism> child, any prefix, whitespace around NAME ignored). */
+int xf_remote_mechanisms_have(const char *mech, size_t len, const char *name);
+/* The dialback error to give the backend for a policy refusal condition
+   (xf_fed_verdict.condition) or a remote's stream/dialback error condition. */
+enum xf_db_error xf_remote_condition_error(const char *condition);
 
 #endif

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -5,6 +6,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <psa/crypto.h>
+#include "certs/pkix.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
@@ -13,6 +15,13 @@ struct xf_tls {
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;   /* thread-safe: MBEDTLS_THREADING_C guards it */
     mbedtls_ssl_config conf[3];      /* client, server, auto */
+    pthread_mutex_t ca_lock;         /* guards cas (xf_tls_peer_ca) */
+    struct ca_entry {
+        struct ca_entry *next;
+        char *file;
+        int n;                       /* certificates loaded, or a negative error */
+        mbedtls_x509_crt crt;
+    } *cas;
 };
 
 /* RFC 9325 §4.2: AEAD with forward secrecy only. TLS 1.3 suites first. */
@@ -86,6 +95,16 @@ static int on_cert(mbedtls_ssl_context *ssl)
     xf_tls_select *sel = mbedtls_ssl_get_user_data_p(ssl);
     if (sel == NULL)
         return -1;
+    /* XEP-0178 §3: a receiving server asks for the initiator's certificate. ALPN is
+       chosen when the ClientHello is parsed, i.e. before this callback. */
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(ssl);
+    if (sel->want_peer_cert == XF_TLS_PEER_CERT_REQUEST ||
+        (sel->want_peer_cert == XF_TLS_PEER_CERT_IF_SERVER && alpn &&
+         strcmp(alpn, "xmpp-server") == 0)) {
+        mbedtls_ssl_set_hs_authmode(ssl, MBEDTLS_SSL_VERIFY_OPTIONAL);
+        if (sel->peer_ca)
+            mbedtls_ssl_set_hs_ca_chain(ssl, sel->peer_ca, NULL);
+    }
     if (sel->chosen != NULL)
         return 0;
     const xf_tenant *t = sel->hint;
@@ -94,6 +113,17 @@ static int on_cert(mbedtls_ssl_context *ssl)
     if (t == NULL)
         return -1;
     return use_tenant(ssl, sel, t);
+}
+
+/* Called by mbedTLS for every certificate of the peer's chain: the flags are cleared
+   so that the handshake never fails on them (s2s_in.c runs xf_pkix_check itself). */
+static int verify_keep_going(void *unused, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    (void)unused;
+    (void)crt;
+    (void)depth;
+    *flags = 0;
+    return 0;
 }
 
 static int setup_conf(xf_tls *t, mbedtls_ssl_config *conf, const char **alpn,
@@ -112,9 +142,15 @@ static int setup_conf(xf_tls *t, mbedtls_ssl_config *conf, const char **alpn,
     mbedtls_ssl_conf_groups(conf, groups);
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
     mbedtls_ssl_conf_legacy_renegotiation(conf, MBEDTLS_SSL_LEGACY_NO_RENEGOTIATION);
-    /* Peer verification of client certificates belongs to the s2s authentication work;
-       until then no certificate is requested. */
+    /* No client certificate by default; on_cert asks for one on s2s streams
+       (xf_tls_select.want_peer_cert), optionally: the verdict is ours (s2s_in.c), so
+       verify_keep_going lets an untrusted or self-signed one through the handshake
+       (dialback may still authenticate that peer). The CertificateRequest carries no
+       CA names: with the system bundle they would be ~150 names in every handshake,
+       and servers send their one certificate whatever the list says. */
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
+    mbedtls_ssl_conf_verify(conf, verify_keep_going, NULL);
+    mbedtls_ssl_conf_cert_req_ca_list(conf, MBEDTLS_SSL_CERT_REQ_CA_LIST_DISABLED);
     mbedtls_ssl_conf_sni(conf, on_sni, NULL);
     mbedtls_ssl_conf_cert_cb(conf, on_cert);
     ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn);
@@ -138,6 +174,7 @@ int xf_tls_init(xf_tls **out, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    pthread_mutex_init(&t->ca_lock, NULL);
     mbedtls_entropy_init(&t->entropy);
     mbedtls_ctr_drbg_init(&t->drbg);
     int ret = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy,
@@ -163,6 +200,14 @@ void xf_tls_free(xf_tls *t)
         return;
     for (int i = 0; i < 3; i++)
         mbedtls_ssl_config_free(&t->conf[i]);
+    while (t->cas) {
+        struct ca_entry *e = t->cas;
+        t->cas = e->next;
+        mbedtls_x509_crt_free(&e->crt);
+        free(e->file);
+        free(e);
+    }
+    pthread_mutex_destroy(&t->ca_lock);
     mbedtls_ctr_drbg_free(&t->drbg);
     mbedtls_entropy_free(&t->entropy);
     free(t);
@@ -175,6 +220,37 @@ const mbedtls_ssl_config *xf_tls_config(const xf_tls *t, int service)
     case XF_SVC_SERVER: return &t->conf[1];
     default:            return &t->conf[2];
     }
+}
+
+mbedtls_x509_crt *xf_tls_peer_ca(const xf_tls *tc, const char *file)
+{
+    xf_tls *t = (xf_tls *)tc;          /* the cache is the one mutable part, locked */
+    const char *name = file ? file : XF_PKIX_SYSTEM_BUNDLE;
+    mbedtls_x509_crt *out = NULL;
+    pthread_mutex_lock(&t->ca_lock);
+    struct ca_entry *e;
+    for (e = t->cas; e; e = e->next)
+        if (strcmp(e->file, name) == 0)
+            break;
+    if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+        e->file = strdup(name);
+        if (e->file == NULL) {
+            free(e);
+            e = NULL;
+        } else {
+            mbedtls_x509_crt_init(&e->crt);
+            e->n = xf_pkix_load_ca(&e->crt, name);
+            if (e->n <= 0)
+                xf_warn("federation CA file %s: no certificate loaded (%d); peer "
+                        "certificates cannot be proven", name, e->n);
+            e->next = t->cas;
+            t->cas = e;
+        }
+    }
+    if (e && e->n > 0)
+        out = &e->crt;
+    pthread_mutex_unlock(&t->ca_lock);
+    return out;
 }
 
 const char *xf_tls_strerror(int code, char *buf, size_t len)

@@ -22,12 +22,26 @@ typedef struct xf_tls_select {
     const xf_tenant *hint;          /* tenant of the pre-TLS `to` (STARTTLS), or NULL */
     const xf_tenant *chosen;        /* whose certificate was presented */
     char sni[256];                  /* lower-cased SNI, "" if none */
+    /* Client certificates (inbound s2s, XEP-0178; set before the handshake):
+       XF_TLS_PEER_CERT_NONE on client listeners, _REQUEST on server listeners,
+       _IF_SERVER on auto listeners (requested only when ALPN chose xmpp-server: a c2s
+       client, a browser on 443, must not be asked). The request is optional and a
+       certificate that does not verify does not fail the handshake: s2s_in.c judges it
+       with certs/pkix.h against the stream's `from`. */
+    int want_peer_cert;
+    mbedtls_x509_crt *peer_ca;      /* CA set for the request (federation.ca_file), or NULL */
 } xf_tls_select;
+
+enum { XF_TLS_PEER_CERT_NONE = 0, XF_TLS_PEER_CERT_REQUEST = 1, XF_TLS_PEER_CERT_IF_SERVER = 2 };
 
 int xf_tls_init(xf_tls **out, char *err, size_t errlen);
 void xf_tls_free(xf_tls *t);
 /* service: enum xf_svc (config.h). */
 const mbedtls_ssl_config *xf_tls_config(const xf_tls *t, int service);
+/* The CA certificates of `file` (NULL = the system bundle, XF_PKIX_SYSTEM_BUNDLE),
+   loaded once per file name and kept until xf_tls_free; thread-safe. NULL when the
+   file yields no certificate (logged once). Read-only for the callers. */
+mbedtls_x509_crt *xf_tls_peer_ca(const xf_tls *t, const char *file);
 /* mbedTLS error code -> short text for logs. */
 const char *xf_tls_strerror(int code, char *buf, size_t len);
 

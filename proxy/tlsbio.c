@@ -38,6 +38,12 @@ int xf_conn_tls_setup(xf_conn *c)
     if (r != 0)
         return r;
     c->sel.registry = c->config->registry;
+    int svc = c->lconf->service;
+    c->sel.want_peer_cert = svc == XF_SVC_SERVER ? XF_TLS_PEER_CERT_REQUEST
+                          : svc == XF_SVC_AUTO   ? XF_TLS_PEER_CERT_IF_SERVER
+                                                 : XF_TLS_PEER_CERT_NONE;
+    if (c->sel.want_peer_cert != XF_TLS_PEER_CERT_NONE)
+        c->sel.peer_ca = xf_tls_peer_ca(c->w->tls, c->config->federation.ca_file);
     mbedtls_ssl_set_user_data_p(&c->ssl, &c->sel);
     mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
     return 0;

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "proxy/conn.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/outbound.h"
 #include "proxy/stats.h"
 #include "proxy/worker.h"
 
@@ -104,7 +106,27 @@ static void on_connection(uv_stream_t *server, int status)
         }
         return;
     }
-    xf_conn_accept(l);
+    if (l->conf->service == XF_SVC_OUTBOUND)
+        xf_outbound_accept(l);
+    else
+        xf_conn_accept(l);
+}
+
+/* Draining, and the last connection and remote stream are gone: the resolver goes
+   (its handles close, and with them the loop can end). Never from a DNS callback:
+   connections and remotes are freed from close callbacks. */
+static void maybe_free_dns(xf_worker *w)
+{
+    if (w->draining && w->dns != NULL && w->n_conns == 0 && w->n_remotes == 0) {
+        xf_dns_free(w->dns);
+        w->dns = NULL;
+    }
+}
+
+void xf_worker_remote_gone(xf_worker *w)
+{
+    w->n_remotes--;
+    maybe_free_dns(w);
 }
 
 static void on_listener_closed(uv_handle_t *h) { (void)h; }
@@ -116,6 +138,7 @@ static void on_drain_deadline(uv_timer_t *t)
         xf_info("worker %d: drain deadline reached, closing %zu connections", w->index,
                 w->n_conns);
     xf_conn_close_all(w, "shutdown: drain deadline reached");
+    xf_outbound_close_all(w, "shutdown: drain deadline reached");
     uv_close((uv_handle_t *)t, NULL);
 }
 
@@ -132,6 +155,8 @@ static void on_wakeup(uv_async_t *a)
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->trim_timer, NULL);
     xf_conn_drain(w);
+    xf_outbound_drain(w);
+    maybe_free_dns(w);
     if (w->n_conns == 0) {
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
         return;
@@ -148,6 +173,7 @@ void xf_worker_conn_gone(xf_worker *w)
         uv_timer_stop(&w->drain_timer);
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
     }
+    maybe_free_dns(w);
 }
 
 static int open_socket(const xf_listener_conf *lc, char *err, size_t errlen)
@@ -198,8 +224,8 @@ fail:
     return -1;
 }
 
-int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
-                      size_t errlen)
+int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_client *tlsc,
+                      xf_worker **out, char *err, size_t errlen)
 {
     for (size_t j = 0; j < cfg->n_listeners; j++)
         if (probe_free(&cfg->listeners[j], err, errlen) != 0)
@@ -215,7 +241,18 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *
         w->index = (int)i;
         w->config = xf_config_ref(cfg);
         w->tls = tls;
+        w->tlsc = tlsc;
         uv_loop_init(&w->loop);
+        /* The worker's resolver (design.md §4: one c-ares channel per worker). */
+        xf_dns_conf dc = {0};
+        dc.servers = (const char *const *)cfg->federation.resolvers;
+        dc.n_servers = cfg->federation.n_resolvers;
+        char derr[256];
+        w->dns = xf_dns_new(&w->loop, &dc, derr, sizeof(derr));
+        if (w->dns == NULL) {
+            snprintf(err, errlen, "worker %u resolver: %s", i, derr);
+            return -1;
+        }
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
         uv_timer_init(&w->loop, &w->drain_timer);
@@ -288,6 +325,11 @@ void xf_workers_join_and_free(xf_worker *ws, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         uv_thread_join(&ws[i].thread);
+        if (ws[i].dns != NULL) {             /* the loop never drained (start failed) */
+            xf_dns_free(ws[i].dns);
+            ws[i].dns = NULL;
+            uv_run(&ws[i].loop, UV_RUN_NOWAIT);
+        }
         uv_loop_close(&ws[i].loop);
         free(ws[i].listeners);
         xf_config_unref(ws[i].config);

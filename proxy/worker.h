@@ -13,6 +13,10 @@
 #include "proxy/tls.h"
 
 struct xf_conn;
+struct xf_dns;
+struct xf_tls_client;
+struct xf_remote;
+struct xf_outbound;
 
 typedef struct xf_listener {
     uv_tcp_t tcp;
@@ -44,13 +48,23 @@ typedef struct xf_worker {
     size_t peak_conns;               /* most live connections since the last trim */
     uv_timer_t trim_timer;           /* gives memory back after a burst (worker.c) */
     uv_async_t *done;                /* main's: told when this worker's loop has ended */
+    /* Federation (issue 7): the worker's resolver (c-ares on this loop, from
+       federation.resolvers), the shared client TLS configuration, the s2s streams
+       xmppfront opened itself (proxy/remote.c) and the backends' outgoing s2s sessions
+       (proxy/outbound.c; they also count in n_conns). The resolver is freed once the
+       worker drains and the last connection and remote stream are gone. */
+    struct xf_dns *dns;
+    const struct xf_tls_client *tlsc;
+    struct xf_remote *remotes;
+    size_t n_remotes;
+    struct xf_outbound *obs;
     int finished;                    /* set (atomically) when the loop has ended */
 } xf_worker;
 
 /* Create the workers' listening sockets (SO_REUSEPORT, one per worker per listener) in
    the calling thread, so bind errors are reported before anything starts. */
-int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
-                      size_t errlen);
+int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_client *tlsc,
+                      xf_worker **out, char *err, size_t errlen);
 /* Start the threads; each signals `done` (main's loop) when its loop has ended. */
 int xf_workers_start(xf_worker *ws, unsigned n, uv_async_t *done);
 /* 1 when every worker's loop has ended. */
@@ -59,8 +73,10 @@ int xf_workers_finished(const xf_worker *ws, unsigned n);
 void xf_workers_drain(xf_worker *ws, unsigned n);
 void xf_workers_join_and_free(xf_worker *ws, unsigned n);
 
-/* Called by conn.c when a connection is gone. */
+/* Called by conn.c (and outbound.c) when a connection is gone. */
 void xf_worker_conn_gone(xf_worker *w);
+/* Called by remote.c when a remote stream's memory is gone (from a close callback). */
+void xf_worker_remote_gone(xf_worker *w);
 /* Called by conn.c when it cannot allocate what a new connection of l needs: the
    pending connection is accepted into l's spare handle and closed (libuv stops polling
    a listener whose accepted connection nobody takes), counted and logged at most once

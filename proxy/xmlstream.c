@@ -669,6 +669,11 @@ xf_xml *xf_xml_new(size_t max_header, size_t max_element)
     return x;
 }
 
+void xf_xml_set_max_element(xf_xml *x, size_t max_element)
+{
+    x->max_element = max_element;
+}
+
 void xf_xml_free(xf_xml *x)
 {
     if (!x)

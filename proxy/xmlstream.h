@@ -104,6 +104,10 @@ typedef struct xf_xml xf_xml;
    max_element: bytes allowed for one first-level element (0 = no limit). */
 xf_xml *xf_xml_new(size_t max_header, size_t max_element);
 void xf_xml_free(xf_xml *x);
+/* Change max_element (0 = no limit) for the elements that follow, e.g. once a stream
+   is authenticated and stanzas may be larger than the pre-authentication limit. An
+   element in progress is measured against the new limit from its own start. */
+void xf_xml_set_max_element(xf_xml *x, size_t max_element);
 /* Start a new stream (after STARTTLS, SASL success): offsets restart at 0. */
 void xf_xml_reset(xf_xml *x);
 
