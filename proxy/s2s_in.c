@@ -308,7 +308,9 @@ static int bs_pair(void *ud, const char *remote, const char *local, enum xf_db_t
     if (closing(s))
         return -1;
     struct in_pair *p = find_pair(s, remote, local);
-    if (p == NULL || p->answered)
+    /* (a SASL pair is answered by <success/> before the backend accepts it: its
+       assertion's answer must still take the stream to RELAY) */
+    if (p == NULL || (p->answered && !p->sasl))
         return 0;
     if (type != XF_DB_TYPE_VALID) {
         char r[400];
