@@ -372,6 +372,11 @@ fed_run_phase() {
   PHASE_TIME[$pol]=$(awk -v a="$m0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   PHASE_RC[$pol]=$rc
   sleep 0.3   # the remotes' log lines of the last streams
+  # (the phase's window of each log, for the excerpts)
+  declare -A upto
+  for r in "${REMOTES[@]}"; do upto[$r]=$(wc -l < "$(rlog "$r")" 2>/dev/null || echo 0); done
+  local bupto
+  bupto=$(wc -l < "$(BK_LOG)" 2>/dev/null || echo 0)
   local cert dir from to res lvl got want key c
   for d in $TENANTS; do
     cert=${TENANT_CERT[$d]}
@@ -390,7 +395,7 @@ fed_run_phase() {
         if [ -n "${R_IS_EJ[$r]:-}" ]; then want=$(fed_ej_expect "$pol" "$cert" "$dir"); else want=$(expect "$pol" "$cert" "$dir" "$c"); fi
         OBS[$key]=$got WANT[$key]=$want
         if [ "$got" != "$want" ] || { [ "$got" = U ] && [ "$lvl" != - ]; }; then
-          FAILED_CELLS+=("$key|$d|$r|$dir|$res|$lvl|$bskip|$XF_LOG|${skip[$r]}")
+          FAILED_CELLS+=("$key|$d|$r|$dir|$res|$lvl|$bskip,$bupto|$XF_LOG|${skip[$r]},${upto[$r]}")
         fi
       done
     done
@@ -401,8 +406,8 @@ declare -A PHASE_TIME PHASE_RC
 # fed_excerpt KEY|... — why a cell failed: the send's result, the lines of xmppfront's, the
 # backend's and the remote's logs (of that phase) that name the two domains
 fed_excerpt() {
-  local key d r dir res lvl bskip xlog rskip rd
-  IFS='|' read -r key d r dir res lvl bskip xlog rskip <<< "$1"
+  local key d r dir res lvl bwin xlog rwin rd
+  IFS='|' read -r key d r dir res lvl bwin xlog rwin <<< "$1"
   rd=${LAB_R_DOMAIN[$r]}
   echo "    $key ($([ "$dir" = out ] && echo "$d -> $rd" || echo "$rd -> $d")): want ${WANT[$key]}, got ${OBS[$key]} (send: ${res:-no result}; remote's lab-s2s: $lvl)"
   {
@@ -414,10 +419,12 @@ fed_excerpt() {
       grep -a -- "tenant=\"$d\"" "$xlog" | tail -2
     fi | sed 's/^/      xmppfront| /'
     [ -n "$XF_REFUSED" ] && echo "      xmppfront| (this run had no outbound listener: $XF_REFUSED)"
-    tail -n +"$((bskip + 1))" "$(BK_LOG)" 2>/dev/null | grep -a -- "$rd" | grep -a -- "$d" | grep -av 'lab-s2s' | tail -3 | sed 's/^/      backend  | /'
-    tail -n +"$((rskip + 1))" "$(rlog "$r")" 2>/dev/null | grep -a -- "$d" | grep -av 'lab-s2s' | tail -3 | sed 's/^/      remote   | /'
-  } | cut -c1-300
+    window "$(BK_LOG)" "$bwin" | grep -a -- "$rd" | grep -a -- "$d" | grep -av 'lab-s2s' | tail -3 | sed 's/^/      backend  | /'
+    window "$(rlog "$r")" "$rwin" | grep -a -- "$d" | grep -av 'lab-s2s' | tail -3 | sed 's/^/      remote   | /'
+  } | cut -c1-600
 }
+# window FILE SKIP,UPTO — lines SKIP+1 .. UPTO of FILE
+window() { sed -n "$((${2%,*} + 1)),${2#*,}p" "$1" 2>/dev/null; }
 
 # ------------------------------------------------------------------------- the matrix
 for pol in $FED_POLICIES; do
