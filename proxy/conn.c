@@ -50,8 +50,6 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
     c->state = to;
     if (to == XF_CONN_BACKEND_HEADER)            /* the backend socket exists now */
         xf_conn_keepalive(&c->backend, c->config->limits.tcp_keepalive_s);
-    else if (to == XF_CONN_RELAY)                /* the observable boundary, for now */
-        xf_conn_mark_authenticated(c);
 }
 
 /* TCP keepalive (limits.tcp_keepalive_s, 0 = off): after `idle` quiet seconds the

@@ -368,6 +368,7 @@ static int end_policing(xf_conn *c, const char *how)
     xf_xml_free(c->cxml);
     c->cxml = NULL;
     xf_conn_auth_timer_done(c);
+    xf_conn_mark_authenticated(c);        /* frees its max_unauthenticated_per_ip slot */
     if (forward_client(c) < 0)
         return -1;
     xf_buf_free(&c->plain);

@@ -1153,7 +1153,6 @@ static void start_candidate(xf_remote *r)
 {
     if (r->closed)
         return;
-    r->peer[0] = '\0';
     if (r->i_cand >= r->n_cand) {
         r->tls_mode = 0;
         if (!r->any_addr)
@@ -1164,6 +1163,7 @@ static void start_candidate(xf_remote *r)
         return;
     }
     set_state(r, R_ADDR);
+    r->peer[0] = '\0';
     r->n_addr = r->i_addr = 0;
     r->q_addr = xf_dns_query_a_aaaa(r->w->dns, r->cand[r->i_cand].host, on_addr, r);
     if (r->q_addr == 0) {

@@ -84,6 +84,15 @@ static void put_text(struct out *o, const char *text)
     o->len += (size_t)n;
 }
 
+/* "<px:elem" or "</px:elem" (the caller closes the tag). */
+static void put_name(struct out *o, const char *lt, const char *px, const char *elem)
+{
+    put(o, lt);
+    put(o, px);
+    put(o, ":");
+    put(o, elem);
+}
+
 static struct out out_init(char *buf, size_t cap)
 {
     struct out o = { buf, cap, 0, cap == 0 };
@@ -142,20 +151,14 @@ static int write_db_request(char *out, size_t cap, const char *prefix, const cha
     const char *px = db_prefix(prefix);
     if (px == NULL || key == NULL || *key == '\0' || (id != NULL && *id == '\0'))
         return refuse(out, cap);
-    put(&o, "<");
-    put(&o, px);
-    put(&o, ":");
-    put(&o, elem);
+    put_name(&o, "<", px, elem);
     put_attr(&o, "from", from);
     put_attr(&o, "to", to);
     if (id)
         put_attr(&o, "id", id);
     put(&o, ">");
     put_text(&o, key);
-    put(&o, "</");
-    put(&o, px);
-    put(&o, ":");
-    put(&o, elem);
+    put_name(&o, "</", px, elem);
     put(&o, ">");
     return finish(&o);
 }
@@ -186,10 +189,7 @@ int xf_s2s_write_db_answer(char *out, size_t cap, const char *prefix, int is_ver
     if (px == NULL || tname == NULL || (is_verify && (id == NULL || *id == '\0')) ||
         (type == XF_DB_TYPE_ERROR && err == XF_DB_ERR_NONE))
         return refuse(out, cap);
-    put(&o, "<");
-    put(&o, px);
-    put(&o, ":");
-    put(&o, elem);
+    put_name(&o, "<", px, elem);
     put_attr(&o, "from", from);
     put_attr(&o, "to", to);
     if (is_verify)
@@ -203,10 +203,8 @@ int xf_s2s_write_db_answer(char *out, size_t cap, const char *prefix, int is_ver
        resource-constraint is a temporary condition ('wait'). */
     put(&o, err == XF_DB_ERR_RESOURCE_CONSTRAINT ? "><error type='wait'><" : "><error type='cancel'><");
     put(&o, xf_db_error_name(err));
-    put(&o, " xmlns='" XF_NS_STANZAS "'/></error></");
-    put(&o, px);
-    put(&o, ":");
-    put(&o, elem);
+    put(&o, " xmlns='" XF_NS_STANZAS "'/></error>");
+    put_name(&o, "</", px, elem);
     put(&o, ">");
     return finish(&o);
 }

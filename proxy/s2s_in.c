@@ -63,6 +63,8 @@ struct xf_s2s_in {
     xf_bs2s *bs;                     /* the backend stream, once opened */
     const xf_tenant *btenant;        /* whose backend it is */
     xf_buf held;                     /* remote stanzas waiting for the backend */
+    xf_buf bheld;                    /* backend stanzas waiting for the restarted stream's
+                                        header (after SASL <success/>) */
     xf_xml *rxml;                    /* the remote's scanner once RELAY (c->cxml before) */
     uint64_t rbase;                  /* remote stream offset of c->plain's head */
     int cancelled;
@@ -254,6 +256,15 @@ static int bs_forward(void *ud, const char *data, size_t len)
     xf_s2s_in *s = ud;
     if (closing(s))
         return -1;
+    if (s->await_header) {
+        /* Between <success/> and our new header nothing may reach the remote (RFC 6120
+           §6.4.6): held (the backend's first stanzas, bounded by its read pauses). */
+        if (xf_buf_append(&s->bheld, data, len) < 0) {
+            xf_conn_close(s->c, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
     if (xf_conn_client_send(s->c, data, len) < 0)
         return -1;
     xf_conn_relay_activity(s->c);
@@ -289,6 +300,7 @@ static int enter_relay(xf_s2s_in *s)
     s->rxml = c->cxml;
     c->cxml = NULL;
     xf_xml_set_max_element(s->rxml, S2S_STANZA_MAX);
+    xf_conn_mark_authenticated(c);        /* frees its max_unauthenticated_per_ip slot */
     xf_conn_timer_stop(c);
     xf_conn_relay_activity(c);
     xf_debug("conn id=%llu s2s authenticated (%s): relaying", (unsigned long long)c->id, s->auth);
@@ -308,10 +320,8 @@ static int bs_pair(void *ud, const char *remote, const char *local, enum xf_db_t
     if (closing(s))
         return -1;
     struct in_pair *p = find_pair(s, remote, local);
-    /* (a SASL pair is answered by <success/> before the backend accepts it: its
-       assertion's answer must still take the stream to RELAY) */
     if (p == NULL || (p->answered && !p->sasl))
-        return 0;
+        return 0;                         /* (a SASL pair was answered by <success/>) */
     if (type != XF_DB_TYPE_VALID) {
         char r[400];
         snprintf(r, sizeof(r), "the backend refused xmppfront's assertion of %.100s -> %.100s "
@@ -477,6 +487,7 @@ static int sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_pairs_set_valid(s->pairs, p->local, p->remote);
     s->auth = "sasl-external";
     set_verdict(s, v.reason);
+    xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
     xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
             (unsigned long long)s->c->id, s->c->peer, t->domain,
             xf_log_quote((char[700]){0}, 700, v.reason));
@@ -763,7 +774,14 @@ static int on_restart_header(xf_s2s_in *s, const xf_xml_event *ev)
         xf_conn_stream_error(s->c, "host-unknown", NULL, "restarted stream names another to");
         return -1;
     }
-    return send_header_and_features(s, 0);
+    if (send_header_and_features(s, 0) < 0)
+        return -1;
+    if (xf_buf_size(&s->bheld) > 0) {
+        if (say(s, xf_buf_head(&s->bheld), xf_buf_size(&s->bheld)) < 0)
+            return -1;
+        xf_buf_free(&s->bheld);
+    }
+    return 0;
 }
 
 /* Drain the remote's scanner. */
@@ -930,6 +948,7 @@ void xf_s2s_in_free(xf_s2s_in *s)
     xf_pairs_free(s->pairs);
     xf_bs2s_free(s->bs);
     xf_buf_free(&s->held);
+    xf_buf_free(&s->bheld);
     if (s->rxml != NULL && s->rxml != s->c->cxml)
         xf_xml_free(s->rxml);
     free(s);

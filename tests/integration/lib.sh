@@ -321,6 +321,8 @@ xf_setup_standard() {
   L="$L, $(xf_listener 127.0.0.1 "$P_AUTO" direct auto)"
   local lim="\"handshake_timeout_s\": ${XF_HANDSHAKE_TIMEOUT:-30}, \"max_header_bytes\": ${XF_MAX_HEADER:-8192}, \"backend_timeout_s\": ${XF_BACKEND_TIMEOUT:-10}"
   [ -n "${XF_DRAIN_TIMEOUT:-}" ] && lim="$lim, \"drain_timeout_s\": $XF_DRAIN_TIMEOUT"
+  # XF_EXTRA_LIMITS: more "key": value pairs for the limits object
+  [ -n "${XF_EXTRA_LIMITS:-}" ] && lim="$lim, $XF_EXTRA_LIMITS"
   XF_CFG="$XF_TMP/xf/xmppfront.json"
   XF_LOG="$XF_TMP/xf/xmppfront.log"
   xf_config_write "$XF_CFG" tenants "$L" "$lim"

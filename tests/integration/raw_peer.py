@@ -25,6 +25,15 @@ Expectations:
   --within S             the expected answer must arrive within S seconds of sending
   --hold S               after features, stay idle up to S s and report how the stream ended
                          (--hold-expect error:COND | close | open)
+  --step STEP            (repeatable) after the features, in order:
+                           send:TEXT        send TEXT ({SID} = id of the last stream header
+                                            received; \n-style escapes are decoded)
+                           expect:REGEX     REGEX appears in what arrives after the last
+                                            expect's match (within --timeout)
+                           absent:REGEX:S   REGEX does not appear within S seconds
+                           restart          send a new stream header, await its features
+                           closed           the peer ends the stream (</stream:stream> or EOF)
+s2s: --db declares xmlns:db in the header; --cert/--key present a client certificate.
 Prints a one-line summary: RESULT ok|fail ... with what was received.
 """
 import argparse
@@ -122,6 +131,8 @@ class Peer:
             ctx.verify_mode = ssl.CERT_NONE
         if a.alpn:
             ctx.set_alpn_protocols(a.alpn.split(','))
+        if a.cert:
+            ctx.load_cert_chain(a.cert, a.key)
         sni = server_hostname
         self.sock.settimeout(a.timeout)
         # check_hostname needs a name: with --sni none we still verify the chain, and the
@@ -153,11 +164,70 @@ def payload(a):
     extra = ''
     if a.oversize:
         extra = f" x-pad='{'p' * a.oversize}'"
+    if a.db:
+        extra += " xmlns:db='jabber:server:dialback'"
     h = header(None if a.no_to else a.to, a.ns, extra, frm=a.frm)
     if a.partial:
         i = h.find(' to=')
         return h[:i + 7] if i >= 0 else h[:len(h) // 2]
     return h
+
+
+def run_steps(p, a, result):
+    """--step list: see the module docstring. Exits through result()."""
+    feat = r'</stream:features>|<stream:features/>|<stream:error>.*?</stream:error>'
+    m = p.recv_until(feat, a.timeout)
+    if not m or '<stream:error>' in m.group(0):
+        result(False, f'no stream features (closed={p.close_how}): {p.buf[:600]!r}')
+    cursor = 0          # the first expects may look at the header and features
+
+    def sid():
+        ids = re.findall(r"<stream:stream[^>]*?\sid=['\"]([^'\"]+)['\"]", p.buf.decode('utf-8', 'replace'))
+        return ids[-1] if ids else ''
+
+    for st in a.step:
+        kind, _, arg = st.partition(':')
+        if kind == 'send':
+            text = arg.encode().decode('unicode_escape').encode('latin-1').decode('utf-8')
+            p.send(text.replace('{SID}', sid()))
+        elif kind == 'expect':
+            rx = re.compile(arg, re.S)
+            deadline = time.monotonic() + a.timeout
+            while True:
+                mm = rx.search(p.buf.decode('utf-8', 'replace'), cursor)
+                if mm or p.closed or time.monotonic() > deadline:
+                    break
+                p.recv_until(r'$^', 0.2)
+            if not mm:
+                result(False, f'step {st!r}: not received (closed={p.close_how}); after the cursor: '
+                              f'{p.buf.decode("utf-8", "replace")[cursor:][:600]!r}')
+            cursor = mm.end()
+        elif kind == 'absent':
+            pat, _, secs = arg.rpartition(':')
+            p.recv_until(r'$^', float(secs))
+            if re.search(pat, p.buf.decode('utf-8', 'replace')[cursor:], re.S):
+                result(False, f'step {st!r}: it arrived: {p.buf.decode("utf-8", "replace")[cursor:][:600]!r}')
+        elif kind == 'restart':
+            p.send(payload(a))
+            frx = re.compile(r'<stream:stream[^>]*>.*?(?:</stream:features>|<stream:features/>)', re.S)
+            deadline = time.monotonic() + a.timeout
+            while True:
+                fm = frx.search(p.buf.decode('utf-8', 'replace'), cursor)
+                if fm or p.closed or time.monotonic() > deadline:
+                    break
+                p.recv_until(r'$^', 0.2)
+            if not fm:
+                result(False, f'step restart: no new header + features: '
+                              f'{p.buf.decode("utf-8", "replace")[cursor:][:600]!r}')
+            cursor = fm.end()
+        elif kind == 'closed':
+            p.recv_until(r'</stream:stream>\s*$', a.timeout)
+            p.recv_until(r'$^', 1)
+            if not (p.closed or p.buf.decode('utf-8', 'replace').rstrip().endswith('</stream:stream>')):
+                result(False, f'step closed: the stream is still open: {p.buf[-300:]!r}')
+        else:
+            result(False, f'unknown step {st!r}')
+    result(True, f'{len(a.step)} steps done')
 
 
 def main():
@@ -199,6 +269,10 @@ def main():
     ap.add_argument('--hold', type=float, default=0)
     ap.add_argument('--hold-expect', default='')
     ap.add_argument('--timeout', type=float, default=10)
+    ap.add_argument('--cert', help='client certificate chain (PEM) for TLS')
+    ap.add_argument('--key', help='its private key')
+    ap.add_argument('--db', action='store_true', help="header declares xmlns:db (s2s dialback)")
+    ap.add_argument('--step', action='append', default=[])
     a = ap.parse_args()
 
     p = Peer(a)
@@ -304,6 +378,9 @@ def main():
         p.recv_until(r'$^', 2)  # wait for TCP/TLS close
         result(True, f'<{cond}/> after {elapsed:.1f}s; response header first={had_header}; '
                      f'</stream:stream>={closed}; connection closed={p.closed} ({p.close_how})')
+
+    if a.step:
+        run_steps(p, a, result)
 
     if a.expect_features or a.hold or a.second_starttls:
         m = p.recv_until(r'</stream:features>|<stream:features/>|<stream:error>.*?</stream:error>',
