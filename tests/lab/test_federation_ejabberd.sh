@@ -139,12 +139,14 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_s2s_dialback: {}"
-  fed_ej_write "$BKD" "xfejb$$" "$TENANTS" "$listen" "$extra"
+  [ -f "$BKD/ejabberd.yml" ] || fed_ej_write "$BKD" "xfejb$$" "$TENANTS" "$listen" "$extra"
   FED_EJ_DIST_PORT=25998 fed_ej_start "$BKD" "$BK4" || return 1
   FED_EJB_PID=$FED_EJ_PID FED_EJB_PGID=$FED_EJ_PGID
   BK_PID=$FED_EJ_PID
   local d
+  [ -f "$BKD/.registered" ] && return 0
   for d in $TENANTS; do fed_ej_register "$BKD" user1 "$d" pass1 || return 1; done
+  touch "$BKD/.registered"
 }
 fed_ej_backend_stop() { fed_ej_stop "$FED_EJB_PID" "$FED_EJB_PGID"; FED_EJB_PID=""; }
 
