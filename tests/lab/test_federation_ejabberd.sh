@@ -151,7 +151,7 @@ modules:
 fed_ej_backend_stop() { fed_ej_stop "$FED_EJB_PID" "$FED_EJB_PGID"; FED_EJB_PID=""; }
 
 # ---------------------------------------------------------------------------- remote
-EJ_NAME=ej EJ_DOMAIN=ejabberd.example EJ_ADDR=127.0.1.7
+EJ_NAME=ej EJ_DOMAIN=ejabberd.example EJ_ADDR=${FED_REMOTE_NET:-198.18.1}.7
 FED_EJR_PID="" FED_EJR_PGID=""
 fed_ej_remote_declare() {
   local dir="$LAB_DIR/remote/$EJ_NAME"

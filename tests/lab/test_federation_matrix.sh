@@ -5,12 +5,14 @@
 #
 # The world (tests/lab/lab.sh, one network namespace, loopback only):
 #   knot          127.0.1.53   the lab zone "example."
-#   remotes       127.0.1.N    Prosody 0.12 of XEP-0238 type N = 1..6 (typeN.example), user prosody
+#   remotes       198.18.1.N   Prosody 0.12 of XEP-0238 type N = 1..6 (typeN.example), user prosody
+#                              (on the namespace's lo, but outside 127/8: "not loopback" for the rule)
 #   xmppfront     127.0.1.100  public s2s 5269 (STARTTLS) and 5270 (direct TLS), xf.example;
 #                 127.0.0.1:15269 the outbound listener (transparent)
 #   backend       127.0.2.1    ONE plaintext server for both tenants (c2s 5222, s2s 5269), TLS off,
-#                 dialback on, run as its own user (xfbackend); an nftables rule redirects that
-#                 user's outgoing TCP to ports 5269/5270 to 127.0.0.1:15269 (lab_redirect_uid)
+#                 dialback on, run as its own user (xfbackend); deploy/redirect/nftables-host.nft
+#                 (the operator's rule, with that uid) redirects its outgoing TCP to
+#                 127.0.0.1:15269 (FED_REDIRECT=lab: lab_redirect_uid, ports 5269/5270 only)
 #   tenants       a.example (certificate from the lab CA), b.example (self-signed);
 #                 DNS: _xmpp-server/_xmpps-server SRV of both -> xf.example 5269/5270
 # For each policy (open, encrypted, trusted: one phase, both tenants set to it) every cell
@@ -24,7 +26,9 @@
 # tenants goes through it, so its restart ends them all (LAB_FED_RESTART_PEERS=1 restarts
 # the Prosody servers too). A control phase without the outbound listener must then fail.
 #
-# Knobs: FED_BACKEND=prosody|ejabberd (the backend server), FED_TYPES="1 2 3 4 5 6" (remote
+# Knobs: FED_REMOTE_NET (198.18.1), FED_REDIRECT=deploy|lab, FED_XF_ALLOW_PUBLIC=1 (the
+# outbound listener's allow_public: see docs/federation.md on the peer address of
+# redirected connections), FED_BACKEND=prosody|ejabberd (the backend server), FED_TYPES="1 2 3 4 5 6" (remote
 # types), FED_POLICIES="open encrypted trusted", FED_EJABBERD_REMOTE=1 (adds an ejabberd
 # remote, see test_federation_ejabberd.sh), XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1,
 # LAB_S2S_TIMEOUT (5).
@@ -40,6 +44,8 @@ FED_TYPES=${FED_TYPES:-1 2 3 4 5 6}
 FED_POLICIES=${FED_POLICIES:-open encrypted trusted}
 FED_BACKEND_USER=${FED_BACKEND_USER:-xfbackend}
 FED_OUT_PORT=15269
+FED_REMOTE_NET=${FED_REMOTE_NET:-198.18.1}   # the remotes' addresses: $FED_REMOTE_NET.N
+FED_REDIRECT=${FED_REDIRECT:-deploy}
 XF4=127.0.1.100                 # xmppfront's public address (xf.example)
 BK4=127.0.2.1                   # the backend
 TENANTS="a.example b.example"
@@ -124,7 +130,7 @@ BK_UID=$(id -u "$FED_BACKEND_USER")
 REMOTES=()          # every remote (table columns)
 PROSODY_REMOTES=()  # those that lab.sh runs
 for t in $FED_TYPES; do
-  lab_remote "t$t" "type$t.example" "$t" "127.0.1.$t" || xf_setup_failed "$T: remote type $t"
+  lab_remote "t$t" "type$t.example" "$t" "$FED_REMOTE_NET.$t" || xf_setup_failed "$T: remote type $t"
   REMOTES+=("t$t") PROSODY_REMOTES+=("t$t")
 done
 declare -A R_IS_EJ=()
@@ -236,7 +242,9 @@ fed_xf_write() {
 EOF
   done
   L="$(xf_listener "$XF4" 5269 starttls server), $(xf_listener "$XF4" 5270 direct server)"
-  [ "$ob" = 1 ] && L="$L, {\"address\": \"127.0.0.1\", \"port\": $FED_OUT_PORT, \"tls\": \"none\", \"service\": \"outbound\", \"transparent\": true}"
+  local ap=""
+  [ "${FED_XF_ALLOW_PUBLIC:-0}" = 1 ] && ap=', "allow_public": true'
+  [ "$ob" = 1 ] && L="$L, {\"address\": \"127.0.0.1\", \"port\": $FED_OUT_PORT, \"tls\": \"none\", \"service\": \"outbound\", \"transparent\": true$ap}"
   cat > "$XFD/xmppfront.json" <<EOF
 {
   "workers": 2,
@@ -316,7 +324,16 @@ if [ "${#PROSODY_REMOTES[@]}" -gt 0 ]; then
 fi
 [ "${FED_EJABBERD_REMOTE:-0}" = 1 ] && { fed_ej_remote_start || xf_setup_failed "$T: ejabberd remote"; }
 fed_backend_start || xf_setup_failed "$T: backend ($FED_BACKEND)"
-lab_redirect_uid "$BK_UID" "$FED_OUT_PORT" "5269, 5270" || xf_setup_failed "$T: redirect rule"
+# the backend's outgoing s2s -> xmppfront: the rule of deploy/redirect/ as an operator
+# installs it (every TCP of the uid except loopback, DNS and the bypass set)
+fed_redirect() {
+  if [ "$FED_REDIRECT" = lab ]; then lab_redirect_uid "$BK_UID" "$FED_OUT_PORT" "5269, 5270"; return; fi
+  sed -e "s/^define backend_uid = .*/define backend_uid = $BK_UID/" \
+      -e "s/^define outbound_port = .*/define outbound_port = $FED_OUT_PORT/" \
+      "$XF_ROOT/deploy/redirect/nftables-host.nft" | lab_exec nft -f - || return 1
+  LAB_NFT_TABLES+=("inet xmppfront_redirect")
+}
+fed_redirect || xf_setup_failed "$T: redirect rule"
 echo "  lab up in $(elapsed)s: namespace $LAB_NS, ${#PROSODY_REMOTES[@]} remote Prosody (types $FED_TYPES)$([ "${FED_EJABBERD_REMOTE:-0}" = 1 ] && echo ' + ejabberd remote'), backend $FED_BACKEND as $FED_BACKEND_USER (uid $BK_UID)"
 
 # ------------------------------------------------------------------------- one phase
@@ -412,6 +429,9 @@ fed_excerpt() {
   echo "    $key ($([ "$dir" = out ] && echo "$d -> $rd" || echo "$rd -> $d")): want ${WANT[$key]}, got ${OBS[$key]} (send: ${res:-no result}; remote's lab-s2s: $lvl)"
   {
     # xmppfront: lines naming the remote (and the tenant), else the tenant's last closes
+    # (a redirected connection's peer address is the backend host's own address towards
+    # the remote: in the lab, the remote's address)
+    grep -a -- "refused ${LAB_R_ADDR4[$r]}:" "$xlog" | tail -1 | sed 's/^/      xmppfront| /'
     if grep -a -- "$rd" "$xlog" | grep -qa -- "$d"; then
       grep -a -- "$rd" "$xlog" | grep -a -- "$d" | tail -3
     else
