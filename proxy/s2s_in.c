@@ -753,6 +753,16 @@ static int on_element(xf_s2s_in *s, const xf_xml_event *ev)
             return say(s, ab, sizeof(ab) - 1);
         }
     }
+    if (strcmp(ev->name, "error") == 0 && strcmp(ev->ns_uri, XF_NS_STREAMS) == 0) {
+        /* The remote ends the stream with an error (RFC 6120 §4.9.1.1): we close ours. */
+        static const char bye[] = "</stream:stream>";
+        char r[160];
+        snprintf(r, sizeof(r), "remote sent a stream error <%.60s/>",
+                 ev->n_children > 0 ? ev->children[0].name : "?");
+        if (say(s, bye, sizeof(bye) - 1) == 0)
+            xf_conn_finish(s->c, r);
+        return -1;
+    }
     if (strcmp(ev->name, "starttls") == 0 && strcmp(ev->ns_uri, XF_NS_TLS) == 0) {
         xf_conn_stream_error(s->c, "policy-violation", "TLS is already in place", "s2s: <starttls/> inside TLS");
         return -1;

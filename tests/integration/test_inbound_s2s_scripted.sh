@@ -10,7 +10,8 @@
 #  (e3) a self-signed certificate: the handshake works, EXTERNAL not offered;
 #  (e4) authzid != from -> <invalid-authzid/>;
 #  (e5) after EXTERNAL, a stanza from an unauthenticated domain -> <invalid-from/>,
-#       to a domain not authenticated -> <host-unknown/>;
+#       to a domain not authenticated -> <host-unknown/>, without from ->
+#       <improper-addressing/>; the remote's own <stream:error/> closes the stream;
 #  (v1) <db:verify/> for a key made with dialback_secret_file -> valid, forged -> invalid,
 #       unhosted to -> item-not-found;
 #  (d1) <db:result/> to an unhosted domain -> item-not-found, the stream is kept;
@@ -170,6 +171,12 @@ xf_check "(e5) after EXTERNAL, a stanza without from -> <improper-addressing/>" 
   peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
     "send:<message to='user1@a.example'><body>no</body></message>" "expect:<improper-addressing xmlns=" closed
 
+xf_check "(e5) after EXTERNAL, the remote's <stream:error/> is no stanza: our </stream:stream>, logged" \
+  peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
+    "send:<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>" \
+    "expect:</stream:stream>" closed
+xf_check "(e5) ... the close reason names the remote's condition" \
+  waitfor "$XF_LOG" 'reason="remote sent a stream error <undefined-condition/>"'
 # ---- (v1) db:verify: xmppfront is a.example's authoritative server
 K=$(dbkey remote.example a.example abc123)
 xf_check "(v1) <db:verify/> with a key made with dialback_secret_file -> valid; a forged key -> invalid; unhosted to -> item-not-found" \
