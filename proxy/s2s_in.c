@@ -24,14 +24,6 @@
 #include "proxy/s2s_in.h"
 #include "tenants/policy.h"
 
-/* remote.c (F1's outbound side) may not be linked yet: weak references, so that this
-   builds on its own and a verification then fails cleanly (remote-connection-failed)
-   instead of the link. With remote.c present the strong definitions are used. */
-extern xf_remote *xf_remote_verify(xf_worker *w, const xf_tenant *t, const char *remote,
-                                   const char *stream_id, const char *key,
-                                   xf_remote_open_cb cb, void *ud) __attribute__((weak));
-extern void xf_remote_close(xf_remote *r, const char *reason) __attribute__((weak));
-
 #define S2S_MAX_PAIRS 8
 #define S2S_DOM_MAX 256
 #define S2S_STANZA_MAX (512u * 1024u)   /* Prosody's default s2s_stanza_size_limit */
@@ -615,12 +607,6 @@ static int on_db_result(xf_s2s_in *s, const xf_xml_event *ev)
     int d = decide_pair(s, p, &f);
     if (d != 1)
         return d;
-    if (xf_remote_verify == NULL) {
-        f.dialback = XF_DB_ERROR;
-        snprintf(f.dialback_reason, sizeof(f.dialback_reason),
-                 "no outbound verification in this build");
-        return decide_pair(s, p, &f);
-    }
     /* Ask R's authoritative server about KEY for this stream's id (step 2). */
     char key[XF_XML_MAX_TEXT + 1];
     size_t kl = ev->text_len < XF_XML_MAX_TEXT ? ev->text_len : XF_XML_MAX_TEXT;
@@ -944,8 +930,7 @@ void xf_s2s_in_cancel(xf_s2s_in *s)
     s->cancelled = 1;
     for (unsigned i = 0; i < s->np; i++)
         if (s->p[i].verify != NULL) {
-            if (xf_remote_close != NULL)
-                xf_remote_close(s->p[i].verify, "inbound stream closed");
+            xf_remote_close(s->p[i].verify, "inbound stream closed");
             s->p[i].verify = NULL;
         }
 }

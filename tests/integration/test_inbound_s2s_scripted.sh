@@ -20,6 +20,7 @@
 #       the backend accepts the assertion, a message is relayed;
 #  (p1) piggybacked second domain covered by the certificate: valid, its stanza relayed;
 #       a forged one (not provable, no verification path): refused, its stanza -> <invalid-from/>;
+#  (a1) a stream that never authenticates: <connection-timeout/> after auth_timeout_s;
 #  (t1) policy trusted, self-signed peer: dialback refused with not-authorized, logged with
 #       the pkix verdict.
 . "$(dirname "$0")/lib.sh"
@@ -104,7 +105,7 @@ cat > "$XF_CFG" <<EOF
   "workers": 2,
   "tenants": "tenants",
   "listeners": [$(xf_listener 127.0.0.1 "$P_S2S" direct server)],
-  "limits": {"auth_timeout_s": 10},
+  "limits": {"auth_timeout_s": 4},
   "log_level": "debug",
   "federation": {"ca_file": "$CA", "dialback_secret_file": "$SECRET_FILE"}
 }
@@ -231,5 +232,9 @@ xf_check "(t1) b.example (trusted), self-signed peer: <db:result/> -> not-author
 xf_check "(t1) ... logged with the pkix verdict" \
   waitfor "$XF_LOG" 'tenant=b.example remote="remote.example" local="b.example" method=dialback verdict="policy trusted; tls; pkix: invalid'
 
+# ---- (a1) the auth deadline
+xf_check "(a1) an s2s stream that never authenticates gets <connection-timeout/> after auth_timeout_s (4 s)" \
+  xf_peer --port "$P_S2S" --mode direct --to a.example --from remote.example --ns jabber:server --db \
+    --alpn xmpp-server --expect-features --hold 9 --hold-expect error:connection-timeout
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"
 xf_finish "$T"
