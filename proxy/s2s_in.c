@@ -175,9 +175,13 @@ static void log_refusal(xf_s2s_in *s, const char *remote, const char *local, con
                         const char *reason)
 {
     char qr[300], ql[300], qreason[1300];
+    /* The tenant of the pair's local domain (a piggybacked pair may name another). */
+    const xf_tenant *t = local && *local ? xf_registry_find(s->c->config->registry, local) : NULL;
+    if (t == NULL)
+        t = s->c->tenant;
     xf_info("conn id=%llu s2s refused peer=%s tenant=%s remote=%s local=%s method=%s "
             "verdict=%s", (unsigned long long)s->c->id, s->c->peer,
-            s->c->tenant ? s->c->tenant->domain : "-", xf_log_quote(qr, sizeof(qr), remote),
+            t ? t->domain : "-", xf_log_quote(qr, sizeof(qr), remote),
             xf_log_quote(ql, sizeof(ql), local), what,
             xf_log_quote(qreason, sizeof(qreason), reason));
     set_verdict(s, reason);
