@@ -13,6 +13,10 @@
 #      (dialback over a proven certificate is covered by test_inbound_s2s_scripted.sh)
 #  (4) type 4 (self-signed, dialback): xmppfront verifies the key with type4.example's
 #      authoritative server over its own outbound path, delivered; auth=dialback
+#  (f1) a forged key for type4.example on a scripted stream: xmppfront asks type4.example's
+#       server, which says invalid: answered invalid and closed
+#  (f2) piggybacked forged key after a valid pair (a scripted peer with type6's certificate): forbidden, the stream stays, a stanza
+#       from the forged domain -> <invalid-from/>
 #  (b) the backend never saw a connection from outside: every s2s stream it accepted
 #      came from xmppfront's assertion (from = the remote domain)
 . "$(dirname "$0")/../lab/lab.sh"
@@ -93,6 +97,35 @@ xf_check "(4) type4.example (self-signed) -> user1@a.example delivered (dialback
   send_in t4 user1 "$LAB_DIR/in4.out"
 xf_check "(4) ... xmppfront's verdict: pkix invalid, dialback valid" \
   grep -qE 's2s pair accepted .*remote=type4.example local=a.example auth=dialback verdict=.*pkix: invalid.*dialback: valid' "$OB_LOG"
+# ---- forged dialback keys, judged by a real authoritative server (type4.example's Prosody)
+lpeer() {   # CERT|none STEPS... — raw_peer.py in the namespace, direct TLS to xmppfront
+  local cert=$1; shift
+  local args=(--host "$XF_ADDR" --port 5270 --mode direct --to a.example --ns jabber:server --db
+              --alpn xmpp-server --timeout 12)
+  [ "$cert" != none ] && args+=(--cert "$cert/fullchain.pem" --key "$cert/privkey.pem")
+  case "$1" in from=*) args+=(--from "${1#from=}"); shift ;; esac
+  local st; for st in "$@"; do args+=(--step "$st"); done
+  timeout 40 ip netns exec "$LAB_NS" "$XF_PY" "$XF_IT_DIR/raw_peer.py" "${args[@]}"
+}
+FORGED=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+xf_check "(f1) a forged key for type4.example on the only pair: type4.example's server says invalid -> invalid + close" \
+  lpeer none from=type4.example "send:<db:result from='type4.example' to='a.example'>$FORGED</db:result>" \
+    "expect:<db:result from='a.example' to='type4.example' type='invalid'/>" closed
+xf_check "(f1) ... logged: dialback invalid, forbidden" \
+  grep -qE 's2s refused peer=[^ ]+ tenant=a.example remote="type4.example" local="a.example" method=dialback verdict=.*dialback: invalid' "$OB_LOG"
+# The scripted peer presents type6.example's own certificate (from the lab's files): its
+# first pair is proven by it, and the backend's verification of xmppfront's assertion
+# goes to type6.example's real server like in (6). (A domain whose server cannot be
+# reached would fail there: the outbound side gives up the backend's stream, <db:verify/>
+# included, when it cannot open the remote stream.)
+xf_check "(f2) piggybacking: type6.example valid by its certificate, then a forged type4.example -> forbidden, stream kept; a type4.example stanza -> <invalid-from/>" \
+  lpeer "$LAB_DIR/remote/t6/pem" from=type6.example "send:<db:result from='type6.example' to='a.example'>k</db:result>" \
+    "expect:<db:result from='a.example' to='type6.example' type='valid'/>" \
+    "send:<db:result from='type4.example' to='a.example'>$FORGED</db:result>" \
+    "expect:<db:result from='a.example' to='type4.example' type='error'><error type='cancel'><forbidden" \
+    "send:<message from='x@type6.example' to='user1@a.example' type='chat'><body>from-peer</body></message>" \
+    "send:<message from='x@type4.example' to='user1@a.example' type='chat'><body>smuggled</body></message>" \
+    "expect:<invalid-from xmlns=" closed
 xf_check "(b) the backend accepted only xmppfront's assertions (dialback valid for every remote)" \
   bash -c "for d in type6 type5 type4; do grep -q \"\$d.example\" '$OB_BDIR/prosody.log' || exit 1; done"
 xf_check "xmppfront is still running" kill -0 "$XF_PROXY_PID"
