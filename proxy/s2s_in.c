@@ -484,6 +484,7 @@ static int sasl_external(xf_s2s_in *s, const char *text, size_t len)
     s->auth = "sasl-external";
     set_verdict(s, v.reason);
     xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
+    xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
     xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
             (unsigned long long)s->c->id, s->c->peer, t->domain,
             xf_log_quote((char[700]){0}, 700, v.reason));
