@@ -10,7 +10,8 @@
 #  (e3) a self-signed certificate: the handshake works, EXTERNAL not offered;
 #  (e4) authzid != from -> <invalid-authzid/>;
 #  (e5) after EXTERNAL, a stanza from an unauthenticated domain -> <invalid-from/>,
-#       to a domain not authenticated -> <host-unknown/>;
+#       to a domain not authenticated -> <host-unknown/>, without from ->
+#       <improper-addressing/>; the remote's own <stream:error/> closes the stream;
 #  (v1) <db:verify/> for a key made with dialback_secret_file -> valid, forged -> invalid,
 #       unhosted to -> item-not-found;
 #  (d1) <db:result/> to an unhosted domain -> item-not-found, the stream is kept;
@@ -19,6 +20,7 @@
 #       the backend accepts the assertion, a message is relayed;
 #  (p1) piggybacked second domain covered by the certificate: valid, its stanza relayed;
 #       a forged one (not provable, no verification path): refused, its stanza -> <invalid-from/>;
+#  (a1) a stream that never authenticates: <connection-timeout/> after auth_timeout_s;
 #  (t1) policy trusted, self-signed peer: dialback refused with not-authorized, logged with
 #       the pkix verdict.
 . "$(dirname "$0")/lib.sh"
@@ -103,7 +105,7 @@ cat > "$XF_CFG" <<EOF
   "workers": 2,
   "tenants": "tenants",
   "listeners": [$(xf_listener 127.0.0.1 "$P_S2S" direct server)],
-  "limits": {"auth_timeout_s": 10},
+  "limits": {"auth_timeout_s": 4},
   "log_level": "debug",
   "federation": {"ca_file": "$CA", "dialback_secret_file": "$SECRET_FILE"}
 }
@@ -170,6 +172,12 @@ xf_check "(e5) after EXTERNAL, a stanza without from -> <improper-addressing/>" 
   peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
     "send:<message to='user1@a.example'><body>no</body></message>" "expect:<improper-addressing xmlns=" closed
 
+xf_check "(e5) after EXTERNAL, the remote's <stream:error/> is no stanza: our </stream:stream>, logged" \
+  peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
+    "send:<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>" \
+    "expect:</stream:stream>" closed
+xf_check "(e5) ... the close reason names the remote's condition" \
+  waitfor "$XF_LOG" 'reason="remote sent a stream error <undefined-condition/>"'
 # ---- (v1) db:verify: xmppfront is a.example's authoritative server
 K=$(dbkey remote.example a.example abc123)
 xf_check "(v1) <db:verify/> with a key made with dialback_secret_file -> valid; a forged key -> invalid; unhosted to -> item-not-found" \
@@ -224,5 +232,9 @@ xf_check "(t1) b.example (trusted), self-signed peer: <db:result/> -> not-author
 xf_check "(t1) ... logged with the pkix verdict" \
   waitfor "$XF_LOG" 'tenant=b.example remote="remote.example" local="b.example" method=dialback verdict="policy trusted; tls; pkix: invalid'
 
+# ---- (a1) the auth deadline
+xf_check "(a1) an s2s stream that never authenticates gets <connection-timeout/> after auth_timeout_s (4 s)" \
+  xf_peer --port "$P_S2S" --mode direct --to a.example --from remote.example --ns jabber:server --db \
+    --alpn xmpp-server --expect-features --hold 9 --hold-expect error:connection-timeout
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"
 xf_finish "$T"
