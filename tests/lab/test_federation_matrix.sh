@@ -26,12 +26,12 @@
 # tenants goes through it, so its restart ends them all (LAB_FED_RESTART_PEERS=1 restarts
 # the Prosody servers too). A control phase without the outbound listener must then fail.
 #
-# Knobs: FED_REMOTE_NET (198.18.1), FED_REDIRECT=deploy|lab, FED_XF_ALLOW_PUBLIC=1 (the
-# outbound listener's allow_public: see docs/federation.md on the peer address of
-# redirected connections), FED_BACKEND=prosody|ejabberd (the backend server), FED_TYPES="1 2 3 4 5 6" (remote
-# types), FED_POLICIES="open encrypted trusted", FED_EJABBERD_REMOTE=1 (adds an ejabberd
-# remote, see test_federation_ejabberd.sh), XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1,
-# LAB_S2S_TIMEOUT (5).
+# Knobs: FED_TYPES="1 2 3 4 5 6" (remote types), FED_POLICIES="open encrypted trusted",
+#   FED_BACKEND=prosody|ejabberd, FED_EJABBERD_REMOTE=1 (an ejabberd remote; both from
+#   test_federation_ejabberd.sh), FED_REMOTE_NET (198.18.1), FED_REDIRECT=deploy|lab,
+#   FED_XF_ALLOW_PUBLIC=1 (allow_public on the outbound listener: docs/federation.md §2 on
+#   the source address of redirected connections), FED_XF_LOG_LEVEL, FED_EXCERPTS (12),
+#   LAB_FED_RESTART_PEERS=1, LAB_S2S_TIMEOUT (5), XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1.
 # Usage: bash tests/lab/test_federation_matrix.sh   (root; exit 0 only if every check passed)
 : "${LAB_DNSSEC:=0}"
 # shellcheck source=lab.sh
