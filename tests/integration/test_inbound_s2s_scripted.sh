@@ -21,6 +21,7 @@
 #       the backend accepts the assertion, a message is relayed;
 #  (p1) piggybacked second domain covered by the certificate: valid, its stanza relayed;
 #       a forged one (not provable, no verification path): refused, its stanza -> <invalid-from/>;
+#  (b1) the tenant's s2s backend is down: <remote-connection-failed/> after authentication;
 #  (a1) a stream that never authenticates: <connection-timeout/> after auth_timeout_s;
 #  (t1) policy trusted, self-signed peer: dialback refused with not-authorized, logged with
 #       the pkix verdict.
@@ -97,6 +98,7 @@ xf_wait_port 127.0.0.1 "$P_BE" 5 $! || xf_setup_failed "$T: scripted backend did
 xf_tenant_write "$XF_TMP/xf/tenants" a.example "conference.a.example" "$C/a.example" \
   "127.0.0.1:1" "127.0.0.1:$P_BE"
 xf_tenant_write "$XF_TMP/xf/tenants" b.example "" "$C/b.example" "127.0.0.1:1" "127.0.0.1:$P_BE"
+xf_tenant_write "$XF_TMP/xf/tenants" w.example "" "$C/w.example" "127.0.0.1:1" "127.0.0.1:1"
 sed -i 's/"proxy_protocol": "none"/"proxy_protocol": "none", "federation": "trusted"/' \
   "$XF_TMP/xf/tenants/b.example.json"
 XF_CFG="$XF_TMP/xf/xmppfront.json"
@@ -243,6 +245,10 @@ xf_check "(t1) b.example (trusted), self-signed peer: <db:result/> -> not-author
 xf_check "(t1) ... logged with the pkix verdict" \
   waitfor "$XF_LOG" 'tenant=b.example remote="remote.example" local="b.example" method=dialback verdict="policy trusted; tls; pkix: invalid'
 
+# ---- (b1) the backend is down
+xf_check "(b1) w.example's s2s backend is down: after EXTERNAL, <remote-connection-failed/> at once" \
+  peer "$C/remote.example" remote.example w.example "send:$AUTH_EQ" "expect:<success" \
+    "expect:<remote-connection-failed xmlns=" closed
 # ---- (a1) the auth deadline
 xf_check "(a1) an s2s stream that never authenticates gets <connection-timeout/> after auth_timeout_s (4 s)" \
   xf_peer --port "$P_S2S" --mode direct --to a.example --from remote.example --ns jabber:server --db \
