@@ -496,15 +496,8 @@ static void on_db_result(xf_outbound *o, const xf_xml_event *ev)
     }
     if (o->state != OB_NEGOTIATE || o->remote != NULL)
         return;                               /* already opening or open */
-    if (xf_registry_find(o->cfg->registry, o->R) != NULL) {
-        /* A domain xmppfront hosts: its backend directly, without DNS or TLS (the
-           backend assertion of proxy/s2s_in.c). Not wired yet. */
-        xf_warn("outbound id=%llu %s -> %s: the remote is hosted here; local s2s between "
-                "tenants is not implemented yet", (unsigned long long)o->id, o->T, o->R);
-        snprintf(o->verdict, sizeof(o->verdict), "remote is a hosted tenant: not implemented");
-        answer_result(o, XF_DB_TYPE_ERROR, XF_DB_ERR_REMOTE_CONNECTION_FAILED);
-        return;
-    }
+    /* A domain xmppfront hosts itself goes to that tenant's s2s backend directly, with
+       no DNS and no TLS (remote.c, proxy/backend_s2s.h). */
     o->remote = xf_remote_open(o->w, o->tenant, o->R, on_remote_open, o);
     if (o->remote == NULL) {
         answer_result(o, XF_DB_TYPE_ERROR, XF_DB_ERR_INTERNAL_SERVER_ERROR);

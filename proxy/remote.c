@@ -17,6 +17,11 @@
  *            -> VERIFY_WAIT (xf_remote_verify) --answer--> done
  *   any -> DONE (failed or closed; handles closing, freed after the last one)
  *
+ * A remote domain that xmppfront hosts itself is no remote at all: no DNS, no TLS. The
+ * stream goes to that tenant's s2s backend, asserting the originating tenant with
+ * xmppfront's own key (proxy/backend_s2s.h; the backend's <db:verify/> comes back to
+ * the outbound listener), CONNECT -> LOCAL_WAIT -> RELAY.
+ *
  * A connect failure or a failed TLS handshake moves on to the next address, then the
  * next candidate; anything after TLS is established is final. The whole walk is bounded
  * by federation.negotiation_timeout_s. The remote's stream is scanned with xmlstream in
@@ -34,6 +39,7 @@
 #include <mbedtls/ssl.h>
 #include "certs/dialback.h"
 #include "certs/pkix.h"
+#include "proxy/backend_s2s.h"
 #include "proxy/buf.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
@@ -46,13 +52,13 @@
 enum r_state {
     R_RESOLVE, R_ADDR, R_CONNECT, R_PRE_HEADER, R_PRE_FEATURES, R_STARTTLS_WAIT,
     R_TLS_HANDSHAKE, R_HEADER, R_FEATURES, R_SASL_WAIT, R_AUTH_HEADER, R_AUTH_FEATURES,
-    R_DB_WAIT, R_VERIFY_WAIT, R_RELAY, R_DONE
+    R_DB_WAIT, R_VERIFY_WAIT, R_LOCAL_WAIT, R_RELAY, R_DONE
 };
 
 static const char *r_state_names[] = {
     "resolve", "addr", "connect", "pre-header", "pre-features", "starttls-wait",
     "tls-handshake", "header", "features", "sasl-wait", "auth-header", "auth-features",
-    "db-wait", "verify-wait", "relay", "done"
+    "db-wait", "verify-wait", "local-wait", "relay", "done"
 };
 
 #define MAX_CANDIDATES 16
@@ -117,6 +123,9 @@ struct xf_remote {
     char sid[128];                     /* the remote's stream id on the current stream */
     int remote_db_ns;                  /* its header declared xmlns:db */
     xf_remote_features feat;
+
+    const xf_tenant *local;            /* the remote domain is this hosted tenant */
+    xf_bs2s *bs2s;                     /* ... and its backend stream */
 
     xf_peer_facts facts;
     xf_fed_verdict verdict;
@@ -242,6 +251,7 @@ static void handle_gone(xf_remote *r)
     xf_buf_free(&r->tout);
     xf_buf_free(&r->pin);
     xf_xml_free(r->xml);
+    xf_bs2s_free(r->bs2s);
     for (int i = 0; i < 2; i++)
         if (r->srv_done[i])
             xf_dns_result_free(&r->srv[i]);
@@ -285,7 +295,8 @@ static void drop_sock(xf_remote *r)
     xf_buf_reset(&r->tin);
     xf_buf_reset(&r->tout);
     xf_buf_reset(&r->pin);
-    xf_xml_reset(r->xml);
+    if (r->xml != NULL)                        /* NULL while relaying until the remote sends */
+        xf_xml_reset(r->xml);
     r->pin_base = r->last_end = 0;
     r->sid[0] = '\0';
 }
@@ -296,7 +307,7 @@ static void build_reason(xf_remote *r, const char *what)
                      r->peer, r->peer[0] ? " " : "");
     if (r->peer[0] && n >= 0 && (size_t)n < sizeof(r->reason))
         n += snprintf(r->reason + n, sizeof(r->reason) - (size_t)n, "%s %s; ",
-                      xf_srv_tls_name(r->tls_mode),
+                      r->local ? "local-backend" : xf_srv_tls_name(r->tls_mode),
                       r->tls_ver[0] ? r->tls_ver : "no-tls");
     if (n >= 0 && (size_t)n < sizeof(r->reason))
         n += snprintf(r->reason + n, sizeof(r->reason) - (size_t)n, "%s", what);
@@ -987,7 +998,9 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n > 0) {
-        if (r->ssl_on) {
+        if (r->bs2s != NULL) {
+            (void)xf_bs2s_input(r->bs2s, buf->base, (size_t)n);   /* calls the ops */
+        } else if (r->ssl_on) {
             if (xf_buf_append(&r->tin, buf->base, (size_t)n) < 0)
                 fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "out of memory");
             else
@@ -1000,6 +1013,75 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 }
 
 static void on_connect_timeout(uv_timer_t *t);
+
+/* ---------------------------------------------------------------- a hosted remote */
+
+static int local_send(void *ud, const char *data, size_t len)
+{
+    xf_remote *r = ud;
+    if (r->closed)
+        return -1;
+    return sock_write(r, data, len) < 0 ? -1 : 0;
+}
+
+static int local_forward(void *ud, const char *data, size_t len)
+{
+    xf_remote *r = ud;
+    if (r->closed || r->state != R_RELAY)
+        return r->closed ? -1 : 0;
+    if (r->sink.on_data && r->sink.on_data(r->sink.ud, data, len) < 0)
+        xf_remote_pause(r);
+    return r->closed ? -1 : 0;
+}
+
+static int local_pair(void *ud, const char *remote, const char *local, enum xf_db_type type,
+                      enum xf_db_error err)
+{
+    xf_remote *r = ud;
+    (void)remote;
+    (void)local;
+    if (r->closed || r->state != R_LOCAL_WAIT)
+        return r->closed ? -1 : 0;
+    if (type == XF_DB_TYPE_VALID) {
+        snprintf(r->auth, sizeof(r->auth), "dialback");
+        finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE,
+               "hosted here: asserted to its backend with xmppfront's key, answered valid");
+    } else {
+        fail(r, err != XF_DB_ERR_NONE ? err : XF_DB_ERR_NOT_AUTHORIZED,
+             "hosted here: its backend answered the assertion %s",
+             type == XF_DB_TYPE_INVALID ? "invalid" : "with an error");
+    }
+    return r->closed ? -1 : 0;
+}
+
+static void local_fail(void *ud, const char *reason)
+{
+    xf_remote *r = ud;
+    if (r->closed)
+        return;
+    if (r->state == R_RELAY) {
+        if (r->sink.on_close)
+            r->sink.on_close(r->sink.ud, reason);
+        teardown(r, 0);
+    } else {
+        fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "hosted here: its backend stream: %s",
+             reason);
+    }
+}
+
+static void local_start(xf_remote *r)
+{
+    static const xf_bs2s_ops ops = {local_send, local_forward, local_pair, local_fail};
+    r->bs2s = xf_bs2s_new(r->cfg->federation.dialback_secret, r->t->domain, r->domain,
+                          R_RELAY_MAX_ELEMENT, &ops, r);
+    if (r->bs2s == NULL) {
+        fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
+    set_state(r, R_LOCAL_WAIT);
+    if (xf_bs2s_start(r->bs2s) != 0 && !r->closed)
+        fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "hosted here: cannot write to its backend");
+}
 
 static void on_connect(uv_connect_t *req, int status)
 {
@@ -1023,7 +1105,9 @@ static void on_connect(uv_connect_t *req, int status)
         next_address(r, uv_strerror(e));
         return;
     }
-    if (r->tls_mode == XF_SRV_TLS_DIRECT) {
+    if (r->local != NULL) {
+        local_start(r);
+    } else if (r->tls_mode == XF_SRV_TLS_DIRECT) {
         if (tls_start(r) != 0) {
             fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "TLS setup failed");
             return;
@@ -1050,7 +1134,10 @@ static void connect_current(xf_remote *r)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     char host[INET6_ADDRSTRLEN] = "?";
-    if (a->family == AF_INET) {
+    if (r->local != NULL) {
+        memcpy(&ss, &r->local->s2s.addr, r->local->s2s.addrlen);
+        snprintf(r->peer, sizeof(r->peer), "%s", r->local->s2s.spec);
+    } else if (a->family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&ss;
         in->sin_family = AF_INET;
         in->sin_port = htons(c->port);
@@ -1065,7 +1152,7 @@ static void connect_current(xf_remote *r)
         inet_ntop(AF_INET6, a->addr, host, sizeof(host));
         snprintf(r->peer, sizeof(r->peer), "[%s]:%u", host, c->port);
     }
-    r->tls_mode = c->tls;
+    r->tls_mode = r->local ? 0 : c->tls;
     r->tls_ver[0] = '\0';
     memset(&r->facts, 0, sizeof(r->facts));
     r_sock *s = calloc(1, sizeof(*s));
@@ -1116,6 +1203,11 @@ static void next_address(xf_remote *r, const char *why)
     add_trail(r, why);
     drop_sock(r);
     uv_timer_stop(&r->ctimer);
+    if (r->local != NULL) {                    /* one backend address, no candidates */
+        fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "hosted here: its s2s backend %s: %s",
+             r->local->s2s.spec, why);
+        return;
+    }
     if (++r->i_addr < r->n_addr) {
         connect_current(r);
         return;
@@ -1225,6 +1317,21 @@ static void on_start_failed(uv_timer_t *t)
          r->domain);
 }
 
+/* The remote domain is hosted here: its s2s backend (deferred: never call back from
+   inside xf_remote_open). */
+static void on_local_start(uv_timer_t *t)
+{
+    xf_remote *r = t->data;
+    if (r->local->s2s.addrlen == 0) {
+        fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "hosted here, but %s has no s2s backend",
+             r->domain);
+        return;
+    }
+    r->n_addr = 1;                             /* connect_current reads addrs[0] */
+    r->i_addr = 0;
+    connect_current(r);
+}
+
 static xf_remote *start(xf_worker *w, const xf_tenant *t, const char *remote, int verify,
                         const char *sid, const char *key, xf_remote_open_cb cb, void *ud)
 {
@@ -1268,6 +1375,10 @@ static xf_remote *start(xf_worker *w, const xf_tenant *t, const char *remote, in
                    (uint64_t)r->cfg->federation.negotiation_timeout_s * 1000, 0);
     char name[XF_SRV_HOST_MAX + 32];
     int bad = strlen(remote) >= sizeof(r->domain) || r->domain[0] == '\0';
+    if (!bad && !verify && (r->local = xf_registry_find(r->cfg->registry, r->domain)) != NULL) {
+        uv_timer_start(&r->ctimer, on_local_start, 0, 0);
+        return r;
+    }
     if (!bad) {
         snprintf(name, sizeof(name), "_xmpps-server._tcp.%s", r->domain);
         r->q_srv[0] = xf_dns_query_srv(w->dns, name, on_srv, r);

@@ -9,7 +9,8 @@
 # Source after lab.sh:
 #   ob_tenant DOMAIN POLICY [CERT_KIND]   tenant file + certificate (ca | self)
 #   ob_backend_start DOMAIN...            the backend Prosody (users user1/pass1, user2/pass2)
-#   ob_proxy_start                        xmppfront (after the tenants), with the redirect rule
+#   ob_proxy_start                        xmppfront (after the tenants), with the redirect rule;
+#                                         OB_EXTRA_LISTENERS: more listener objects (JSON)
 #   ob_peer ARGS...                       tests/integration/outbound_peer.py in the namespace
 OB_PORT=15270
 OB_BACKEND_UID=65534
@@ -25,13 +26,15 @@ ob_tenant() {
   mkdir -p "$LAB_DIR/xf/tenants"
   cat > "$LAB_DIR/xf/tenants/$d.json" <<EOF
 { "domain": "$d", "certificate": "$dir/fullchain.pem", "key": "$dir/privkey.pem",
-  "c2s_backend": "127.0.0.1:15222", "s2s_backend": "127.0.0.1:15269", "federation": "$policy" }
+  "c2s_backend": "127.0.0.1:${OB_C2S:-15222}", "s2s_backend": "127.0.0.1:${OB_S2S:-15269}", "federation": "$policy" }
 EOF
   OB_TENANTS+=("$d")
 }
 
+# OB_C2S / OB_S2S (default 15222 / 15269) and OB_BACKEND_TAG (a second backend: its own
+# folder) select another backend; OB_BDIR is the last one started.
 ob_backend_start() {
-  local dir="$LAB_DIR/backend" d hd u vh=""
+  local dir="$LAB_DIR/backend${OB_BACKEND_TAG:-}" d hd u vh="" c2s=${OB_C2S:-15222} s2s=${OB_S2S:-15269}
   OB_BDIR=$dir
   mkdir -p "$dir/data"
   for d in "$@"; do
@@ -49,8 +52,8 @@ pidfile = "$dir/prosody.pid"
 data_path = "$dir/data"
 log = { { levels = { min = "${OB_BACKEND_LOGLEVEL:-info}" }, to = "file", filename = "$dir/prosody.log" } }
 interfaces = { "127.0.0.1" }
-c2s_ports = { 15222 }
-s2s_ports = { 15269 }
+c2s_ports = { $c2s }
+s2s_ports = { $s2s }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
 http_ports = { }
@@ -75,7 +78,7 @@ EOF
     env HOME="$dir" prosody --config "$dir/prosody.cfg.lua" > "$dir/prosody.stdout" 2>&1 &
   local pid=$!
   xf_track "$pid"
-  lab_wait_port 127.0.0.1 15222 20 "$pid" "$dir/prosody.log" ||
+  lab_wait_port 127.0.0.1 "$c2s" 20 "$pid" "$dir/prosody.log" ||
     { lab_log "backend did not start"; tail -n 20 "$dir/prosody.stdout" "$dir/prosody.log" >&2; return 1; }
 }
 
@@ -91,12 +94,12 @@ ob_proxy_start() {
   "tenants": "tenants",
   "log_level": "${OB_LOG_LEVEL:-info}",
   "listeners": [
-    { "address": "127.0.0.1", "port": $OB_PORT, "tls": "none", "service": "outbound", "transparent": true }
+    { "address": "127.0.0.1", "port": $OB_PORT, "tls": "none", "service": "outbound", "transparent": true }${OB_EXTRA_LISTENERS:+, $OB_EXTRA_LISTENERS}
   ],
   "limits": { "handshake_timeout_s": 10, "drain_timeout_s": 2 },
   "federation": {
     "ca_file": "$LAB_DIR/pki/ca.pem",
-    "resolvers": ["$LAB_DNS4"],
+    "resolvers": ["${LAB_RESOLVER:-$LAB_DNS4}"],
     "dialback_secret_file": "$OB_SECRET",
     "connect_timeout_s": ${OB_CONNECT_TIMEOUT:-2},
     "negotiation_timeout_s": ${OB_NEGOTIATION_TIMEOUT:-4}

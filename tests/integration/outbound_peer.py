@@ -128,6 +128,9 @@ def serve_one(conn, args, log, secret):
             conn.sendall(b"</stream:stream>")
             return
         log("STANZA " + m.group(0).replace('\n', ' '))
+        if args.close_after_stanza:
+            log("CLOSING abruptly")
+            return
 
 
 def remote(args):
@@ -234,6 +237,8 @@ def main():
     r.add_argument('--mode', default='dialback', choices=['dialback', 'silent', 'sasl-fail'])
     r.add_argument('--tls', default='direct', choices=['direct', 'starttls', 'none'])
     r.add_argument('--no-advertise', action='store_true')
+    r.add_argument('--close-after-stanza', action='store_true',
+                   help='close TCP (no </stream:stream>) after the first stanza')
     b = sub.add_parser('backend')
     b.add_argument('--connect', nargs=2, required=True)
     b.add_argument('--from', dest='frm', required=True)

@@ -13,6 +13,8 @@
 #  (4) STARTTLS (only _xmpp-server SRV): advertised, and not advertised (RFC 7590: asked
 #      anyway); a remote without TLS: `encrypted` refuses with policy-violation after its
 #      <starttls/> is refused, `open` (c.example) does dialback in plaintext
+#  (5) closer.example drops the relaying stream (TCP only): closed cleanly, and the next
+#      message opens a new one
 #  (3) wrongname.example presents a CA certificate for another domain, expired.example an
 #      expired one: `encrypted` (a.example) goes on by dialback over TLS, `trusted`
 #      (b.example) is refused with not-authorized, the backend bounces within seconds,
@@ -32,7 +34,8 @@ xf_make_cert "$LAB_DIR/pki" "$P/saslfail" saslfail.example saslfail.example &&
 xf_make_cert "$LAB_DIR/pki" "$P/wrongname" other.example other.example &&
 xf_make_cert "$LAB_DIR/pki" "$P/stls" stls.example stls.example &&
 xf_make_cert "$LAB_DIR/pki" "$P/stlsnoadv" stlsnoadv.example stlsnoadv.example &&
-xf_make_cert "$LAB_DIR/pki" "$P/plain" plain.example plain.example || xf_setup_failed "$T: certificates"
+xf_make_cert "$LAB_DIR/pki" "$P/plain" plain.example plain.example &&
+xf_make_cert "$LAB_DIR/pki" "$P/closer" closer.example closer.example || xf_setup_failed "$T: certificates"
 # expired: signed by the lab CA, valid from 10 days ago until yesterday
 mkdir -p "$P/expired"
 "$XF_PY" - "$LAB_DIR/pki" "$P/expired" expired.example <<'EOF' || xf_setup_failed "$T: expired certificate"
@@ -67,6 +70,7 @@ PEERS=(
   "stls 127.0.1.74 5269 --tls starttls"
   "stlsnoadv 127.0.1.75 5269 --tls starttls --no-advertise"
   "plain 127.0.1.76 5269 --tls none"
+  "closer 127.0.1.77 5270 --tls direct --close-after-stanza"
 )
 for e in "${PEERS[@]}"; do
   read -r p a port _ <<< "$e"
@@ -96,12 +100,17 @@ lab_xmpp --account user1@a.example pass1 127.0.0.1 15222 --account user1@b.examp
   --account user1@c.example pass1 127.0.0.1 15222 \
   --send user1@a.example x@stls.example --send user1@a.example x@stlsnoadv.example \
   --send user1@a.example x@plain.example --send user1@c.example x@plain.example \
+  --send user1@a.example x@closer.example \
   --send user1@a.example x@db.example --send user1@b.example x@db.example \
   --send user1@a.example x@saslfail.example \
   --send user1@a.example x@wrongname.example --send user1@b.example x@wrongname.example \
   --send user1@a.example x@expired.example --send user1@b.example x@expired.example \
   --timeout 5 > "$OUT" 2>&1
 echo "  (sends took $(( $(date +%s) - t0 ))s)"
+# closer.example dropped its TCP connection (no close_notify, no </stream:stream>) after
+# the first stanza: the next message needs a new stream
+lab_xmpp --account user1@a.example pass1 127.0.0.1 15222 --send user1@a.example x@closer.example \
+  --timeout 3 >> "$OUT" 2>&1
 sleep 0.5
 export LAB_DIR OUT OB_LOG
 peer_has() { grep -q -- "$2" "$LAB_DIR/$1.log" || { echo "$1.log:"; cat "$LAB_DIR/$1.log"; return 1; }; }
@@ -145,6 +154,10 @@ xf_check "(4) a remote without TLS, policy encrypted: STARTTLS refused -> policy
 xf_check "(4) a remote without TLS, policy open: dialback in plaintext, delivered" \
   bash -c "peer_has plain 'KEY ok c.example' && peer_has plain 'STANZA <message.*from=.user1@c.example/' &&
            grep -q 'tenant=\"c.example\" remote=\"plain.example\" authenticated auth=dialback remote_addr=127.0.1.76:5269 tls=none' '$OB_LOG'"
+
+xf_check "(5) a remote that drops a relaying stream: closed cleanly, the next message gets a new stream" \
+  bash -c "[ \$(grep -c 'STANZA <message' '$LAB_DIR/closer.log') -eq 2 ] && [ \$(grep -c 'KEY ok a.example' '$LAB_DIR/closer.log') -eq 2 ] &&
+           grep -q 'close tenant=\"a.example\" remote=\"closer.example\" .*auth=dialback .*reason=\"remote: ' '$OB_LOG' || { cat '$LAB_DIR/closer.log'; exit 1; }"
 
 xf_check "xmppfront is still running" kill -0 "$XF_PROXY_PID"
 [ "$XF_FAILS" -gt 0 ] && { cat "$OUT"; echo "--- xmppfront log"; tail -40 "$OB_LOG"; echo "--- backend log"; tail -30 "$OB_BDIR/prosody.log"; }

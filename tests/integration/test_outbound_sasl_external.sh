@@ -10,12 +10,14 @@
 #  (2) unreachable remote (A record, nothing listens) and a silent remote (accepts TCP,
 #      never answers): the backend gets a dialback error at once and bounces the message
 #      with an error within seconds (bounded by connect/negotiation timeouts 2 s / 4 s)
-#  (3) NXDOMAIN, asked by a scripted backend on the outbound listener: type='error'
+#  (3) NXDOMAIN and SERVFAIL (a DNSSEC-bogus zone behind the lab's validating resolver),
+#      asked by a scripted backend on the outbound listener: type='error'
 #      <remote-server-not-found/> within a second or two
 #  (4) the dialback bridge on the outbound listener: <db:verify/> for a key made with
 #      xmppfront's secret is answered valid locally, a forged key invalid, no TCP to R
 #  (5) a stream whose `from` is not hosted gets <invalid-from/>
 #  (6) SIGTERM with a relaying stream: drained, resolver freed, exit status 0
+: "${LAB_DNSSEC:=1}"          # unbound validates: the bogus zone answers SERVFAIL
 . "$(dirname "$0")/../lab/lab.sh"
 . "$(dirname "$0")/outbound_lib.sh"
 T=test_outbound_sasl_external
@@ -25,6 +27,10 @@ lab_up || xf_setup_failed "$T: lab_up"
 lab_remote t6 type6.example 6 127.0.1.6 || xf_setup_failed "$T: remote"
 lab_host dead.example 127.0.1.60
 lab_host silent.example 127.0.1.61
+# shellcheck disable=SC2034  # read by lab.sh
+LAB_ZONES="example bogus.example" LAB_BOGUS_ZONES="bogus.example"
+lab_host xmpp.bogus.example 127.0.1.98
+lab_xmpp_srv bogus.example xmpp.bogus.example
 ob_tenant a.example encrypted || xf_setup_failed "$T: tenant"
 lab_dns_start || xf_setup_failed "$T: dns"
 lab_remotes_start || xf_setup_failed "$T: remote start"
@@ -65,6 +71,13 @@ OUT3="$LAB_DIR/nx.out"
 ob_peer backend --connect 127.0.0.1 "$OB_PORT" --from a.example --to nosuch.example --result > "$OUT3" 2>&1
 xf_check "(3) NXDOMAIN: type='error' <remote-server-not-found/> within 2 s" \
   bash -c "grep -E \"^ANSWER (0|1)\\.[0-9]s <db:result from='nosuch.example' to='a.example' type='error'>.*remote-server-not-found\" '$OUT3' || { cat '$OUT3'; exit 1; }"
+
+if [ "$LAB_DNSSEC" = 1 ]; then
+  ob_peer backend --connect 127.0.0.1 "$OB_PORT" --from a.example --to bogus.example --result > "$OUT3.s" 2>&1
+  xf_check "(3) SERVFAIL: type='error' <remote-server-not-found/> within 5 s, the log says SERVFAIL" \
+    bash -c "grep -E \"^ANSWER [0-4]\.[0-9]s <db:result from='bogus.example' to='a.example' type='error'>.*remote-server-not-found\" '$OUT3.s' &&
+             grep -q 'remote=\"bogus.example\" refused: dialback error remote-server-not-found; \"SRV lookup for bogus.example failed: .*SERVFAIL' '$OB_LOG' || { cat '$OUT3.s'; exit 1; }"
+fi
 
 OUT4="$LAB_DIR/verify.out"
 ob_peer backend --connect 127.0.0.1 "$OB_PORT" --from a.example --to type6.example \
