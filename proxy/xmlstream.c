@@ -1,6 +1,7 @@
 /*
- * xmlstream: incremental XMPP stream scanner on expat (RFC 6120 §4, §11), plus the
- * few writers the proxy needs (response header, stream error, escaping, stream id).
+ * xmlstream: incremental XMPP stream scanner on expat (RFC 6120 §4, §11). The
+ * writers declared in proxy/xmlstream.h (response header, stream error, escaping,
+ * stream id) are in proxy/xmlwrite.c.
  *
  * How events are cut out of expat: bytes pushed by the caller wait in `buf`
  * until xf_xml_next() hands them to XML_Parse(). When a handler completes an event
@@ -15,26 +16,11 @@
  * them later than they were pushed, see below). The event end is the current byte
  * index + count (the ...64 variants where expat has them) inside the handler.
  *
- * When bytes go to expat (the cost of a partial token). Expat re-scans an incomplete
- * token from its start on every XML_Parse() call, so feeding a 1 MiB start tag one
- * byte per call costs O(n^2) (issue 6, before this scheme: a max_header_bytes header
- * trickled a byte per segment took 50 ms of CPU at 8 KiB, 3.6 s at 64 KiB, 56 s at
- * 256 KiB). Expat >= 2.6 (and Debian 12's 2.5.0-1+deb12u2+) "defers reparsing"
- * instead, which holds back the event of a token that arrived in pieces until more
- * bytes come: a peer that sends its header in two segments and waits gets nothing.
- * We switch that off (events stay immediate) and bound the cost ourselves: push()
- * runs a tiny O(n) lexer over the bytes (text, tag, quoted attribute value, comment,
- * CDATA, PI) and records `safe`, the offset just past the last token end or text
- * byte; next() feeds expat up to `safe` and holds the rest, an incomplete token,
- * in `buf`. Two safety nets make the lexer a pure optimisation:
- *  - growth: held bytes are fed anyway at offsets safe + HOLD_MIN * HOLD_GROWTH^k,
- *    so if the lexer misjudges a token end, events come late but always come, and
- *    expat's re-scans still sum to a geometric series (O(n));
- *  - limits: once the bytes pushed pass the active limit, expat is fed up to the
- *    limit so that an oversize header or element is refused exactly as before.
- * Every feed point is a function of the bytes pushed so far, not of how they were
- * split, so the events (errors included) stay independent of delivery.
- * xf_xml_scan_cost() counts the work so tests can prove it linear.
+ * When bytes go to expat: not as soon as they are pushed. Expat re-scans a partial
+ * token on every XML_Parse() call, so xf_xml_push() runs the held-token lexer
+ * (proxy/xmllex.h, which explains why and how) and xf_xml_next() feeds expat only
+ * up to the feed point it computes, holding an incomplete token in `buf`. The work
+ * is counted in `cost` (xf_xml_scan_cost()) so tests can prove it linear.
  *
  * Memory: `buf` holds what the caller pushed and expat has not been given: at most
  * the incomplete token at the end plus the last push. Bytes are handed to expat no
@@ -47,41 +33,17 @@
  * handler refuses everything (RFC 6120 §11.1 restricted XML).
  */
 #include "proxy/xmlstream.h"
+#include "proxy/xmllex.h"
 
-#include <errno.h>
 #include <expat.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define NS_SEP '\n'
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 #define NS_DIALBACK "jabber:server:dialback"
-#define HOLD_MIN 4096      /* held bytes fed regardless of the lexer from here ... */
-#define HOLD_GROWTH 4      /* ... and at every HOLD_GROWTH-fold of the held span */
-
-/* Lexer states (see lex_byte). Only markup whose end expat must see before it can
-   report anything is held: a start/end tag, a declaration, a comment, a CDATA
-   section, a PI, an entity reference. Text goes to expat as it comes (expat reports
-   character data without re-scanning it). */
-enum lex_state {
-    LX_TEXT = 0,     /* character data, or whitespace before the root element */
-    LX_REF,          /* after '&' in text, until ';' */
-    LX_LT,           /* after '<' */
-    LX_BANG,         /* after "<!": "--" or "[CDATA[" or a declaration */
-    LX_BANG_DASH,    /* after "<!-" */
-    LX_BANG_CDATA,   /* inside "<![CDATA[", lx_n characters matched */
-    LX_TAG,          /* inside a tag or <!DECL ...> */
-    LX_SQ,           /* inside '...' within a tag */
-    LX_DQ,           /* inside "..." within a tag */
-    LX_COMMENT,      /* inside <!-- ... -->, lx_n = trailing '-' count */
-    LX_CDATA,        /* inside <![CDATA[ ... ]]>, lx_n = trailing ']' count */
-    LX_PI,           /* inside <? ... ?>, lx_n = 1 after '?' */
-    LX_LIT_SQ,       /* inside '...' before the root element (a prolog literal) */
-    LX_LIT_DQ,       /* inside "..." before the root element */
-};
 
 enum scan_state {
     ST_HEADER = 0,   /* waiting for the stream header */
@@ -104,12 +66,8 @@ struct xf_xml {
     uint64_t pushed;          /* bytes pushed since reset */
     uint64_t fed;             /* bytes handed to expat since reset */
 
-    /* lexer over the pushed bytes (decides what may go to expat, see top comment) */
-    enum lex_state lx;
-    unsigned lx_n;
-    int lx_decl;              /* LX_TAG is a <!...> declaration, not a tag */
-    int lx_content;           /* a start tag has ended: text is content from now */
-    uint64_t safe;            /* offset just past the last token end or text byte */
+    /* lexer over the pushed bytes (decides what may go to expat, proxy/xmllex.h) */
+    xf_xmllex lex;
     /* work accounting (xf_xml_scan_cost) */
     uint64_t anchor;          /* lower bound of the start of expat's partial token */
     uint64_t cost;
@@ -630,7 +588,7 @@ static int make_parser(xf_xml *x)
 #ifdef XF_HAVE_XML_SETREPARSEDEFERRALENABLED
     /* Reparse deferral would hold back the event of a token that arrived in pieces
        until more bytes come. Events stay immediate; the lexer and the growth rule
-       in xf_xml_next() bound the cost deferral exists to prevent (top comment). */
+       (proxy/xmllex.c) bound the cost deferral exists to prevent (proxy/xmllex.h). */
     XML_SetReparseDeferralEnabled(x->p, XML_FALSE);
 #endif
     return 0;
@@ -642,10 +600,8 @@ static void reset_state(xf_xml *x)
     x->suspended = 0;
     x->len = x->pos = 0;
     x->pushed = x->fed = 0;
-    x->lx = LX_TEXT;
-    x->lx_n = 0;
-    x->lx_decl = x->lx_content = 0;
-    x->safe = x->anchor = x->cost = 0;
+    xf_xmllex_reset(&x->lex);
+    x->anchor = x->cost = 0;
     x->depth = 0;
     x->boundary = 0;
     x->have_event = 0;
@@ -703,134 +659,6 @@ void xf_xml_reset(xf_xml *x)
         fail_outside(x, "resource-constraint", "out of memory creating XML parser");
 }
 
-/* One byte of the lexer. Returns 1 when expat may be given everything up to and
-   including this byte without being left inside a token it would re-scan: a text
-   byte, or the '>' (';' for a reference) that ends a token. The states follow XML 1.0
-   §2.4-2.8, §3.1, §4.1 closely enough for well-formed input ('>' inside quoted
-   attribute values, comments, CDATA and PIs does not end the token). Before the
-   root element only whitespace is text; a name (also %name, #name) or a quoted
-   literal there is a prolog token that expat would hold and re-scan (it is
-   malformed anyway): it is held to its end, and expat then reports the error. On malformed input the lexer may be wrong; that only delays the data to
-   the growth rule, and expat then reports the error. */
-static int lex_byte(xf_xml *x, unsigned char c)
-{
-    static const char cdata_open[] = "[CDATA[";
-    switch (x->lx) {
-    case LX_TEXT:
-        if (c == '<')
-            x->lx = LX_LT;
-        else if (!x->lx_content && (c == '\'' || c == '"'))
-            x->lx = c == '"' ? LX_LIT_DQ : LX_LIT_SQ;
-        else if (!x->lx_content)
-            return !(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
-                     c == ':' || c == '%' || c == '#');
-        else if (c == '&')
-            x->lx = LX_REF;
-        else
-            return 1;
-        return 0;
-    case LX_REF:
-        if (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-            x->lx = LX_TEXT;      /* whitespace: not a reference; let expat say so */
-            return 1;
-        }
-        if (c == '<')
-            x->lx = LX_LT;
-        return 0;
-    case LX_LT:
-        if (c == '!') {
-            x->lx = LX_BANG;
-            return 0;
-        }
-        if (c == '?') {
-            x->lx = LX_PI;
-            x->lx_n = 0;
-            return 0;
-        }
-        break;                    /* a start or end tag: c is its first byte */
-    case LX_BANG:
-        if (c == '-') {
-            x->lx = LX_BANG_DASH;
-            return 0;
-        }
-        if (c == (unsigned char)cdata_open[0]) {
-            x->lx = LX_BANG_CDATA;
-            x->lx_n = 1;
-            return 0;
-        }
-        break;                    /* <!DOCTYPE ...>: a tag with quoted literals */
-    case LX_BANG_DASH:
-        if (c == '-') {
-            x->lx = LX_COMMENT;
-            x->lx_n = 0;
-            return 0;
-        }
-        break;
-    case LX_BANG_CDATA:
-        if (c == (unsigned char)cdata_open[x->lx_n]) {
-            if (++x->lx_n == sizeof(cdata_open) - 1) {
-                x->lx = LX_CDATA;
-                x->lx_n = 0;
-            }
-            return 0;
-        }
-        break;
-    case LX_TAG:
-        break;
-    case LX_SQ:
-        if (c == '\'')
-            x->lx = LX_TAG;
-        return 0;
-    case LX_DQ:
-        if (c == '"')
-            x->lx = LX_TAG;
-        return 0;
-    case LX_COMMENT:
-    case LX_CDATA:
-        if (c == (x->lx == LX_COMMENT ? '-' : ']')) {
-            if (x->lx_n < 2)
-                x->lx_n++;
-            return 0;
-        }
-        if (c == '>' && x->lx_n == 2) {
-            x->lx = LX_TEXT;
-            return 1;
-        }
-        x->lx_n = 0;
-        return 0;
-    case LX_LIT_SQ:
-    case LX_LIT_DQ:
-        if (c == (x->lx == LX_LIT_DQ ? '"' : '\'')) {
-            x->lx = LX_TEXT;
-            return 1;
-        }
-        return 0;
-    case LX_PI:
-        if (c == '>' && x->lx_n) {
-            x->lx = LX_TEXT;
-            return 1;
-        }
-        x->lx_n = c == '?';
-        return 0;
-    }
-    /* LX_TAG, or a state above that found c starts/continues a tag or declaration */
-    if (x->lx != LX_TAG)
-        x->lx_decl = x->lx != LX_LT;
-    x->lx = LX_TAG;
-    if (c == '\'')
-        x->lx = LX_SQ;
-    else if (c == '"')
-        x->lx = LX_DQ;
-    else if (c == '>') {
-        x->lx = LX_TEXT;
-        if (!x->lx_decl)
-            x->lx_content = 1;
-        return 1;
-    }
-    return 0;
-}
-
 int xf_xml_push(xf_xml *x, const char *data, size_t len)
 {
     if (len == 0)
@@ -863,10 +691,7 @@ int xf_xml_push(xf_xml *x, const char *data, size_t len)
     }
     memcpy(x->buf + x->len, data, len);
     x->len += len;
-    for (size_t i = 0; i < len; i++) {
-        if (lex_byte(x, (unsigned char)data[i]))
-            x->safe = x->pushed + i + 1;
-    }
+    xf_xmllex_push(&x->lex, x->pushed, data, len);
     x->pushed += len;
     return 0;
 }
@@ -940,24 +765,6 @@ static int text_before_rsqb_error(const xf_xml *x)
     return text;
 }
 
-/* Absolute offset up to which the bytes pushed may go to expat without limits in
-   view: `safe` (the lexer's last token end), or, when more than HOLD_MIN bytes are
-   held after it, the largest safe + HOLD_MIN * HOLD_GROWTH^k within what was pushed.
-   A partial token held that way is re-scanned by expat at most at each of those
-   points, whose distances from `safe` form a geometric series: total work stays
-   within HOLD_GROWTH / (HOLD_GROWTH - 1) times the token. Both depend only on the
-   bytes pushed, never on how they were split. */
-static uint64_t feed_target(const xf_xml *x)
-{
-    uint64_t held = x->pushed - x->safe;
-    if (held < HOLD_MIN)
-        return x->safe;
-    uint64_t span = HOLD_MIN;
-    while (span <= held / HOLD_GROWTH)
-        span *= HOLD_GROWTH;
-    return x->safe + span;
-}
-
 /* Contract: returns at most one event per call. XF_XML_NONE means nothing more can
    be reported from what was pushed: expat has been given every byte up to the last
    token end, and what is held (in `buf` or inside expat) is one incomplete token,
@@ -1017,17 +824,7 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
                                                    : "first-level element too large");
                 continue;
             }
-            /* Feed up to the target, never past the limit. Once that is done and
-               more than the limit has been pushed, expat must see the rest up to the
-               limit, held or not, to tell whether the header or element completes in
-               time. Only then: feeding to the limit first would let expat interpret
-               bytes after a header that the target had not reached yet, which would
-               make the events depend on how the input was split. */
-            uint64_t to = feed_target(x);
-            if (to > lim)
-                to = lim;
-            if (to <= x->fed && x->pushed > lim)
-                to = lim;
+            uint64_t to = xf_xmllex_feed_point(&x->lex, x->pushed, x->fed, lim);
             if (to <= x->fed) {
                 memset(ev, 0, sizeof(*ev));
                 return ev->type = XF_XML_NONE;   /* an incomplete token is held */
@@ -1069,169 +866,3 @@ int xf_xml_next(xf_xml *x, xf_xml_event *ev)
     }
 }
 
-/* ---------- writers ---------- */
-
-struct out {
-    char *p;
-    size_t cap, len;
-    int overflow;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    if (o->overflow || o->cap - o->len <= n) {   /* keep room for the NUL */
-        o->overflow = 1;
-        return;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-}
-
-static void puts_(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void put_escaped(struct out *o, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': puts_(o, "&amp;"); break;
-        case '<': puts_(o, "&lt;"); break;
-        case '>': puts_(o, "&gt;"); break;
-        case '\'': puts_(o, "&apos;"); break;
-        case '"': puts_(o, "&quot;"); break;
-        default: put(o, s, 1); break;
-        }
-    }
-}
-
-static int finish(struct out *o)
-{
-    if (o->overflow || o->cap == 0)
-        return -1;
-    return (int)o->len;
-}
-
-static struct out out_init(char *buf, size_t cap)
-{
-    struct out o = { buf, cap, 0, 0 };
-    if (cap > 0)
-        buf[0] = '\0';
-    if (cap > INT32_MAX)
-        o.cap = INT32_MAX;
-    return o;
-}
-
-int xf_xml_escape(char *out, size_t cap, const char *s)
-{
-    struct out o = out_init(out, cap);
-    put_escaped(&o, s);
-    return finish(&o);
-}
-
-static void put_attr(struct out *o, const char *name, const char *value)
-{
-    puts_(o, " ");
-    puts_(o, name);
-    puts_(o, "='");
-    put_escaped(o, value);
-    puts_(o, "'");
-}
-
-/* RFC 6120 §4.7: from is always written (from='' when unknown, §4.9.1.3), to and
-   id only when non-empty, version only when non-NULL and non-empty (a 0.9 peer
-   gets none, §4.7.5), xml:lang='en' always (§4.7.4). ns NONE writes no default
-   namespace. Returns -1 for an unknown ns or too small a buffer. */
-int xf_xml_write_header(char *out, size_t cap, int ns, const char *from, const char *to,
-                        const char *id, const char *version)
-{
-    const char *nsuri;
-    switch (ns) {
-    case XF_XML_NS_CLIENT: nsuri = XF_NS_CLIENT; break;
-    case XF_XML_NS_SERVER: nsuri = XF_NS_SERVER; break;
-    case XF_XML_NS_NONE: nsuri = NULL; break;
-    default: return -1;
-    }
-    struct out o = out_init(out, cap);
-    puts_(&o, "<?xml version='1.0'?><stream:stream");
-    put_attr(&o, "from", from ? from : "");
-    if (to && *to)
-        put_attr(&o, "to", to);
-    if (id && *id)
-        put_attr(&o, "id", id);
-    if (version && *version)
-        put_attr(&o, "version", version);
-    puts_(&o, " xml:lang='en'");
-    if (nsuri)
-        put_attr(&o, "xmlns", nsuri);
-    put_attr(&o, "xmlns:stream", XF_NS_STREAMS);
-    puts_(&o, ">");
-    return finish(&o);
-}
-
-/* RFC 6120 §4.9.3: the defined conditions. Anything else becomes
-   undefined-condition (§4.9.3.21) so we never emit an unknown element name. */
-static const char *const stream_conditions[] = {
-    "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone",
-    "host-unknown", "improper-addressing", "internal-server-error", "invalid-from",
-    "invalid-namespace", "invalid-xml", "not-authorized", "not-well-formed",
-    "policy-violation", "remote-connection-failed", "reset", "resource-constraint",
-    "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
-    "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type",
-    "unsupported-version",
-};
-
-int xf_xml_write_error(char *out, size_t cap, const char *condition, const char *text)
-{
-    const char *cond = "undefined-condition";
-    for (size_t i = 0; condition && i < sizeof(stream_conditions) / sizeof(*stream_conditions); i++) {
-        if (strcmp(condition, stream_conditions[i]) == 0) {
-            cond = stream_conditions[i];
-            break;
-        }
-    }
-    struct out o = out_init(out, cap);
-    puts_(&o, "<stream:error><");
-    puts_(&o, cond);
-    puts_(&o, " xmlns='" XF_NS_STREAM_ERRORS "'/>");
-    if (text && *text) {
-        puts_(&o, "<text xmlns='" XF_NS_STREAM_ERRORS "' xml:lang='en'>");
-        put_escaped(&o, text);
-        puts_(&o, "</text>");
-    }
-    puts_(&o, "</stream:error></stream:stream>");
-    return finish(&o);
-}
-
-/* RFC 6120 §4.7.3: the id must be unpredictable (dialback keys depend on it).
-   18 bytes (144 bits) from getrandom() as 24 base64url characters. */
-int xf_xml_new_id(char *out, size_t cap)
-{
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char r[18];
-    size_t got = 0;
-    if (cap < 25)
-        return -1;
-    while (got < sizeof(r)) {
-        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < sizeof(r); i += 3) {
-        uint32_t v = ((uint32_t)r[i] << 16) | ((uint32_t)r[i + 1] << 8) | r[i + 2];
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-        out[o++] = b64[v & 63];
-    }
-    out[o] = '\0';
-    return (int)o;
-}

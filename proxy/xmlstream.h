@@ -136,7 +136,8 @@ uint64_t xf_xml_offset(const xf_xml *x);
    for a token trickled a byte at a time. */
 uint64_t xf_xml_scan_cost(const xf_xml *x);
 
-/* ---- writers: all return bytes written (excluding NUL), or -1 if cap is too small. ---- */
+/* ---- writers (proxy/xmlwrite.c): all return bytes written (excluding NUL), or -1 if
+   cap is too small. ---- */
 
 /* Escape s for an attribute value or character data (&, <, >, ', "). */
 int xf_xml_escape(char *out, size_t cap, const char *s);

@@ -863,7 +863,7 @@ static void test_split_header_reported_at_once(void **state)
             size_t m = strlen(STARTTLS) / 2;
             assert_int_equal(xf_xml_push(x, STARTTLS, m), 0);
             assert_int_equal(xf_xml_next(x, &e), XF_XML_NONE);
-            assert_int_equal(xf_xml_push(x, STARTTLS + m, strlen(STARTTLS) - m), 0);
+            assert_int_equal(xf_xml_push(x, &STARTTLS[m], strlen(STARTTLS) - m), 0);
             assert_int_equal(xf_xml_next(x, &e), XF_XML_ELEMENT);
             assert_string_equal(e.name, "starttls");
             assert_int_equal(e.span.end, len + strlen(STARTTLS));

@@ -1,0 +1,413 @@
+/*
+ * remote_negotiate: the initiator's side of an s2s stream of an xf_remote
+ * (proxy/remote_int.h) up to RELAY — our stream headers, STARTTLS (RFC 6120 §5.4;
+ * RFC 7590 §3.1), the remote's certificate (PKIX), its <stream:features/>, the policy
+ * decision (tenants/policy.h), SASL EXTERNAL (XEP-0178), dialback (XEP-0220, key by
+ * XEP-0185) and the <db:verify/> of xf_remote_verify. The remote's stream is scanned
+ * with xmlstream; events are handled by on_event.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <mbedtls/ssl.h>
+#include "certs/dialback.h"
+#include "certs/pkix.h"
+#include "proxy/tls_client.h"
+#include "proxy/remote_int.h"
+
+/* ---------------------------------------------------------------- stream headers */
+
+static int send_str(xf_remote *r, const char *s) { return xf_remote_send_plain(r, s, strlen(s)); }
+
+/* Our stream header toward the remote (RFC 6120 §4.7; xmlns:db declared for servers
+   that want dialback offered before they answer it, XEP-0220 §2.1). */
+int xf_remote_send_header(xf_remote *r)
+{
+    char f[300], t[300], out[900];
+    if (xf_xml_escape(f, sizeof(f), r->t->domain) < 0 ||
+        xf_xml_escape(t, sizeof(t), r->domain) < 0)
+        return -1;
+    int n = snprintf(out, sizeof(out),
+                     "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                     "xmlns:stream='" XF_NS_STREAMS "' xmlns:db='" XF_NS_DIALBACK "' "
+                     "from='%s' to='%s' version='1.0'>", f, t);
+    if (n < 0 || (size_t)n >= sizeof(out))
+        return -1;
+    return xf_remote_send_plain(r, out, (size_t)n);
+}
+
+/* ---------------------------------------------------------------- negotiation */
+
+static void new_stream(xf_remote *r, enum r_state wait)
+{
+    xf_xml_reset(r->xml);
+    xf_buf_reset(&r->pin);
+    r->pin_base = r->last_end = 0;
+    r->sid[0] = '\0';
+    xf_remote_set_state(r, wait);
+    if (xf_remote_send_header(r) < 0)
+        xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "cannot write the stream header");
+}
+
+static void decide_and_act(xf_remote *r);
+
+/* Verify the remote's certificate against its domain: the PKIX prooftype (RFC 6120
+   §13.7.2, RFC 6125). DANE and POSH stay NOT_TRIED (the next issue plugs in here). */
+static void check_certificate(xf_remote *r)
+{
+    xf_proof *p = &r->facts.proof[XF_PROOF_PKIX];
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&r->ssl);
+    if (peer == NULL) {
+        p->result = XF_PROOF_INVALID;
+        snprintf(p->reason, sizeof(p->reason), "no certificate presented");
+        return;
+    }
+    struct xf_pkix_verdict v;
+    memset(&v, 0, sizeof(v));
+    int ok = xf_pkix_check((mbedtls_x509_crt *)peer, xf_tls_client_ca(r->w->tlsc),
+                           XF_PKIX_ROLE_SERVER, r->domain, XF_SERVICE_SERVER, NULL, &v);
+    p->result = ok == 1 ? XF_PROOF_VALID : XF_PROOF_INVALID;
+    snprintf(p->reason, sizeof(p->reason), "%.190s", v.reason[0] ? v.reason
+             : ok == 1 ? "chain and name valid" : "verification failed");
+}
+
+void xf_remote_tls_up(xf_remote *r)
+{
+    snprintf(r->tls_ver, sizeof(r->tls_ver), "%s", mbedtls_ssl_get_version(&r->ssl));
+    r->facts.tls = 1;
+    check_certificate(r);
+    new_stream(r, R_HEADER);
+}
+
+static void send_verify(xf_remote *r)
+{
+    char out[1200];
+    int n = xf_s2s_write_db_verify_request(out, sizeof(out), "db", r->t->domain, r->domain,
+                                           r->vid, r->vkey);
+    xf_remote_set_state(r, R_VERIFY_WAIT);
+    if (n < 0 || xf_remote_send_plain(r, out, (size_t)n) < 0)
+        xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "cannot write db:verify");
+}
+
+static void send_db_result(xf_remote *r)
+{
+    char key[XF_DIALBACK_KEY_LEN + 1], out[1200];
+    if (r->sid[0] == '\0') {
+        r->facts.dialback = XF_DB_ERROR;
+        snprintf(r->facts.dialback_reason, sizeof(r->facts.dialback_reason),
+                 "the remote's stream header has no id");
+        decide_and_act(r);
+        return;
+    }
+    /* K = key(receiving R, originating T, the id R gave this stream) — XEP-0185 §3. */
+    if (xf_dialback_key(r->cfg->federation.dialback_secret, r->domain, r->t->domain, r->sid,
+                        key) != 0) {
+        xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR,
+                       "cannot compute the dialback key (stream id '%.60s')",
+                       r->sid);
+        return;
+    }
+    int n = xf_s2s_write_db_result_request(out, sizeof(out), "db", r->t->domain, r->domain, key);
+    xf_remote_set_state(r, R_DB_WAIT);
+    if (n < 0 || xf_remote_send_plain(r, out, (size_t)n) < 0)
+        xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "cannot write db:result");
+}
+
+/* The policy decision (tenants/policy.h) on what is known, and the next step. */
+static void decide_and_act(xf_remote *r)
+{
+    xf_fed_decide(r->t->federation, &r->facts, &r->verdict);
+    switch (r->verdict.decision) {
+    case XF_FED_ACCEPT_EXTERNAL:
+        if (r->state == R_SASL_WAIT || r->state == R_AUTH_HEADER || r->state == R_AUTH_FEATURES)
+            return;
+        {
+            char out[600];
+            int n = xf_s2s_write_sasl_external(out, sizeof(out), r->t->domain);
+            xf_remote_set_state(r, R_SASL_WAIT);
+            if (n < 0 || xf_remote_send_plain(r, out, (size_t)n) < 0)
+                xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "cannot write SASL auth");
+        }
+        return;
+    case XF_FED_NEED_DIALBACK:
+        send_db_result(r);
+        return;
+    case XF_FED_ACCEPT_DIALBACK:
+        snprintf(r->auth, sizeof(r->auth), "dialback");
+        xf_remote_finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE, r->verdict.reason);
+        return;
+    default:
+        xf_remote_fail(r, xf_remote_condition_error(r->verdict.condition), "%s", r->verdict.reason);
+        return;
+    }
+}
+
+/* Features of the stream that authenticates (after TLS, or plaintext under `open`). */
+static void on_auth_features(xf_remote *r)
+{
+    if (r->verify) {
+        send_verify(r);
+        return;
+    }
+    r->facts.sasl_external = r->facts.tls && r->feat.external;
+    r->facts.dialback = (r->feat.dialback || r->remote_db_ns) ? XF_DB_NOT_TRIED
+                                                              : XF_DB_UNAVAILABLE;
+    decide_and_act(r);
+}
+
+const char *xf_remote_stream_error_condition(const xf_xml_event *ev)
+{
+    for (int i = 0; i < ev->n_children; i++)
+        if (strcmp(ev->children[i].ns, XF_NS_STREAM_ERRORS) == 0 && ev->children[i].name[0])
+            return ev->children[i].name;
+    return "undefined-condition";
+}
+
+static const char *db_error_condition(const xf_xml_event *ev, const char *elem, size_t len)
+{
+    /* <db:result type='error'><error type='cancel'><COND xmlns=stanzas/></error> */
+    static _Thread_local char cond[64];
+    for (int i = 0; i < ev->n_children; i++) {
+        if (strcmp(ev->children[i].name, "error") != 0)
+            continue;
+        const char *p = memmem(elem, len, XF_NS_STANZAS, strlen(XF_NS_STANZAS));
+        if (p == NULL)
+            break;
+        /* walk back to the '<' of the condition element */
+        const char *lt = p;
+        while (lt > elem && *lt != '<')
+            lt--;
+        size_t k = 0;
+        for (const char *q = lt + 1; q < p && k + 1 < sizeof(cond) && *q != ' ' && *q != '/'; q++)
+            cond[k++] = *q;
+        cond[k] = '\0';
+        return k ? cond : "undefined-condition";
+    }
+    return "undefined-condition";
+}
+
+/* One event of the remote's stream before RELAY. Returns 0 to go on, 1 when the
+   stream restarts after this element (SASL success), 2 when TLS starts after it
+   (<proceed/>), -1 when r finished (failed, answered). */
+static int on_event(xf_remote *r, const xf_xml_event *ev, const char *elem, size_t elen)
+{
+    if (ev->type == XF_XML_ERROR) {
+        xf_remote_fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "remote stream: %s (%s)", ev->error,
+                       ev->reason ? ev->reason : "");
+        return -1;
+    }
+    if (ev->type == XF_XML_STREAM_END) {
+        xf_remote_fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED,
+                       "remote closed the stream in state %s",
+                       xf_remote_state_names[r->state]);
+        return -1;
+    }
+    if (ev->type == XF_XML_HEADER) {
+        snprintf(r->sid, sizeof(r->sid), "%s", ev->id ? ev->id : "");
+        r->remote_db_ns = ev->has_dialback_ns;
+        int v1 = ev->version && strcmp(ev->version, "1.0") >= 0;
+        if (r->state == R_PRE_HEADER)
+            xf_remote_set_state(r, R_PRE_FEATURES);
+        else if (r->state == R_HEADER)
+            xf_remote_set_state(r, R_FEATURES);
+        else if (r->state == R_AUTH_HEADER)
+            xf_remote_set_state(r, R_AUTH_FEATURES);
+        if (!v1) {
+            /* RFC 6120 §4.7.5: no version, no features. Nothing to negotiate but
+               dialback (XEP-0220 §2.1, pre-1.0 servers). */
+            memset(&r->feat, 0, sizeof(r->feat));
+            if (r->state == R_PRE_FEATURES) {
+                if (r->t->federation != XF_FED_OPEN) {
+                    xf_remote_fail(r, XF_DB_ERR_POLICY_VIOLATION,
+                                   "policy %s; the remote speaks pre-1.0 XMPP (no TLS)",
+                                   xf_fed_policy_name(r->t->federation));
+                    return -1;
+                }
+                on_auth_features(r);
+            } else if (r->state == R_FEATURES) {
+                on_auth_features(r);
+            }
+            return r->closed || r->state == R_DONE ? -1 : 0;
+        }
+        return 0;
+    }
+    /* ELEMENT */
+    if (strcmp(ev->name, "error") == 0 && strcmp(ev->ns_uri, XF_NS_STREAMS) == 0) {
+        const char *cond = xf_remote_stream_error_condition(ev);
+        xf_remote_fail(r, xf_remote_condition_error(cond), "remote stream error <%s/> in state %s",
+                       cond,
+                       xf_remote_state_names[r->state]);
+        return -1;
+    }
+    int is_features = strcmp(ev->name, "features") == 0 && strcmp(ev->ns_uri, XF_NS_STREAMS) == 0;
+    switch (r->state) {
+    case R_PRE_FEATURES:
+        if (!is_features)
+            return 0;
+        xf_remote_parse_features(ev, elem, elen, &r->feat);
+        if (!r->feat.starttls && r->t->federation == XF_FED_OPEN) {
+            on_auth_features(r);               /* plaintext, allowed by `open` */
+            return r->state == R_DONE || r->closed ? -1 : 0;
+        }
+        /* RFC 7590 §3.1: ask for TLS even when it is not advertised. */
+        xf_remote_set_state(r, R_STARTTLS_WAIT);
+        if (send_str(r, "<starttls xmlns='" XF_NS_TLS "'/>") < 0) {
+            xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "cannot write starttls");
+            return -1;
+        }
+        return 0;
+    case R_STARTTLS_WAIT:
+        if (strcmp(ev->ns_uri, XF_NS_TLS) != 0)
+            return 0;
+        if (strcmp(ev->name, "proceed") == 0)
+            return 2;
+        xf_remote_fail(r, XF_DB_ERR_POLICY_VIOLATION,
+                       "policy %s; the remote refused STARTTLS (<%s/>%s)",
+                       xf_fed_policy_name(r->t->federation), ev->name,
+                       r->feat.starttls ? "" : ", not offered");
+        return -1;
+    case R_FEATURES:
+        if (!is_features)
+            return 0;
+        xf_remote_parse_features(ev, elem, elen, &r->feat);
+        on_auth_features(r);
+        return r->state == R_DONE || r->closed ? -1 : 0;
+    case R_SASL_WAIT:
+        if (strcmp(ev->ns_uri, XF_NS_SASL) != 0)
+            return 0;
+        if (strcmp(ev->name, "success") == 0) {
+            snprintf(r->auth, sizeof(r->auth), "sasl-external");
+            return 1;                          /* RFC 6120 §6.4.6: restart the stream */
+        }
+        /* <failure/>: e.g. a serverAuth-only certificate refused as client certificate;
+           dialback instead (XEP-0178 §4 / XEP-0220). */
+        r->facts.sasl_external = 0;
+        decide_and_act(r);
+        return r->state == R_DONE || r->closed ? -1 : 0;
+    case R_AUTH_FEATURES:
+        if (!is_features)
+            return 0;
+        xf_remote_finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE, r->verdict.reason);
+        return r->state == R_DONE || r->closed ? -1 : 0;
+    case R_DB_WAIT:
+        if (strcmp(ev->name, "result") != 0 || strcmp(ev->ns_uri, XF_NS_DIALBACK) != 0)
+            return 0;
+        if (ev->attr_from == NULL || strcasecmp(ev->attr_from, r->domain) != 0 ||
+            ev->attr_to == NULL || strcasecmp(ev->attr_to, r->t->domain) != 0)
+            return 0;                          /* not the answer for our pair: ignored */
+        if (strcmp(ev->type_attr, "valid") == 0) {
+            r->facts.dialback = XF_DB_VALID;
+        } else if (strcmp(ev->type_attr, "invalid") == 0) {
+            r->facts.dialback = XF_DB_INVALID;
+            snprintf(r->facts.dialback_reason, sizeof(r->facts.dialback_reason),
+                     "the remote answered our key invalid");
+        } else {
+            r->facts.dialback = XF_DB_ERROR;
+            snprintf(r->facts.dialback_reason, sizeof(r->facts.dialback_reason),
+                     "the remote answered type '%s' <%s/>", ev->type_attr,
+                     db_error_condition(ev, elem, elen));
+        }
+        decide_and_act(r);
+        return r->state == R_DONE || r->closed ? -1 : 0;
+    case R_VERIFY_WAIT:
+        if (strcmp(ev->name, "verify") != 0 || strcmp(ev->ns_uri, XF_NS_DIALBACK) != 0)
+            return 0;
+        if (ev->attr_id == NULL || strcmp(ev->attr_id, r->vid) != 0)
+            return 0;
+        if (strcmp(ev->type_attr, "valid") == 0)
+            xf_remote_finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE, "db:verify answered valid");
+        else if (strcmp(ev->type_attr, "invalid") == 0)
+            xf_remote_finish(r, 1, XF_DB_TYPE_INVALID, XF_DB_ERR_NONE,
+                             "db:verify answered invalid");
+        else
+            xf_remote_fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED,
+                           "db:verify answered type '%s' <%s/>",
+                           ev->type_attr, db_error_condition(ev, elem, elen));
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+/* Plaintext of the remote's stream. Before RELAY it is scanned into events; in RELAY
+   whole first-level elements go to the sink (xf_remote_relay_input). */
+void xf_remote_plain_input(xf_remote *r, const char *data, size_t len)
+{
+    if (r->state == R_RELAY) {
+        xf_remote_relay_input(r, data, len);
+        return;
+    }
+    if (xf_buf_append(&r->pin, data, len) < 0 || xf_xml_push(r->xml, data, len) < 0) {
+        xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
+    xf_xml_event ev;
+    while (!r->closed && r->state != R_RELAY && r->state != R_DONE &&
+           xf_xml_next(r->xml, &ev) != XF_XML_NONE) {
+        const char *elem = NULL;
+        size_t elen = 0;
+        if (ev.type == XF_XML_ELEMENT) {
+            elem = xf_buf_head(&r->pin) + (ev.span.start - r->pin_base);
+            elen = (size_t)(ev.span.end - ev.span.start);
+        }
+        if (ev.type != XF_XML_ERROR)
+            r->last_end = ev.span.end;
+        int act = on_event(r, &ev, elem, elen);
+        if (act < 0)
+            return;
+        if (act > 0) {
+            /* What follows this element belongs to TLS (2) or to a new stream (1). */
+            size_t off = (size_t)(ev.span.end - r->pin_base);
+            size_t rest = xf_buf_size(&r->pin) - off;
+            char *tail = rest ? malloc(rest) : NULL;
+            if (rest && tail == NULL) {
+                xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "out of memory");
+                return;
+            }
+            if (rest)
+                memcpy(tail, xf_buf_head(&r->pin) + off, rest);
+            if (act == 2) {
+                xf_xml_reset(r->xml);
+                xf_buf_reset(&r->pin);
+                r->pin_base = r->last_end = 0;
+                if (xf_remote_tls_start(r) != 0) {
+                    free(tail);
+                    xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "TLS setup failed");
+                    return;
+                }
+                if (rest)
+                    xf_buf_append(&r->tin, tail, rest);
+                free(tail);
+                xf_remote_tls_pump(r);
+                return;
+            }
+            new_stream(r, R_AUTH_HEADER);
+            if (!r->closed && rest)
+                xf_remote_plain_input(r, tail, rest);
+            free(tail);
+            return;
+        }
+    }
+    if (r->closed || r->state == R_DONE)
+        return;
+    if (r->state == R_RELAY) {
+        /* Authenticated inside the loop: what follows the last event is relay input,
+           read by a scanner without the negotiation's element limit. */
+        size_t off = (size_t)(r->last_end - r->pin_base);
+        size_t rest = xf_buf_size(&r->pin) - off;
+        char *tail = rest ? malloc(rest) : NULL;
+        if (tail)
+            memcpy(tail, xf_buf_head(&r->pin) + off, rest);
+        xf_xml_free(r->xml);
+        r->xml = NULL;
+        xf_buf_reset(&r->pin);
+        if (tail) {
+            xf_remote_relay_input(r, tail, rest);
+            free(tail);
+        }
+        return;
+    }
+    xf_buf_consume(&r->pin, (size_t)(r->last_end - r->pin_base));
+    r->pin_base = r->last_end;
+}
