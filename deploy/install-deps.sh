@@ -21,13 +21,14 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libuv1-dev libc-ares-dev libyajl-dev libcurl4-openssl-dev libexpat1-dev
             libcmocka-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp openssl testssl.sh sslscan
-           iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux)
+           iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
+           knot knot-dnsutils unbound lua-unbound iptables)   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
 # Test peers are started by the tests themselves; their system services must not hold
 # the XMPP ports on a machine with systemd.
-PEER_SERVICES=(prosody ejabberd haproxy nginx)
+PEER_SERVICES=(prosody ejabberd haproxy nginx knot unbound)
 # mbedTLS 3.6 as Debian 13 packages it (on Debian 12: fetched from trixie, see above).
 MBEDTLS_PKGS=(libmbedcrypto16 libmbedx509-7 libmbedtls21 libmbedtls-dev)
 

@@ -24,14 +24,6 @@
 #include "proxy/s2s_in.h"
 #include "tenants/policy.h"
 
-/* remote.c (F1's outbound side) may not be linked yet: weak references, so that this
-   builds on its own and a verification then fails cleanly (remote-connection-failed)
-   instead of the link. With remote.c present the strong definitions are used. */
-extern xf_remote *xf_remote_verify(xf_worker *w, const xf_tenant *t, const char *remote,
-                                   const char *stream_id, const char *key,
-                                   xf_remote_open_cb cb, void *ud) __attribute__((weak));
-extern void xf_remote_close(xf_remote *r, const char *reason) __attribute__((weak));
-
 #define S2S_MAX_PAIRS 8
 #define S2S_DOM_MAX 256
 #define S2S_STANZA_MAX (512u * 1024u)   /* Prosody's default s2s_stanza_size_limit */
@@ -183,9 +175,13 @@ static void log_refusal(xf_s2s_in *s, const char *remote, const char *local, con
                         const char *reason)
 {
     char qr[300], ql[300], qreason[1300];
+    /* The tenant of the pair's local domain (a piggybacked pair may name another). */
+    const xf_tenant *t = local && *local ? xf_registry_find(s->c->config->registry, local) : NULL;
+    if (t == NULL)
+        t = s->c->tenant;
     xf_info("conn id=%llu s2s refused peer=%s tenant=%s remote=%s local=%s method=%s "
             "verdict=%s", (unsigned long long)s->c->id, s->c->peer,
-            s->c->tenant ? s->c->tenant->domain : "-", xf_log_quote(qr, sizeof(qr), remote),
+            t ? t->domain : "-", xf_log_quote(qr, sizeof(qr), remote),
             xf_log_quote(ql, sizeof(ql), local), what,
             xf_log_quote(qreason, sizeof(qreason), reason));
     set_verdict(s, reason);
@@ -488,6 +484,7 @@ static int sasl_external(xf_s2s_in *s, const char *text, size_t len)
     s->auth = "sasl-external";
     set_verdict(s, v.reason);
     xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
+    xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
     xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
             (unsigned long long)s->c->id, s->c->peer, t->domain,
             xf_log_quote((char[700]){0}, 700, v.reason));
@@ -615,12 +612,6 @@ static int on_db_result(xf_s2s_in *s, const xf_xml_event *ev)
     int d = decide_pair(s, p, &f);
     if (d != 1)
         return d;
-    if (xf_remote_verify == NULL) {
-        f.dialback = XF_DB_ERROR;
-        snprintf(f.dialback_reason, sizeof(f.dialback_reason),
-                 "no outbound verification in this build");
-        return decide_pair(s, p, &f);
-    }
     /* Ask R's authoritative server about KEY for this stream's id (step 2). */
     char key[XF_XML_MAX_TEXT + 1];
     size_t kl = ev->text_len < XF_XML_MAX_TEXT ? ev->text_len : XF_XML_MAX_TEXT;
@@ -752,6 +743,16 @@ static int on_element(xf_s2s_in *s, const xf_xml_event *ev)
             static const char ab[] = "<failure xmlns='" XF_NS_SASL "'><aborted/></failure>";
             return say(s, ab, sizeof(ab) - 1);
         }
+    }
+    if (strcmp(ev->name, "error") == 0 && strcmp(ev->ns_uri, XF_NS_STREAMS) == 0) {
+        /* The remote ends the stream with an error (RFC 6120 §4.9.1.1): we close ours. */
+        static const char bye[] = "</stream:stream>";
+        char r[160];
+        snprintf(r, sizeof(r), "remote sent a stream error <%.60s/>",
+                 ev->n_children > 0 ? ev->children[0].name : "?");
+        if (say(s, bye, sizeof(bye) - 1) == 0)
+            xf_conn_finish(s->c, r);
+        return -1;
     }
     if (strcmp(ev->name, "starttls") == 0 && strcmp(ev->ns_uri, XF_NS_TLS) == 0) {
         xf_conn_stream_error(s->c, "policy-violation", "TLS is already in place", "s2s: <starttls/> inside TLS");
@@ -934,8 +935,7 @@ void xf_s2s_in_cancel(xf_s2s_in *s)
     s->cancelled = 1;
     for (unsigned i = 0; i < s->np; i++)
         if (s->p[i].verify != NULL) {
-            if (xf_remote_close != NULL)
-                xf_remote_close(s->p[i].verify, "inbound stream closed");
+            xf_remote_close(s->p[i].verify, "inbound stream closed");
             s->p[i].verify = NULL;
         }
 }

@@ -5,12 +5,14 @@
 # (B = HMAC over "T R backend-id", XEP-0185) and records every byte it receives.
 #  (e1) EXTERNAL with a valid certificate: offered, <success/>, restart, the backend gets a
 #       stream from='remote.example' to='a.example' with a valid key, a message both ways;
-#       the close line names auth=sasl-external;
+#       the close line names auth=sasl-external; the same on a STARTTLS listener; on an
+#       auto listener the certificate is asked for only with ALPN xmpp-server;
 #  (e2) a certificate for another domain: EXTERNAL not offered (dialback is);
 #  (e3) a self-signed certificate: the handshake works, EXTERNAL not offered;
 #  (e4) authzid != from -> <invalid-authzid/>;
 #  (e5) after EXTERNAL, a stanza from an unauthenticated domain -> <invalid-from/>,
-#       to a domain not authenticated -> <host-unknown/>;
+#       to a domain not authenticated -> <host-unknown/>, without from ->
+#       <improper-addressing/>; the remote's own <stream:error/> closes the stream;
 #  (v1) <db:verify/> for a key made with dialback_secret_file -> valid, forged -> invalid,
 #       unhosted to -> item-not-found;
 #  (d1) <db:result/> to an unhosted domain -> item-not-found, the stream is kept;
@@ -19,6 +21,8 @@
 #       the backend accepts the assertion, a message is relayed;
 #  (p1) piggybacked second domain covered by the certificate: valid, its stanza relayed;
 #       a forged one (not provable, no verification path): refused, its stanza -> <invalid-from/>;
+#  (b1) the tenant's s2s backend is down: <remote-connection-failed/> after authentication;
+#  (a1) a stream that never authenticates: <connection-timeout/> after auth_timeout_s;
 #  (t1) policy trusted, self-signed peer: dialback refused with not-authorized, logged with
 #       the pkix verdict.
 . "$(dirname "$0")/lib.sh"
@@ -36,7 +40,7 @@ openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 
   -keyout "$C/self/privkey.pem" -out "$C/self/cert.pem" -subj "/CN=remote.example" \
   -addext "subjectAltName=DNS:remote.example" >/dev/null 2>&1 || xf_setup_failed "$T: self-signed"
 
-read -r P_S2S P_BE < <(xf_free_ports 2)
+read -r P_S2S P_BE P_S2S_ST P_AUTO < <(xf_free_ports 4)
 RAW="$XF_TMP/raw"
 mkdir -p "$RAW" "$XF_TMP/xf/tenants"
 SECRET_FILE="$XF_TMP/xf/dialback.secret"
@@ -94,6 +98,7 @@ xf_wait_port 127.0.0.1 "$P_BE" 5 $! || xf_setup_failed "$T: scripted backend did
 xf_tenant_write "$XF_TMP/xf/tenants" a.example "conference.a.example" "$C/a.example" \
   "127.0.0.1:1" "127.0.0.1:$P_BE"
 xf_tenant_write "$XF_TMP/xf/tenants" b.example "" "$C/b.example" "127.0.0.1:1" "127.0.0.1:$P_BE"
+xf_tenant_write "$XF_TMP/xf/tenants" w.example "" "$C/w.example" "127.0.0.1:1" "127.0.0.1:1"
 sed -i 's/"proxy_protocol": "none"/"proxy_protocol": "none", "federation": "trusted"/' \
   "$XF_TMP/xf/tenants/b.example.json"
 XF_CFG="$XF_TMP/xf/xmppfront.json"
@@ -102,13 +107,13 @@ cat > "$XF_CFG" <<EOF
 {
   "workers": 2,
   "tenants": "tenants",
-  "listeners": [$(xf_listener 127.0.0.1 "$P_S2S" direct server)],
-  "limits": {"auth_timeout_s": 10},
+  "listeners": [$(xf_listener 127.0.0.1 "$P_S2S" direct server), $(xf_listener 127.0.0.1 "$P_S2S_ST" starttls server), $(xf_listener 127.0.0.1 "$P_AUTO" direct auto)],
+  "limits": {"auth_timeout_s": 4},
   "log_level": "debug",
   "federation": {"ca_file": "$CA", "dialback_secret_file": "$SECRET_FILE"}
 }
 EOF
-xf_proxy_start "$XF_CFG" "$XF_LOG" "$P_S2S" || xf_setup_failed "$T: xmppfront did not start"
+xf_proxy_start "$XF_CFG" "$XF_LOG" "$P_S2S" "$P_S2S_ST" "$P_AUTO" || xf_setup_failed "$T: xmppfront did not start"
 
 NS_SASL=urn:ietf:params:xml:ns:xmpp-sasl
 peer() {   # peer CERTDIR|none FROM TO STEPS...
@@ -144,6 +149,16 @@ xf_check "(e1) the backend got a stream from='remote.example' to='a.example', a 
 xf_check "(e1) the close line names auth=sasl-external and the verdict" \
   waitfor "$XF_LOG" 'close tenant="a.example" service=server.* auth=sasl-external verdict="policy encrypted; tls; pkix: valid'
 
+xf_check "(e1) STARTTLS listener: the client certificate is asked for there too: EXTERNAL offered, <success/>" \
+  xf_peer --port "$P_S2S_ST" --mode starttls --to a.example --from remote.example --ns jabber:server --db \
+    --cert "$C/remote.example/fullchain.pem" --key "$C/remote.example/privkey.pem" --timeout 8 \
+    --step "expect:$EXT_FEATURE" --step "send:$AUTH_EQ" --step "expect:<success xmlns='$NS_SASL'/>" --step restart
+AUTOPEER=(--port "$P_AUTO" --mode direct --to a.example --from remote.example --ns jabber:server --db
+          --cert "$C/remote.example/fullchain.pem" --key "$C/remote.example/privkey.pem" --timeout 8)
+xf_check "(e1) auto listener, ALPN xmpp-server: the certificate is asked for, EXTERNAL offered" \
+  xf_peer "${AUTOPEER[@]}" --alpn xmpp-server --step "expect:$EXT_FEATURE"
+xf_check "(e1) auto listener without ALPN: no certificate request (c2s clients and browsers share it), so no EXTERNAL; dialback offered" \
+  xf_peer "${AUTOPEER[@]}" --step "absent:$EXT_FEATURE:0.5" --step "expect:urn:xmpp:features:dialback"
 # ---- (e2) a certificate for another domain
 xf_check "(e2) certificate for other.example, from=remote.example: EXTERNAL not offered, dialback is" \
   peer "$C/other.example" remote.example a.example "absent:$EXT_FEATURE:0.5" "expect:urn:xmpp:features:dialback"
@@ -170,6 +185,12 @@ xf_check "(e5) after EXTERNAL, a stanza without from -> <improper-addressing/>" 
   peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
     "send:<message to='user1@a.example'><body>no</body></message>" "expect:<improper-addressing xmlns=" closed
 
+xf_check "(e5) after EXTERNAL, the remote's <stream:error/> is no stanza: our </stream:stream>, logged" \
+  peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
+    "send:<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>" \
+    "expect:</stream:stream>" closed
+xf_check "(e5) ... the close reason names the remote's condition" \
+  waitfor "$XF_LOG" 'reason="remote sent a stream error <undefined-condition/>"'
 # ---- (v1) db:verify: xmppfront is a.example's authoritative server
 K=$(dbkey remote.example a.example abc123)
 xf_check "(v1) <db:verify/> with a key made with dialback_secret_file -> valid; a forged key -> invalid; unhosted to -> item-not-found" \
@@ -224,5 +245,13 @@ xf_check "(t1) b.example (trusted), self-signed peer: <db:result/> -> not-author
 xf_check "(t1) ... logged with the pkix verdict" \
   waitfor "$XF_LOG" 'tenant=b.example remote="remote.example" local="b.example" method=dialback verdict="policy trusted; tls; pkix: invalid'
 
+# ---- (b1) the backend is down
+xf_check "(b1) w.example's s2s backend is down: after EXTERNAL, <remote-connection-failed/> at once" \
+  peer "$C/remote.example" remote.example w.example "send:$AUTH_EQ" "expect:<success" \
+    "expect:<remote-connection-failed xmlns=" closed
+# ---- (a1) the auth deadline
+xf_check "(a1) an s2s stream that never authenticates gets <connection-timeout/> after auth_timeout_s (4 s)" \
+  xf_peer --port "$P_S2S" --mode direct --to a.example --from remote.example --ns jabber:server --db \
+    --alpn xmpp-server --expect-features --hold 9 --hold-expect error:connection-timeout
 xf_check "proxy still running" kill -0 "$XF_PROXY_PID"
 xf_finish "$T"
