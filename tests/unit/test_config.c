@@ -554,9 +554,13 @@ static void test_deploy_example(void **state)
     fclose(f);
     xf_config *c = NULL;
     assert_int_equal(xf_config_parse(buf, n, path, &c, err, sizeof err), 0);
-    assert_int_equal(c->n_listeners, 5);
+    assert_int_equal(c->n_listeners, 7);
     assert_string_equal(c->listeners[4].name, "[::]:443");
     assert_int_equal(c->listeners[4].service, XF_SVC_AUTO);
+    assert_string_equal(c->listeners[5].name, "127.0.0.1:15269");
+    assert_int_equal(c->listeners[5].service, XF_SVC_OUTBOUND);
+    assert_int_equal(c->listeners[5].transparent, 1);
+    assert_int_equal(c->listeners[6].tls, XF_TLS_NONE);
     xf_config_unref(c);
 }
 
