@@ -95,6 +95,28 @@ const char *xf_conn_read_error_reason(xf_conn *c, const char *side, int err, cha
 
 uint64_t xf_conn_now_ms(xf_conn *c) { return uv_now(&c->w->loop); }
 
+/* Start connecting c's backend handle to be; cb runs when connected (or failed).
+   Returns 0, or -1 after answering the client with <remote-connection-failed/>. */
+int xf_conn_backend_connect(xf_conn *c, const xf_backend *be, uv_connect_cb cb)
+{
+    int r = uv_tcp_init(&c->w->loop, &c->backend);
+    if (r == 0) {
+        c->backend.data = c;
+        c->backend_open = 1;
+        c->handles_open++;
+        uv_tcp_nodelay(&c->backend, 1);
+        c->connect_req.data = c;
+        r = uv_tcp_connect(&c->connect_req, &c->backend, (const struct sockaddr *)&be->addr, cb);
+    }
+    if (r < 0) {
+        char reason[200];
+        snprintf(reason, sizeof(reason), "backend %s: %s", be->spec, uv_strerror(r));
+        xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_auth_timeout(uv_timer_t *t);
 
 /* One timer per connection. While the stream is policed (routed, not yet authenticated)

@@ -198,22 +198,8 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
         xf_conn_close(c, "out of memory");
         return;
     }
-    int r = uv_tcp_init(&c->w->loop, &c->backend);
-    if (r == 0) {
-        c->backend.data = c;
-        c->backend_open = 1;
-        c->handles_open++;
-        uv_tcp_nodelay(&c->backend, 1);
-        c->connect_req.data = c;
-        r = uv_tcp_connect(&c->connect_req, &c->backend, (const struct sockaddr *)&be->addr,
-                           on_backend_connected);
-    }
-    if (r < 0) {
-        char reason[160];
-        snprintf(reason, sizeof(reason), "backend %s: %s", be->spec, uv_strerror(r));
-        xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
+    if (xf_conn_backend_connect(c, be, on_backend_connected) < 0)
         return;
-    }
     xf_conn_timer_start(c, (uint64_t)c->config->limits.backend_timeout_s * 1000, xf_conn_on_backend_timeout);
 }
 

@@ -45,6 +45,16 @@ static const uint16_t groups[] = {
     MBEDTLS_SSL_IANA_TLS_GROUP_NONE
 };
 
+void xf_tls_apply_policy(mbedtls_ssl_config *conf)
+{
+    mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+    mbedtls_ssl_conf_ciphersuites(conf, ciphersuites);
+    mbedtls_ssl_conf_groups(conf, groups);
+    mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    mbedtls_ssl_conf_legacy_renegotiation(conf, MBEDTLS_SSL_LEGACY_NO_RENEGOTIATION);
+}
+
 static const char *alpn_client[] = {"xmpp-client", NULL};
 static const char *alpn_server[] = {"xmpp-server", NULL};
 static const char *alpn_auto[] = {"xmpp-client", "xmpp-server", NULL};
@@ -136,12 +146,7 @@ static int setup_conf(xf_tls *t, mbedtls_ssl_config *conf, const char **alpn,
     if (ret != 0)
         goto fail;
     mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &t->drbg);
-    mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
-    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
-    mbedtls_ssl_conf_ciphersuites(conf, ciphersuites);
-    mbedtls_ssl_conf_groups(conf, groups);
-    mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-    mbedtls_ssl_conf_legacy_renegotiation(conf, MBEDTLS_SSL_LEGACY_NO_RENEGOTIATION);
+    xf_tls_apply_policy(conf);
     /* No client certificate by default; on_cert asks for one on s2s streams
        (xf_tls_select.want_peer_cert), optionally: the verdict is ours (s2s_in.c), so
        verify_keep_going lets an untrusted or self-signed one through the handshake

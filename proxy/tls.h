@@ -42,6 +42,9 @@ const mbedtls_ssl_config *xf_tls_config(const xf_tls *t, int service);
    loaded once per file name and kept until xf_tls_free; thread-safe. NULL when the
    file yields no certificate (logged once). Read-only for the callers. */
 mbedtls_x509_crt *xf_tls_peer_ca(const xf_tls *t, const char *file);
+/* The TLS policy above (versions, suites, groups, no renegotiation) on a server or
+   client configuration; used for every TLS xmppfront speaks (proxy/tls_client.c too). */
+void xf_tls_apply_policy(mbedtls_ssl_config *conf);
 /* mbedTLS error code -> short text for logs. */
 const char *xf_tls_strerror(int code, char *buf, size_t len);
 

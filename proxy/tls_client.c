@@ -22,27 +22,6 @@ struct xf_tls_client {
     size_t n_confs;                    /* initialised so far (for free) */
 };
 
-/* As proxy/tls.c: RFC 9325 §4.2, AEAD with forward secrecy only. */
-static const int ciphersuites[] = {
-    MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
-    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
-    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-    0
-};
-
-static const uint16_t groups[] = {
-    MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
-    MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
-    MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1,
-    MBEDTLS_SSL_IANA_TLS_GROUP_NONE
-};
-
 static const char *alpn_server[] = {"xmpp-server", NULL};
 
 static int setup_conf(xf_tls_client *t, mbedtls_ssl_config *conf, const xf_tenant *tenant,
@@ -55,11 +34,7 @@ static int setup_conf(xf_tls_client *t, mbedtls_ssl_config *conf, const xf_tenan
     if (ret != 0)
         return ret;
     mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &t->drbg);
-    mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
-    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
-    mbedtls_ssl_conf_ciphersuites(conf, ciphersuites);
-    mbedtls_ssl_conf_groups(conf, groups);
-    mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    xf_tls_apply_policy(conf);          /* the same policy as the server side */
     /* We verify ourselves (remote.c, certs/): the handshake completes whatever the
        peer presents, the verdict goes into the policy decision. */
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
