@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import time
+import types
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
@@ -52,7 +53,8 @@ async def run(args):
     clients = {}
     for jid, pw, host, port in args.account:
         c = LabClient(jid + '/lab', pw, jid)
-        c.connect((host, int(port)), use_ssl=False, force_starttls=False, disable_starttls=True)
+        # plaintext to the user's own server (slixmpp 1.8 and 1.10: xmpp_client.connect)
+        xmpp_client.connect(c, types.SimpleNamespace(mode='plain', host=host, port=int(port)))
         clients[jid] = c
     deadline = time.monotonic() + args.login_timeout
     if not await xmpp_client.wait_started(clients.values(), deadline):
