@@ -15,6 +15,7 @@
 #include "proxy/conn_int.h"
 #include "proxy/iplimit.h"
 #include "proxy/log.h"
+#include "proxy/proxyproto.h"
 #include "proxy/stats.h"
 
 static const char *state_names[] = {
@@ -94,6 +95,32 @@ const char *xf_conn_read_error_reason(xf_conn *c, const char *side, int err, cha
 }
 
 uint64_t xf_conn_now_ms(xf_conn *c) { return uv_now(&c->w->loop); }
+
+/* The PROXY v2 header (HAProxy proxy-protocol.txt §2.2) toward the backend: the client's
+   addresses, ALPN, SNI (AUTHORITY) and the TLS version/cipher (SSL TLV, with
+   PP2_CLIENT_CERT_CONN when the peer presented a certificate — inbound s2s). Returns 0,
+   or -1 once c is closing. */
+int xf_conn_send_proxy_header(xf_conn *c)
+{
+    uint8_t hdr[1024];
+    xf_pp2_info info = {
+        .src = (const struct sockaddr *)&c->peer_addr,
+        .dst = (const struct sockaddr *)&c->local_addr,
+        .alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl),
+        .authority = c->sel.sni[0] ? c->sel.sni : NULL,
+        .ssl = 1,
+        .client_cert = mbedtls_ssl_get_peer_cert(&c->ssl) != NULL,
+        .verify = 1,
+        .ssl_version = mbedtls_ssl_get_version(&c->ssl),
+        .ssl_cipher = mbedtls_ssl_get_ciphersuite(&c->ssl),
+    };
+    int n = xf_pp2_encode(&info, hdr, sizeof(hdr));
+    if (n < 0) {
+        xf_conn_stream_error(c, "internal-server-error", NULL, "PROXY v2 header encoding failed");
+        return -1;
+    }
+    return xf_conn_backend_send(c, (const char *)hdr, (size_t)n);
+}
 
 /* Start connecting c's backend handle to be; cb runs when connected (or failed).
    Returns 0, or -1 after answering the client with <remote-connection-failed/>. */

@@ -124,6 +124,7 @@ typedef struct xf_conn {
 void xf_conn_set_state(xf_conn *c, enum xf_conn_state to);
 uint64_t xf_conn_now_ms(xf_conn *c);
 int xf_conn_backend_connect(xf_conn *c, const xf_backend *be, uv_connect_cb cb);
+int xf_conn_send_proxy_header(xf_conn *c);
 void xf_conn_timer_start(xf_conn *c, uint64_t ms, uv_timer_cb cb);
 void xf_conn_timer_stop(xf_conn *c);
 void xf_conn_auth_timer_done(xf_conn *c);

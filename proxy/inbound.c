@@ -216,28 +216,8 @@ static void on_backend_connected(uv_connect_t *req, int status)
         return;
     }
     xf_conn_set_state(c, XF_CONN_BACKEND_HEADER);
-    if (c->tenant->proxy_protocol == XF_PP_V2) {
-        uint8_t hdr[1024];
-        const char *alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
-        xf_pp2_info info = {
-            .src = (const struct sockaddr *)&c->peer_addr,
-            .dst = (const struct sockaddr *)&c->local_addr,
-            .alpn = alpn,
-            .authority = c->sel.sni[0] ? c->sel.sni : NULL,
-            .ssl = 1,
-            .client_cert = 0,
-            .verify = 1,
-            .ssl_version = mbedtls_ssl_get_version(&c->ssl),
-            .ssl_cipher = mbedtls_ssl_get_ciphersuite(&c->ssl),
-        };
-        int n = xf_pp2_encode(&info, hdr, sizeof(hdr));
-        if (n < 0) {
-            xf_conn_stream_error(c, "internal-server-error", NULL, "PROXY v2 header encoding failed");
-            return;
-        }
-        if (xf_conn_backend_send(c, (const char *)hdr, (size_t)n) < 0)
-            return;
-    }
+    if (c->tenant->proxy_protocol == XF_PP_V2 && xf_conn_send_proxy_header(c) < 0)
+        return;
     /* Replay the client's header and the complete elements that followed it. */
     if (forward_client(c) < 0)
         return;

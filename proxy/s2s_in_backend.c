@@ -142,27 +142,8 @@ static void on_backend_connected(uv_connect_t *req, int status)
         return;
     }
     xf_conn_set_state(c, XF_CONN_BACKEND_HEADER);
-    if (s->btenant->proxy_protocol == XF_PP_V2) {
-        uint8_t hdr[1024];
-        xf_pp2_info info = {
-            .src = (const struct sockaddr *)&c->peer_addr,
-            .dst = (const struct sockaddr *)&c->local_addr,
-            .alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl),
-            .authority = c->sel.sni[0] ? c->sel.sni : NULL,
-            .ssl = 1,
-            .client_cert = mbedtls_ssl_get_peer_cert(&c->ssl) != NULL,
-            .verify = 1,
-            .ssl_version = mbedtls_ssl_get_version(&c->ssl),
-            .ssl_cipher = mbedtls_ssl_get_ciphersuite(&c->ssl),
-        };
-        int n = xf_pp2_encode(&info, hdr, sizeof(hdr));
-        if (n < 0) {
-            xf_conn_stream_error(c, "internal-server-error", NULL, "PROXY v2 header encoding failed");
-            return;
-        }
-        if (xf_conn_backend_send(c, (const char *)hdr, (size_t)n) < 0)
-            return;
-    }
+    if (s->btenant->proxy_protocol == XF_PP_V2 && xf_conn_send_proxy_header(c) < 0)
+        return;
     if (xf_bs2s_start(s->bs) < 0)
         return;
     int r = uv_read_start((uv_stream_t *)&c->backend, xf_conn_alloc_buf, xf_conn_on_backend_read);
