@@ -37,7 +37,9 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
     case XF_CONN_PLAIN_STARTTLS:  ok = from == XF_CONN_PLAIN_HEADER; break;
     case XF_CONN_TLS_HANDSHAKE:   ok = from == XF_CONN_PLAIN_STARTTLS; break;
     case XF_CONN_TLS_HEADER:      ok = from == XF_CONN_TLS_HANDSHAKE; break;
-    case XF_CONN_BACKEND_CONNECT: ok = from == XF_CONN_TLS_HEADER; break;
+    case XF_CONN_BACKEND_CONNECT: ok = from == XF_CONN_TLS_HEADER ||
+                                       (from == XF_CONN_PLAIN_STARTTLS && c->s2s != NULL &&
+                                        !c->tls_active); break;
     case XF_CONN_BACKEND_HEADER:  ok = from == XF_CONN_BACKEND_CONNECT; break;
     case XF_CONN_RELAY:           ok = from == XF_CONN_BACKEND_HEADER; break;
     case XF_CONN_CLOSING:         ok = from < XF_CONN_CLOSING; break;
@@ -106,14 +108,16 @@ int xf_conn_send_proxy_header(xf_conn *c)
     xf_pp2_info info = {
         .src = (const struct sockaddr *)&c->peer_addr,
         .dst = (const struct sockaddr *)&c->local_addr,
-        .alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl),
         .authority = c->sel.sni[0] ? c->sel.sni : NULL,
-        .ssl = 1,
-        .client_cert = mbedtls_ssl_get_peer_cert(&c->ssl) != NULL,
-        .verify = 1,
-        .ssl_version = mbedtls_ssl_get_version(&c->ssl),
-        .ssl_cipher = mbedtls_ssl_get_ciphersuite(&c->ssl),
     };
+    if (c->tls_active) {          /* a plaintext s2s stream (policy open) has no SSL TLV */
+        info.alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
+        info.ssl = 1;
+        info.client_cert = mbedtls_ssl_get_peer_cert(&c->ssl) != NULL;
+        info.verify = 1;
+        info.ssl_version = mbedtls_ssl_get_version(&c->ssl);
+        info.ssl_cipher = mbedtls_ssl_get_ciphersuite(&c->ssl);
+    }
     int n = xf_pp2_encode(&info, hdr, sizeof(hdr));
     if (n < 0) {
         xf_conn_stream_error(c, "internal-server-error", NULL, "PROXY v2 header encoding failed");
@@ -394,6 +398,12 @@ static void on_handshake_timeout(uv_timer_t *t)
         return;
     }
     xf_conn_stream_error(c, "connection-timeout", NULL, "negotiation not complete within the handshake timeout");
+}
+
+void xf_conn_handshake_timer_start(xf_conn *c)
+{
+    xf_conn_timer_start(c, (uint64_t)c->config->limits.handshake_timeout_s * 1000,
+                        on_handshake_timeout);
 }
 
 static void on_idle_timeout(uv_timer_t *t)

@@ -12,6 +12,9 @@
  *        --<starttls/>--> TLS_HANDSHAKE  <------+
  *   TLS_HANDSHAKE --done--> TLS_HEADER --header, routed--> BACKEND_CONNECT
  *   BACKEND_CONNECT --connected--> BACKEND_HEADER --backend features--> RELAY
+ *   PLAIN_STARTTLS --s2s pair authenticated over plaintext--> BACKEND_CONNECT
+ *       (only a server stream to a tenant whose federation policy is `open`: s2s_in.c
+ *       negotiates it without TLS; its optional <starttls/> still leads to TLS_HANDSHAKE)
  *   any --stream error / timeout / peer gone--> CLOSING --> CLOSED
  *
  * The public side's ciphertext goes through two buffers (tls_in, tls_out) that the
@@ -168,5 +171,13 @@ int xf_conn_backend_watch(xf_conn *c, const char *data, size_t len, uint64_t bas
 void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len);
 void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len);
 void xf_conn_plain_input(xf_conn *c, const char *data, size_t len);
+/* s2s_in.c, a plaintext s2s stream (policy open) that sent <starttls/>: s2s_in has
+   let go (c->s2s is NULL, c->xml is the pre-TLS scanner again) and c->plain holds
+   only what followed </starttls>. Answers <proceed/> and starts TLS. */
+void xf_conn_s2s_starttls(xf_conn *c);
+
+/* conn.c */
+/* The negotiation timer (limits.handshake_timeout_s), as at accept. */
+void xf_conn_handshake_timer_start(xf_conn *c);
 
 #endif

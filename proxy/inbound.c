@@ -12,6 +12,7 @@
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
 #include "proxy/proxyproto.h"
+#include "tenants/policy.h"
 
 #define XF_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define XF_NS_DIALBACK "jabber:server:dialback"
@@ -74,6 +75,15 @@ static void on_plain_header(xf_conn *c, const xf_xml_event *ev)
                      "stream without version 1.0");
         return;
     }
+    if (ev->ns == XF_XML_NS_SERVER && t->federation == XF_FED_OPEN && t->s2s.addrlen > 0) {
+        /* Policy open (XEP-0238 types 2/3): TLS offered, not required; dialback over
+           plaintext accepted. s2s_in negotiates it (its features offer <starttls/>
+           without <required/>); a <starttls/> comes back through xf_conn_s2s_starttls. */
+        c->service = XF_SVC_SERVER;
+        xf_conn_set_state(c, XF_CONN_PLAIN_STARTTLS);
+        xf_s2s_in_start(c, ev);
+        return;
+    }
     static const char features[] =
         "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>"
         "</starttls></stream:features>";
@@ -121,6 +131,12 @@ static void on_starttls(xf_conn *c, uint64_t end)
     }
     xf_conn_set_state(c, XF_CONN_TLS_HANDSHAKE);
     xf_conn_tls_pump(c);
+}
+
+void xf_conn_s2s_starttls(xf_conn *c)
+{
+    xf_conn_handshake_timer_start(c);
+    on_starttls(c, 0);
 }
 
 /* Post-TLS header: decide tenant and service, check ALPN/SNI, connect the backend. */
@@ -483,6 +499,11 @@ void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
 /* Plaintext before STARTTLS. */
 void xf_conn_plain_input(xf_conn *c, const char *data, size_t len)
 {
+    if (c->s2s != NULL) {             /* a plaintext s2s stream (policy open): s2s_in.c */
+        c->bytes_in += len;
+        xf_s2s_in_client_input(c, data, len);
+        return;
+    }
     if (xf_buf_size(&c->plain) == 0 && xf_xml_offset(c->xml) == 0 && data[0] != '<') {
         /* Neither XML nor anything we speak here (design.md §5). */
         xf_conn_close(c, data[0] == 0x16 ? "TLS ClientHello on a STARTTLS listener"
@@ -500,7 +521,8 @@ void xf_conn_plain_input(xf_conn *c, const char *data, size_t len)
         return;
     }
     xf_xml_event ev;
-    while (c->state <= XF_CONN_PLAIN_STARTTLS && xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
+    while (c->state <= XF_CONN_PLAIN_STARTTLS && c->s2s == NULL &&
+           xf_xml_next(c->xml, &ev) != XF_XML_NONE) {
         switch (ev.type) {
         case XF_XML_HEADER:
             on_plain_header(c, &ev);

@@ -144,6 +144,16 @@ int xf_s2s_write_features(char *out, size_t cap, int offer_external, int offer_d
     return finish(&o);
 }
 
+int xf_s2s_write_plain_features(char *out, size_t cap, int offer_dialback)
+{
+    struct out o = out_init(out, cap);
+    put(&o, "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    if (offer_dialback)
+        put(&o, "<dialback xmlns='" XF_NS_DIALBACK_FEATURE "'><errors/></dialback>");
+    put(&o, "</stream:features>");
+    return finish(&o);
+}
+
 static int write_db_request(char *out, size_t cap, const char *prefix, const char *elem,
                             const char *from, const char *to, const char *id, const char *key)
 {

@@ -51,6 +51,10 @@ const char *xf_db_error_name(enum xf_db_error e);
    offer_dialback. Either may be off; with both off the features element is empty
    (the stream then cannot be authenticated and the peer should close). */
 int xf_s2s_write_features(char *out, size_t cap, int offer_external, int offer_dialback);
+/* Receiving-server features before TLS on a stream the tenant's policy lets go
+   without it (policy open, XEP-0238 types 2/3): <starttls/> offered without
+   <required/> (RFC 6120 §5.3.1), then dialback when offer_dialback. */
+int xf_s2s_write_plain_features(char *out, size_t cap, int offer_dialback);
 
 /* <db:result from=.. to=..>KEY</db:result> (step 1) */
 int xf_s2s_write_db_result_request(char *out, size_t cap, const char *prefix, const char *from,

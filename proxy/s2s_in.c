@@ -2,7 +2,8 @@
  * s2s_in: the inbound s2s negotiation owned by xmppfront (see s2s_in.h).
  *
  * Connection states used: TLS_HEADER while negotiating with the remote (the routed
- * header has been answered by us), BACKEND_CONNECT / BACKEND_HEADER while the backend
+ * header has been answered by us; PLAIN_STARTTLS for a plaintext stream to a tenant
+ * with policy open), BACKEND_CONNECT / BACKEND_HEADER while the backend
  * stream is opened and the first pair asserted to it, RELAY once the backend accepted
  * it. Until RELAY the auth deadline (limits.auth_timeout_s) bounds every timer (the
  * remote's scanner is c->cxml, conn.c's rule), and every remote element is at most
@@ -24,6 +25,8 @@
 #include "proxy/s2s_in.h"
 #include "proxy/s2s_in_int.h"
 #include "tenants/policy.h"
+
+#define S2S_STARTTLS 1                   /* on_element: switch to TLS */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -96,7 +99,10 @@ static int send_header_and_features(xf_s2s_in *s, int ext)
     n--;                                                  /* the header's final '>' */
     memcpy(out + n, db, sizeof(db) - 1);
     n += (int)sizeof(db) - 1;
-    int m = xf_s2s_write_features(out + n, sizeof(out) - (size_t)n, ext, s->offered_dialback);
+    int m = s->c->tls_active
+                ? xf_s2s_write_features(out + n, sizeof(out) - (size_t)n, ext, s->offered_dialback)
+                : xf_s2s_write_plain_features(out + n, sizeof(out) - (size_t)n,
+                                              s->offered_dialback);
     if (m < 0) {
         xf_conn_stream_error(s->c, "internal-server-error", NULL, "features do not fit");
         return -1;
@@ -206,8 +212,19 @@ static int on_element(xf_s2s_in *s, const xf_xml_event *ev)
         return -1;
     }
     if (strcmp(ev->name, "starttls") == 0 && strcmp(ev->ns_uri, XF_NS_TLS) == 0) {
-        xf_conn_stream_error(s->c, "policy-violation", "TLS is already in place", "s2s: <starttls/> inside TLS");
-        return -1;
+        if (s->c->tls_active) {
+            xf_conn_stream_error(s->c, "policy-violation", "TLS is already in place",
+                                 "s2s: <starttls/> inside TLS");
+            return -1;
+        }
+        if (s->np > 0) {
+            /* RFC 6120 §5.3.1: STARTTLS comes first; a stream with dialback under way
+               cannot switch (our answers would cross the restart). */
+            xf_conn_stream_error(s->c, "policy-violation", "<starttls/> after dialback began",
+                                 "s2s: <starttls/> after a dialback request on plaintext");
+            return -1;
+        }
+        return S2S_STARTTLS;
     }
     return on_stanza(s, ev);
 }
@@ -234,6 +251,21 @@ static int on_restart_header(xf_s2s_in *s, const xf_xml_event *ev)
         xf_buf_free(&s->bheld);
     }
     return 0;
+}
+
+/* A plaintext stream (policy open) asked for TLS: nothing was authenticated, so the
+   negotiation starts again after the handshake, as on any STARTTLS stream. c->plain
+   holds what followed </starttls> (the ClientHello, perhaps). */
+static void to_tls(xf_s2s_in *s)
+{
+    xf_conn *c = s->c;
+    xf_xml *x = c->cxml;
+    c->cxml = NULL;                      /* policing ends: the pre-TLS scanner again */
+    c->xml = x;
+    c->s2s = NULL;
+    c->header_sent = 0;
+    xf_s2s_in_free(s);
+    xf_conn_s2s_starttls(c);
 }
 
 /* Drain the remote's scanner. */
@@ -293,6 +325,14 @@ static void process_remote(xf_s2s_in *s)
         default:
             break;
         }
+        if (r == S2S_STARTTLS) {
+            size_t used = (size_t)(end - s->rbase);
+            if (used > xf_buf_size(&c->plain))
+                used = xf_buf_size(&c->plain);
+            xf_buf_consume(&c->plain, used);
+            to_tls(s);                           /* frees s */
+            return;
+        }
         if (r < 0 || xf_s2s_in_closing(s))
             return;
         /* Everything up to this event is handled: drop it from plain. */
@@ -331,17 +371,19 @@ void xf_s2s_in_start(xf_conn *c, const xf_xml_event *ev)
     c->auth_deadline_ms = xf_conn_now_ms(c) + (uint64_t)c->config->limits.auth_timeout_s * 1000;
     xf_conn_timer_stop(c);           /* the handshake timer gives way to the deadline */
 
-    int has_cert = mbedtls_ssl_get_peer_cert(&c->ssl) != NULL, proves = 0;
+    int has_cert = c->tls_active && mbedtls_ssl_get_peer_cert(&c->ssl) != NULL, proves = 0;
     xf_proof pf;
     memset(&pf, 0, sizeof(pf));
     if (s->from[0]) {
         xf_s2s_in_pkix_proof(s, s->from, &pf);
         proves = pf.result == XF_PROOF_VALID;
     }
-    xf_s2s_in_offer(s->policy, 1, has_cert, proves, &s->offered_external, &s->offered_dialback);
+    xf_s2s_in_offer(s->policy, c->tls_active, has_cert, proves, &s->offered_external,
+                    &s->offered_dialback);
     char q[400];
-    xf_debug("conn id=%llu s2s stream from=%s cert=%s pkix=%s external=%d dialback=%d",
-             (unsigned long long)c->id, s->from[0] ? s->from : "-", has_cert ? "yes" : "no",
+    xf_debug("conn id=%llu s2s stream from=%s tls=%s cert=%s pkix=%s external=%d dialback=%d",
+             (unsigned long long)c->id, s->from[0] ? s->from : "-",
+             c->tls_active ? "yes" : "no", has_cert ? "yes" : "no",
              xf_log_quote(q, sizeof(q), pf.reason), s->offered_external, s->offered_dialback);
     if (!s->offered_external && !s->offered_dialback) {
         char r[600];

@@ -37,8 +37,11 @@ typedef struct xf_s2s_in xf_s2s_in;
 /* ---- hooks (the inbound connection, proxy/conn_int.h) ---- */
 
 /* inbound.c: the routed post-TLS header of a server stream (tenant c->tenant, checks
-   done). Answers it; the connection stays in TLS_HEADER until a pair is authenticated,
-   then goes BACKEND_CONNECT -> BACKEND_HEADER -> RELAY. On failure c is closing. */
+   done), or the pre-TLS header of one to a tenant with policy open (state
+   PLAIN_STARTTLS: its features offer an optional <starttls/>, which hands the stream
+   back to inbound.c, xf_conn_s2s_starttls). Answers it; the connection stays in
+   TLS_HEADER (PLAIN_STARTTLS) until a pair is authenticated, then goes
+   BACKEND_CONNECT -> BACKEND_HEADER -> RELAY. On failure c is closing. */
 void xf_s2s_in_start(struct xf_conn *c, const xf_xml_event *ev);
 /* Plaintext from the remote, after the routed header. */
 void xf_s2s_in_client_input(struct xf_conn *c, const char *data, size_t len);
@@ -73,8 +76,8 @@ int xf_s2s_in_check_authzid(const char *text, size_t len, const char *from);
    *external = EXTERNAL (only when it proves `from` and the policy's decision for a
    proven certificate is ACCEPT_EXTERNAL); *dialback = dialback, unless the policy
    refuses every dialback on this stream (trusted without any certificate: no proof
-   can come, not even for a piggybacked domain). tls is 1 on every inbound s2s
-   stream (our listeners are TLS-only) but kept for the policy's first rule. */
+   can come, not even for a piggybacked domain). tls is 0 on a plaintext stream
+   (only a tenant with policy open gets one: inbound.c), which offers no EXTERNAL. */
 void xf_s2s_in_offer(int policy, int tls, int has_cert, int proves_from, int *external,
                      int *dialback);
 

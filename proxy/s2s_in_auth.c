@@ -64,11 +64,13 @@ void xf_s2s_in_offer(int policy, int tls, int has_cert, int proves_from, int *ex
 void xf_s2s_in_pkix_proof(xf_s2s_in *s, const char *domain, xf_proof *out)
 {
     /* xf_pkix_check takes non-const chains but only reads them. */
-    mbedtls_x509_crt *chain = (mbedtls_x509_crt *)mbedtls_ssl_get_peer_cert(&s->c->ssl);
+    mbedtls_x509_crt *chain = s->c->tls_active
+        ? (mbedtls_x509_crt *)mbedtls_ssl_get_peer_cert(&s->c->ssl) : NULL;
     memset(out, 0, sizeof(*out));
     if (chain == NULL) {
         out->result = XF_PROOF_ABSENT;
-        snprintf(out->reason, sizeof(out->reason), "no client certificate");
+        snprintf(out->reason, sizeof(out->reason), "%s",
+                 s->c->tls_active ? "no client certificate" : "no TLS");
         return;
     }
     if (s->c->sel.peer_ca == NULL) {
@@ -134,7 +136,7 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_peer_facts f;
     xf_fed_verdict v;
     memset(&f, 0, sizeof(f));
-    f.tls = 1;
+    f.tls = s->c->tls_active;
     f.sasl_external = 1;
     xf_s2s_in_pkix_proof(s, s->from, &f.proof[XF_PROOF_PKIX]);
     f.dialback = XF_DB_NOT_TRIED;
@@ -214,7 +216,7 @@ static void on_verified(void *ud, xf_remote *r, const xf_remote_result *res)
         return;
     xf_peer_facts f;
     memset(&f, 0, sizeof(f));
-    f.tls = 1;
+    f.tls = s->c->tls_active;
     xf_s2s_in_pkix_proof(s, p->remote, &f.proof[XF_PROOF_PKIX]);
     if (res->ok && res->answer == XF_DB_TYPE_VALID) {
         f.dialback = XF_DB_VALID;
@@ -272,7 +274,7 @@ int xf_s2s_in_db_result(xf_s2s_in *s, const xf_xml_event *ev)
 
     xf_peer_facts f;
     memset(&f, 0, sizeof(f));
-    f.tls = 1;                       /* every inbound s2s listener is TLS */
+    f.tls = s->c->tls_active;        /* plaintext only for policy open (inbound.c) */
     xf_s2s_in_pkix_proof(s, R, &f.proof[XF_PROOF_PKIX]);
     if (f.proof[XF_PROOF_PKIX].result == XF_PROOF_VALID) {
         /* XEP-0344 §2.4 "dialback without dialback": the certificate proves R. */

@@ -58,6 +58,21 @@ static void test_features(void **state)
     n = xf_s2s_write_features(out, sizeof(out), 0, 0);
     assert_string_equal(out, "<stream:features></stream:features>");
     assert_int_equal(xf_s2s_write_features(out, 20, 1, 1), -1);   /* too small */
+
+    /* Before TLS (policy open): <starttls/> offered, never required. */
+    n = xf_s2s_write_plain_features(out, sizeof(out), 1);
+    assert_true(n > 0);
+    assert_string_equal(out,
+        "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+        "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>");
+    assert_int_equal(scan_one(out, &ev), XF_XML_ELEMENT);
+    assert_int_equal(ev.n_children, 2);
+    assert_string_equal(ev.children[0].name, "starttls");
+    assert_null(strstr(out, "required"));
+    n = xf_s2s_write_plain_features(out, sizeof(out), 0);
+    assert_string_equal(out, "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+                             "</stream:features>");
+    assert_int_equal(xf_s2s_write_plain_features(out, 30, 1), -1);
 }
 
 static void test_db_requests(void **state)
