@@ -31,7 +31,8 @@
 _Static_assert(XF_CONFIG_MAX_BYTES == 1048576, "XF_CONFIG_MAX_TEXT is out of date");
 
 static const char *const top_keys[] = {
-    "workers", "tenants", "listeners", "limits", "log_level", "federation", NULL };
+    "workers", "tenants", "listeners", "limits", "log_level", "federation", "hosting",
+    NULL };
 static const char *const listener_keys[] = {
     "address", "port", "tls", "service", "transparent", "allow_public", NULL };
 static const char *const limit_keys[] = {
@@ -312,6 +313,58 @@ static int parse_federation(const xf_jconf *p, yajl_val o, xf_federation_conf *f
     return 0;
 }
 
+static const char *const hosting_keys[] = {
+    "name", "certificate", "key", "next_certificate", "next_key", NULL };
+
+/* hosting.<k>: a path resolved against the main file into *out (absent: NULL). */
+static int hosting_path(const xf_jconf *p, yajl_val o, const char *k, char **out)
+{
+    char key[40];
+    const char *s;
+    snprintf(key, sizeof key, "hosting.%s", k);
+    if (xf_jconf_get_str(p, o, k, key, &s) < 0) return -1;
+    if (s && !(*out = xf_jconf_resolve_path(p->file, s)))
+        return xf_jconf_fail(p, key, "out of memory");
+    return 0;
+}
+
+/* The hosting identity (design.md §2): name, certificate and key required;
+   next_certificate and next_key both or neither. Files are read by xf_config_load. */
+static int parse_hosting(const xf_jconf *p, yajl_val o, xf_hosting_conf *h)
+{
+    char name[XF_REGISTRY_NAME_MAX + 1];
+    const char *s, *why;
+    if (!YAJL_IS_OBJECT(o))
+        return xf_jconf_fail(p, "hosting", "must be an object, not %s", xf_jconf_type_name(o));
+    if (xf_jconf_check_keys(p, o, "hosting.", hosting_keys) < 0) return -1;
+    if (xf_jconf_get_str(p, o, "name", "hosting.name", &s) < 0) return -1;
+    if (!s) return xf_jconf_fail(p, "hosting.name", "missing (the provider's own host name)");
+    if ((why = xf_registry_normalise_name(s, name)))
+        return xf_jconf_fail(p, "hosting.name", "\"%.80s\" %s", s, why);
+    if (!(h->name = strdup(name))) return xf_jconf_fail(p, "hosting.name", "out of memory");
+    if (hosting_path(p, o, "certificate", &h->certificate) < 0 ||
+        hosting_path(p, o, "key", &h->key) < 0 ||
+        hosting_path(p, o, "next_certificate", &h->next_certificate) < 0 ||
+        hosting_path(p, o, "next_key", &h->next_key) < 0)
+        return -1;
+    if (!h->certificate) return xf_jconf_fail(p, "hosting.certificate", "missing");
+    if (!h->key) return xf_jconf_fail(p, "hosting.key", "missing");
+    if (h->next_certificate && !h->next_key)
+        return xf_jconf_fail(p, "hosting.next_key", "missing (next_certificate is given)");
+    if (h->next_key && !h->next_certificate)
+        return xf_jconf_fail(p, "hosting.next_certificate", "missing (next_key is given)");
+    return 0;
+}
+
+static void hosting_free(xf_hosting_conf *h)
+{
+    free(h->name);
+    free(h->certificate);
+    free(h->key);
+    free(h->next_certificate);
+    free(h->next_key);
+}
+
 /* The random dialback secret: 32 bytes from getrandom(2), made once per process so
    that keys survive a reload (XEP-0185 keys are checked statelessly). NULL if the
    kernel gave no randomness. */
@@ -406,6 +459,7 @@ static void config_free(xf_config *c)
 {
     if (!c) return;
     federation_free(&c->federation);
+    hosting_free(&c->hosting);
     free(c->path);
     free(c->tenants_dir);
     free(c->listeners);
@@ -473,6 +527,8 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
     if ((v = xf_jconf_get(root, "federation")) &&
         parse_federation(&p, v, &c->federation) < 0)
         goto fail;
+    if ((v = xf_jconf_get(root, "hosting")) && parse_hosting(&p, v, &c->hosting) < 0)
+        goto fail;
 
     v = xf_jconf_get(root, "listeners");
     if (!v) {
@@ -535,7 +591,11 @@ int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen)
         xf_jconf_fail(&p, "tenants", "%s: not a directory", c->tenants_dir);
         goto fail;
     }
-    if (xf_registry_load_dir(c->tenants_dir, &c->registry, err, errlen) < 0) goto fail;
+    const xf_hosting_conf *h = &c->hosting;
+    xf_hosting_spec hs = { c->path, h->name, h->certificate, h->key, h->next_certificate,
+                           h->next_key };
+    if (xf_registry_load(c->tenants_dir, h->name ? &hs : NULL, &c->registry, err, errlen) < 0)
+        goto fail;
     free(buf);
     *out = c;
     return 0;

@@ -63,6 +63,15 @@ typedef struct xf_federation_conf {
     unsigned negotiation_timeout_s;    /* TLS + stream + auth to the remote; default 30 */
 } xf_federation_conf;
 
+/* Main file "hosting" object (docs/configuration.md): the provider's own identity,
+   served for tenants without a certificate of their own (or with "present":
+   "hosting") and for the hosting name itself. name NULL = no hosting object. */
+typedef struct xf_hosting_conf {
+    char *name;                        /* normalised DNS name */
+    char *certificate, *key;           /* resolved paths */
+    char *next_certificate, *next_key; /* resolved paths, or NULL (both or neither) */
+} xf_hosting_conf;
+
 typedef struct xf_config {
     char *path;                        /* main config file */
     unsigned workers;                  /* 0 in the file = one per core (resolved at load) */
@@ -72,6 +81,7 @@ typedef struct xf_config {
     xf_limits limits;
     char *log_level;                   /* "debug" | "info" | "warn" | "error"; default info */
     xf_federation_conf federation;
+    xf_hosting_conf hosting;
     xf_registry *registry;
     int refs;                          /* atomic via __atomic builtins */
 } xf_config;
@@ -82,7 +92,8 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
                     char *err, size_t errlen);
 /* Read and parse the main file, read the dialback secret (federation.
    dialback_secret_file: a regular, non-empty file that is not world-readable; else
-   the per-process random secret), then load the tenant registry it names. */
+   the per-process random secret), then load the hosting identity's certificate and
+   key (if any) and the tenant registry it names (xf_registry_load). */
 int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen);
 xf_config *xf_config_ref(xf_config *c);
 void xf_config_unref(xf_config *c);

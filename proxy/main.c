@@ -123,7 +123,9 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < xf_registry_count(cfg->registry); i++) {
         const xf_tenant *t = xf_registry_at(cfg->registry, i);
-        for (size_t j = 0; j < t->n_aliases; j++)
+        /* A tenant served with the hosting certificate is proven by delegation (DANE,
+           POSH), not by names in that certificate: nothing to warn about. */
+        for (size_t j = 0; t->present == XF_PRESENT_OWN && j < t->n_aliases; j++)
             if (!t->alias_covered[j])
                 fprintf(stderr, "xmppfront: warning: %s: aliases: '%s' is not covered by the "
                         "certificate %s; clients that check it will refuse it\n",
@@ -175,6 +177,15 @@ int main(int argc, char **argv)
     }
     xf_info("xmppfront " XF_VERSION " started: %u workers, %zu tenants", m.n_workers,
             xf_registry_count(cfg->registry));
+    const xf_tenant *host = xf_registry_hosting(cfg->registry);
+    if (host != NULL) {
+        size_t served = 0;
+        for (size_t i = 0; i < xf_registry_count(cfg->registry); i++)
+            served += xf_registry_at(cfg->registry, i)->present == XF_PRESENT_HOSTING;
+        xf_info("hosting identity %s (%s%s): served for %zu tenants", host->domain,
+                host->cert_path, host->next_cert_path ? ", next certificate loaded" : "",
+                served);
+    }
 
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);

@@ -59,12 +59,16 @@ static const char *alpn_client[] = {"xmpp-client", NULL};
 static const char *alpn_server[] = {"xmpp-server", NULL};
 static const char *alpn_auto[] = {"xmpp-client", "xmpp-server", NULL};
 
+/* Present t's certificate: its own, or for a tenant served with the hosting
+   certificate ("present": "hosting", design.md §2) the hosting identity's. sel->chosen
+   stays the tenant, so that routing and the SNI/`to` agreement check (inbound.c) see
+   the tenant whose name chose the certificate. */
 static int use_tenant(mbedtls_ssl_context *ssl, xf_tls_select *sel, const xf_tenant *t)
 {
     sel->chosen = t;
     /* mbedtls_ssl_set_hs_own_cert takes non-const pointers but only reads them. */
-    return mbedtls_ssl_set_hs_own_cert(ssl, (mbedtls_x509_crt *)&t->chain,
-                                       (mbedtls_pk_context *)&t->key);
+    return mbedtls_ssl_set_hs_own_cert(ssl, (mbedtls_x509_crt *)xf_tenant_tls_chain(t),
+                                       (mbedtls_pk_context *)xf_tenant_tls_key(t));
 }
 
 /* SNI callback: called only when the ClientHello has server_name. Unknown name ->
@@ -99,7 +103,8 @@ static int on_sni(void *unused, mbedtls_ssl_context *ssl, const unsigned char *n
 
 /* Certificate callback: always called after the ClientHello is parsed. Without SNI the
    pre-TLS `to` picks the certificate (RFC 6120 §5.4.3.1 note, RFC 7590 §3.1), else the
-   first tenant's certificate is the default. */
+   default: the hosting identity's certificate when there is one, else the first
+   tenant's. */
 static int on_cert(mbedtls_ssl_context *ssl)
 {
     xf_tls_select *sel = mbedtls_ssl_get_user_data_p(ssl);
@@ -118,6 +123,8 @@ static int on_cert(mbedtls_ssl_context *ssl)
     if (sel->chosen != NULL)
         return 0;
     const xf_tenant *t = sel->hint;
+    if (t == NULL)
+        t = xf_registry_hosting(sel->registry);
     if (t == NULL && xf_registry_count(sel->registry) > 0)
         t = xf_registry_at(sel->registry, 0);
     if (t == NULL)

@@ -2,7 +2,9 @@
  * tls: the server-side mbedTLS configuration shared by all workers (read-only after
  * xf_tls_init), and the per-connection certificate choice (RFC 6066 §3, RFC 7590,
  * XEP-0368): by SNI when the client sends one, else by the pre-TLS stream `to`
- * (STARTTLS), else the first tenant's certificate.
+ * (STARTTLS), else the hosting identity's certificate, else the first tenant's. A
+ * tenant served with the hosting certificate (registry.h XF_PRESENT_HOSTING) gets the
+ * hosting chain; SNI = the hosting name gets it too (sel.chosen = the hosting record).
  *
  * Policy (RFC 7590 / RFC 9325): TLS 1.2 and 1.3 only, AEAD suites with ECDHE only, no
  * compression (mbedTLS has none), no renegotiation, no session resumption, no 0-RTT.

@@ -39,9 +39,11 @@ static int setup_conf(xf_tls_client *t, mbedtls_ssl_config *conf, const xf_tenan
        peer presents, the verdict goes into the policy decision. */
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
     mbedtls_ssl_conf_ca_chain(conf, &t->ca, NULL);
-    /* Only reads them; mbedTLS takes non-const pointers. */
-    ret = mbedtls_ssl_conf_own_cert(conf, (mbedtls_x509_crt *)&tenant->chain,
-                                    (mbedtls_pk_context *)&tenant->key);
+    /* Only reads them; mbedTLS takes non-const pointers. A tenant served with the
+       hosting certificate presents that one: a remote offers SASL EXTERNAL only if it
+       proves the tenant with it (DANE/POSH delegation), otherwise dialback. */
+    ret = mbedtls_ssl_conf_own_cert(conf, (mbedtls_x509_crt *)xf_tenant_tls_chain(tenant),
+                                    (mbedtls_pk_context *)xf_tenant_tls_key(tenant));
     if (ret != 0)
         return ret;
     if (direct && (ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn_server)) != 0)

@@ -10,9 +10,14 @@
  *    naming both files.
  *  - backends are IP literals only ("192.0.2.1:5222", "[2001:db8::1]:5269"): host names
  *    are NOT resolved, so a backend never depends on DNS at load time.
- *  - the certificate must cover the domain (xf_identity_covers_dns) and the key must
- *    match the leaf; an alias the certificate does not cover is recorded in
- *    alias_covered[] and is not an error.
+ *  - a tenant presents its own certificate ("present": "own") or the hosting
+ *    identity's ("hosting", the default without a certificate; design.md §2). Its own
+ *    certificate (and the next one, for rollover) must cover the domain
+ *    (xf_identity_covers_dns) and the key must match the leaf; an alias the served
+ *    certificate does not cover is recorded in alias_covered[] and is not an error.
+ *  - the hosting identity (main file "hosting") is loaded first with the same checks
+ *    against the hosting name; it is not a routing name (xf_registry_find never
+ *    returns it), only a certificate for SNI = the hosting name.
  *  - lookups never allocate and never lock: a sorted name array (bsearch) for exact
  *    names, a sorted array of wildcard parents ("*.w.example" -> "w.example") for SNI.
  */
@@ -58,6 +63,7 @@ struct xf_registry {
     size_t n_names;
     struct wild_ent *wild;             /* sorted by (parent, ti) */
     size_t n_wild;
+    xf_tenant *hosting;                /* the hosting identity, or NULL */
 };
 
 /* Normalise a DNS name into out[XF_DNS_MAX + 1]: ASCII lower case, one trailing dot
@@ -146,12 +152,16 @@ static int parse_backend(const xf_jconf *p, const char *key, const char *spec,
 }
 
 static const char *const tenant_keys[] = {
-    "domain", "aliases", "certificate", "key", "c2s_backend", "s2s_backend",
-    "proxy_protocol", "federation", NULL };
+    "domain", "aliases", "present", "certificate", "key", "next_certificate", "next_key",
+    "c2s_backend", "s2s_backend", "proxy_protocol", "federation", NULL };
 
-/* Load certificate chain and key, check they pair and that the leaf covers the domain;
-   record which aliases it covers. */
-static int tenant_load_files(const xf_jconf *p, xf_tenant *t)
+/* Load a certificate chain and its key, check that they pair and that the leaf covers
+   `name` (xf_identity_covers_dns). ckey/kkey are the KEYs named in errors
+   ("certificate"/"key", "next_certificate"/"next_key", "hosting.certificate"...);
+   `what` says what name is ("domain", "hosting name"). */
+static int load_pair(const xf_jconf *p, const char *ckey, const char *kkey,
+                     const char *cert_path, const char *key_path, const char *name,
+                     const char *what, mbedtls_x509_crt *chain, mbedtls_pk_context *key)
 {
     mbedtls_entropy_context ent;
     mbedtls_ctr_drbg_context drbg;
@@ -161,44 +171,117 @@ static int tenant_load_files(const xf_jconf *p, xf_tenant *t)
     mbedtls_entropy_init(&ent);
     mbedtls_ctr_drbg_init(&drbg);
     if (psa_crypto_init() != PSA_SUCCESS) {
-        xf_jconf_fail(p, "key", "PSA crypto initialisation failed");
+        xf_jconf_fail(p, kkey, "PSA crypto initialisation failed");
         goto fail;
     }
     if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
                                      (const unsigned char *)"xf-registry", 11)) != 0) {
-        xf_jconf_fail(p, "key", "RNG seed failed (-0x%04x)", (unsigned)-ret);
+        xf_jconf_fail(p, kkey, "RNG seed failed (-0x%04x)", (unsigned)-ret);
         goto fail;
     }
-    if ((ret = mbedtls_x509_crt_parse_file(&t->chain, t->cert_path)) != 0) {
+    if ((ret = mbedtls_x509_crt_parse_file(chain, cert_path)) != 0) {
         if (ret > 0) snprintf(ebuf, sizeof ebuf, "%d certificate(s) could not be parsed", ret);
         else mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        xf_jconf_fail(p, "certificate", "%s: %s", t->cert_path, ebuf);
+        xf_jconf_fail(p, ckey, "%s: %s", cert_path, ebuf);
         goto fail;
     }
-    if ((ret = mbedtls_pk_parse_keyfile(&t->key, t->key_path, NULL,
+    if ((ret = mbedtls_pk_parse_keyfile(key, key_path, NULL,
                                         mbedtls_ctr_drbg_random, &drbg)) != 0) {
         mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        xf_jconf_fail(p, "key", "%s: %s", t->key_path, ebuf);
+        xf_jconf_fail(p, kkey, "%s: %s", key_path, ebuf);
         goto fail;
     }
-    if ((ret = mbedtls_pk_check_pair(&t->chain.pk, &t->key,
-                                     mbedtls_ctr_drbg_random, &drbg)) != 0) {
-        xf_jconf_fail(p, "key", "%s does not match the certificate %s", t->key_path,
-                 t->cert_path);
+    if ((ret = mbedtls_pk_check_pair(&chain->pk, key, mbedtls_ctr_drbg_random, &drbg)) != 0) {
+        xf_jconf_fail(p, kkey, "%s does not match the certificate %s", key_path, cert_path);
         goto fail;
     }
-    if (!xf_identity_covers_dns(&t->chain, t->domain)) {
-        xf_jconf_fail(p, "certificate", "%s does not cover the domain %s", t->cert_path,
-                 t->domain);
+    if (!xf_identity_covers_dns(chain, name)) {
+        xf_jconf_fail(p, ckey, "%s does not cover the %s %s", cert_path, what, name);
         goto fail;
     }
-    for (size_t i = 0; i < t->n_aliases; i++)
-        t->alias_covered[i] = xf_identity_covers_dns(&t->chain, t->aliases[i]) ? 1 : 0;
     rc = 0;
 fail:
     mbedtls_ctr_drbg_free(&drbg);
     mbedtls_entropy_free(&ent);
     return rc;
+}
+
+/* A tenant's own certificate and key (and the next pair, when configured); records
+   which aliases the current certificate covers. XF_PRESENT_HOSTING tenants have no
+   files of their own: the registry loader links them to the hosting identity. */
+static int tenant_load_files(const xf_jconf *p, xf_tenant *t)
+{
+    if (t->present != XF_PRESENT_OWN) return 0;
+    if (load_pair(p, "certificate", "key", t->cert_path, t->key_path, t->domain, "domain",
+                  &t->chain, &t->key) < 0)
+        return -1;
+    if (t->next_cert_path &&
+        load_pair(p, "next_certificate", "next_key", t->next_cert_path, t->next_key_path,
+                  t->domain, "domain", &t->next_chain, &t->next_key) < 0)
+        return -1;
+    for (size_t i = 0; i < t->n_aliases; i++)
+        t->alias_covered[i] = xf_identity_covers_dns(&t->chain, t->aliases[i]) ? 1 : 0;
+    return 0;
+}
+
+/* An optional path member k into *out, resolved against the tenant file. */
+static int get_path(const xf_jconf *p, yajl_val root, const char *k, char **out)
+{
+    const char *s;
+    if (xf_jconf_get_str(p, root, k, NULL, &s) < 0) return -1;
+    if (s && !(*out = xf_jconf_resolve_path(p->file, s)))
+        return xf_jconf_fail(p, k, "out of memory");
+    return 0;
+}
+
+/* "present" and the certificate keys that go with it (docs/configuration.md):
+   "own" needs certificate and key (next_certificate and next_key: both or neither);
+   "hosting" takes none of the four. Without "present": "own" when any of the four is
+   given, else "hosting". */
+static int parse_present(const xf_jconf *p, yajl_val root, xf_tenant *t)
+{
+    static const char *const own_keys[] = {
+        "certificate", "key", "next_certificate", "next_key" };
+    const char *s;
+    int any = 0;
+    for (size_t i = 0; i < 4; i++)
+        if (xf_jconf_get(root, own_keys[i])) any = 1;
+    if (xf_jconf_get_str(p, root, "present", NULL, &s) < 0) return -1;
+    if (!s) t->present = any ? XF_PRESENT_OWN : XF_PRESENT_HOSTING;
+    else if (strcmp(s, "own") == 0) t->present = XF_PRESENT_OWN;
+    else if (strcmp(s, "hosting") == 0) t->present = XF_PRESENT_HOSTING;
+    else return xf_jconf_fail(p, "present", "\"%.40s\" is not \"own\" or \"hosting\"", s);
+    if (t->present == XF_PRESENT_HOSTING) {
+        for (size_t i = 0; i < 4; i++)
+            if (xf_jconf_get(root, own_keys[i]))
+                return xf_jconf_fail(p, own_keys[i], "not used with \"present\": "
+                                     "\"hosting\" (the hosting certificate is served)");
+        return 0;
+    }
+    if (get_path(p, root, "certificate", &t->cert_path) < 0) return -1;
+    if (!t->cert_path) return xf_jconf_fail(p, "certificate", "missing");
+    if (get_path(p, root, "key", &t->key_path) < 0) return -1;
+    if (!t->key_path) return xf_jconf_fail(p, "key", "missing");
+    if (get_path(p, root, "next_certificate", &t->next_cert_path) < 0 ||
+        get_path(p, root, "next_key", &t->next_key_path) < 0)
+        return -1;
+    if (t->next_cert_path && !t->next_key_path)
+        return xf_jconf_fail(p, "next_key", "missing (next_certificate is given)");
+    if (t->next_key_path && !t->next_cert_path)
+        return xf_jconf_fail(p, "next_certificate", "missing (next_key is given)");
+    return 0;
+}
+
+static xf_tenant *tenant_new(void)
+{
+    xf_tenant *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    mbedtls_x509_crt_init(&t->chain);
+    mbedtls_pk_init(&t->key);
+    mbedtls_x509_crt_init(&t->next_chain);
+    mbedtls_pk_init(&t->next_key);
+    t->federation = XF_FED_DEFAULT;
+    return t;
 }
 
 int xf_tenant_parse(const char *json, size_t len, const char *file, int load_files,
@@ -216,12 +299,10 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
     if (!(root = xf_jconf_parse_object(&p, json, len))) goto fail;
     if (xf_jconf_check_keys(&p, root, NULL, tenant_keys) < 0) goto fail;
 
-    if (!(t = calloc(1, sizeof *t))) {
+    if (!(t = tenant_new())) {
         xf_jconf_fail(&p, "(document)", "out of memory");
         goto fail;
     }
-    mbedtls_x509_crt_init(&t->chain);
-    mbedtls_pk_init(&t->key);
     if (!(t->file = strdup(p.file))) {
         xf_jconf_fail(&p, "(document)", "out of memory");
         goto fail;
@@ -276,18 +357,7 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
         }
     }
 
-    if (xf_jconf_get_str(&p, root, "certificate", NULL, &s) < 0) goto fail;
-    if (!s) { xf_jconf_fail(&p, "certificate", "missing"); goto fail; }
-    if (!(t->cert_path = xf_jconf_resolve_path(p.file, s))) {
-        xf_jconf_fail(&p, "certificate", "out of memory");
-        goto fail;
-    }
-    if (xf_jconf_get_str(&p, root, "key", NULL, &s) < 0) goto fail;
-    if (!s) { xf_jconf_fail(&p, "key", "missing"); goto fail; }
-    if (!(t->key_path = xf_jconf_resolve_path(p.file, s))) {
-        xf_jconf_fail(&p, "key", "out of memory");
-        goto fail;
-    }
+    if (parse_present(&p, root, t) < 0) goto fail;
 
     if (xf_jconf_get_str(&p, root, "c2s_backend", NULL, &s) < 0) goto fail;
     if (s && parse_backend(&p, "c2s_backend", s, &t->c2s) < 0) goto fail;
@@ -336,10 +406,14 @@ void xf_tenant_free(xf_tenant *t)
     free(t->alias_covered);
     free(t->cert_path);
     free(t->key_path);
+    free(t->next_cert_path);
+    free(t->next_key_path);
     free(t->c2s.spec);
     free(t->s2s.spec);
     mbedtls_x509_crt_free(&t->chain);
     mbedtls_pk_free(&t->key);
+    mbedtls_x509_crt_free(&t->next_chain);
+    mbedtls_pk_free(&t->next_key);
     free(t);
 }
 
@@ -347,6 +421,7 @@ void xf_registry_free(xf_registry *r)
 {
     if (!r) return;
     for (size_t i = 0; i < r->n; i++) xf_tenant_free(r->t[i]);
+    xf_tenant_free(r->hosting);
     for (size_t i = 0; i < r->n_wild; i++) free(r->wild[i].parent);
     free(r->t);
     free(r->names);
@@ -416,7 +491,75 @@ static int wild_index_tenant(xf_registry *r, size_t *cap, size_t ti)
     return 0;
 }
 
+const char *xf_registry_normalise_name(const char *in, char *out)
+{
+    return dns_normalise(in, out);
+}
+
+/* The hosting identity as a tenant record (registry.h): errors name the main file's
+   "hosting.*" keys. */
+static int hosting_load(const xf_hosting_spec *h, xf_tenant **out, char *err, size_t errlen)
+{
+    xf_jconf p = { h->file ? h->file : "(config)", err, errlen };
+    char name[XF_DNS_MAX + 1];
+    const char *why;
+    xf_tenant *t;
+
+    *out = NULL;
+    if (!h->name || (why = dns_normalise(h->name, name)))
+        return xf_jconf_fail(&p, "hosting.name", "\"%.80s\" %s", h->name ? h->name : "",
+                             h->name ? why : "is missing");
+    if (!h->cert_path) return xf_jconf_fail(&p, "hosting.certificate", "missing");
+    if (!h->key_path) return xf_jconf_fail(&p, "hosting.key", "missing");
+    if (!h->next_cert_path != !h->next_key_path)
+        return xf_jconf_fail(&p, h->next_cert_path ? "hosting.next_key" : "hosting.next_certificate",
+                             "missing (%s is given)", h->next_cert_path ? "next_certificate"
+                                                                        : "next_key");
+    if (!(t = tenant_new())) return xf_jconf_fail(&p, "hosting", "out of memory");
+    if (!(t->file = strdup(p.file)) || !(t->domain = strdup(name)) ||
+        !(t->cert_path = strdup(h->cert_path)) || !(t->key_path = strdup(h->key_path)) ||
+        (h->next_cert_path && (!(t->next_cert_path = strdup(h->next_cert_path)) ||
+                               !(t->next_key_path = strdup(h->next_key_path))))) {
+        xf_tenant_free(t);
+        return xf_jconf_fail(&p, "hosting", "out of memory");
+    }
+    if (load_pair(&p, "hosting.certificate", "hosting.key", t->cert_path, t->key_path,
+                  t->domain, "hosting name", &t->chain, &t->key) < 0 ||
+        (t->next_cert_path &&
+         load_pair(&p, "hosting.next_certificate", "hosting.next_key", t->next_cert_path,
+                   t->next_key_path, t->domain, "hosting name", &t->next_chain,
+                   &t->next_key) < 0)) {
+        xf_tenant_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+/* A tenant served with the hosting certificate: link it to the hosting identity and
+   record which aliases that certificate covers. Without a hosting identity it is the
+   error a tenant without certificate has always been, with the reason. */
+static int link_hosting(xf_registry *r, xf_tenant *t, char *err, size_t errlen)
+{
+    xf_jconf p = { t->file, err, errlen };
+    if (t->present != XF_PRESENT_HOSTING) return 0;
+    if (!r->hosting)
+        return xf_jconf_fail(&p, "certificate", "missing (the tenant is to be served with "
+                             "the hosting certificate, and the main file has no \"hosting\" "
+                             "object)");
+    t->hosting = r->hosting;
+    for (size_t i = 0; i < t->n_aliases; i++)
+        t->alias_covered[i] = xf_identity_covers_dns(&r->hosting->chain, t->aliases[i]) ? 1 : 0;
+    return 0;
+}
+
 int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t errlen)
+{
+    return xf_registry_load(dir, NULL, out, err, errlen);
+}
+
+int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registry **out,
+                     char *err, size_t errlen)
 {
     xf_jconf dp = { dir, err, errlen };
     xf_registry *r = NULL;
@@ -431,6 +574,7 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
         xf_jconf_fail(&dp, "(directory)", "out of memory");
         goto fail;
     }
+    if (hosting && hosting_load(hosting, &r->hosting, err, errlen) < 0) goto fail;
     if (!(d = opendir(dir))) {
         xf_jconf_fail(&dp, "(directory)", "cannot open: %s", strerror(errno));
         goto fail;
@@ -469,6 +613,11 @@ int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t e
         size_t len = 0;
         if (xf_jconf_read_file(&fp, XF_TENANT_MAX_BYTES, "1 MiB", &buf, &len) < 0) goto fail;
         if (xf_tenant_parse(buf, len, files[i], 1, &r->t[r->n], err, errlen) < 0) goto fail;
+        if (link_hosting(r, r->t[r->n], err, errlen) < 0) {
+            xf_tenant_free(r->t[r->n]);
+            r->t[r->n] = NULL;
+            goto fail;
+        }
         free(buf);
         buf = NULL;
         n_names += 1 + r->t[r->n]->n_aliases;
@@ -527,6 +676,21 @@ const xf_tenant *xf_registry_at(const xf_registry *r, size_t i)
     return r && i < r->n ? r->t[i] : NULL;
 }
 
+const xf_tenant *xf_registry_hosting(const xf_registry *r)
+{
+    return r ? r->hosting : NULL;
+}
+
+const mbedtls_x509_crt *xf_tenant_tls_chain(const xf_tenant *t)
+{
+    return t->present == XF_PRESENT_HOSTING && t->hosting ? &t->hosting->chain : &t->chain;
+}
+
+const mbedtls_pk_context *xf_tenant_tls_key(const xf_tenant *t)
+{
+    return t->present == XF_PRESENT_HOSTING && t->hosting ? &t->hosting->key : &t->key;
+}
+
 /* First index in names[] whose name equals key, or n_names. */
 static const struct name_ent *names_find(const xf_registry *r, const char *key)
 {
@@ -558,7 +722,7 @@ const xf_tenant *xf_registry_for_sni(const xf_registry *r, const char *sni)
     const struct name_ent *e = names_find(r, name);
     if (e) return r->t[e->ti];
     const char *parent = strchr(name, '.');
-    if (!parent) return NULL;
+    if (!parent) return r->hosting && strcmp(name, r->hosting->domain) == 0 ? r->hosting : NULL;
     parent++;
     size_t lo = 0, hi = r->n_wild;
     while (lo < hi) {
@@ -570,5 +734,6 @@ const xf_tenant *xf_registry_for_sni(const xf_registry *r, const char *sni)
         const xf_tenant *t = r->t[r->wild[lo].ti];
         if (xf_identity_covers_dns(&t->chain, name)) return t;
     }
+    if (r->hosting && strcmp(name, r->hosting->domain) == 0) return r->hosting;
     return NULL;
 }

@@ -538,6 +538,128 @@ static void test_load_secret(void **state)
     rm_scratch(dir);
 }
 
+/* "hosting": parsed, paths resolved against the main file, every error. */
+static void test_hosting(void **state)
+{
+    (void)state;
+    const char *j = "{" L1 ", \"hosting\": {\"name\": \"Hosting.Example.\", "
+        "\"certificate\": \"certs/h.crt\", \"key\": \"/k/h.key\", "
+        "\"next_certificate\": \"certs/h2.crt\", \"next_key\": \"certs/h2.key\"}}";
+    xf_config *c = NULL;
+    char err[512] = "";
+    int rc = xf_config_parse(j, strlen(j), "/etc/xf/main.json", &c, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c->hosting.name, "hosting.example");
+    assert_string_equal(c->hosting.certificate, "/etc/xf/certs/h.crt");
+    assert_string_equal(c->hosting.key, "/k/h.key");
+    assert_string_equal(c->hosting.next_certificate, "/etc/xf/certs/h2.crt");
+    assert_string_equal(c->hosting.next_key, "/etc/xf/certs/h2.key");
+    xf_config_unref(c);
+
+    j = "{" L1 "}";
+    assert_int_equal(xf_config_parse(j, strlen(j), "/etc/xf/main.json", &c, err, sizeof err), 0);
+    assert_null(c->hosting.name);
+    assert_null(c->hosting.certificate);
+    xf_config_unref(c);
+
+#define HC "\"certificate\": \"h.crt\", \"key\": \"h.key\""
+    expect_err("{" L1 ", \"hosting\": \"hosting.example\"}",
+               "/etc/xf/main.json: hosting: must be an object, not a string");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", " HC ", \"cert\": 1}}",
+               "/etc/xf/main.json: hosting.cert: unknown key");
+    expect_err("{" L1 ", \"hosting\": {" HC "}}",
+               "/etc/xf/main.json: hosting.name: missing (the provider's own host name)");
+    expect_err("{" L1 ", \"hosting\": {\"name\": 7, " HC "}}",
+               "/etc/xf/main.json: hosting.name: must be a string, not a number");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"*.h.example\", " HC "}}",
+               "/etc/xf/main.json: hosting.name: \"*.h.example\" contains a wildcard");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"192.0.2.1\", " HC "}}",
+               "/etc/xf/main.json: hosting.name: \"192.0.2.1\" is an IP address, not a domain");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", \"key\": \"h.key\"}}",
+               "/etc/xf/main.json: hosting.certificate: missing");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", \"certificate\": \"h.crt\"}}",
+               "/etc/xf/main.json: hosting.key: missing");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", " HC ", \"key\": \"x\"}}",
+               "/etc/xf/main.json: hosting.key: duplicate key");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", " HC ", "
+               "\"next_certificate\": \"n.crt\"}}",
+               "/etc/xf/main.json: hosting.next_key: missing (next_certificate is given)");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", " HC ", \"next_key\": \"n.key\"}}",
+               "/etc/xf/main.json: hosting.next_certificate: missing (next_key is given)");
+    expect_err("{" L1 ", \"hosting\": {\"name\": \"h.example\", " HC ", \"next_key\": \"\"}}",
+               "/etc/xf/main.json: hosting.next_key: must not be empty");
+#undef HC
+}
+
+/* xf_config_load with a hosting identity: its files are read and checked (errors name
+   the main file's hosting.* keys), and a tenant without certificate is served with it. */
+static void test_load_hosting(void **state)
+{
+    (void)state;
+    char *dir = scratch(1, "{}");
+    char main[512], json[2048], want[1600], err[1024] = "";
+    xf_config *c = NULL;
+    snprintf(main, sizeof main, "%s/main.json", dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && for n in h:hosting.example o:other.example; do "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout ${n%%%%:*}.key -out ${n%%%%:*}.crt -days 30 -subj /CN=${n#*:} "
+             "-addext subjectAltName=DNS:${n#*:} >/dev/null 2>&1 || exit 1; done", dir);
+    assert_int_equal(system(cmd), 0);
+    write_file(strcat(strcpy(json, dir), "/tenants.d/p.json"),
+               "{\"domain\": \"p.example\", \"c2s_backend\": \"127.0.0.1:1\"}", 0600);
+
+    /* Without a hosting object the certificate-less tenant is refused, with the reason. */
+    write_file(main, LOADJ, 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/tenants.d/p.json: certificate: missing (the tenant is "
+             "to be served with the hosting certificate, and the main file has no "
+             "\"hosting\" object)", dir);
+    assert_string_equal(err, want);
+
+    snprintf(json, sizeof json, "{\"tenants\": \"tenants.d\", " L1 ", \"hosting\": "
+             "{\"name\": \"hosting.example\", \"certificate\": \"h.crt\", \"key\": \"h.key\"}}");
+    write_file(main, json, 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), 0);
+    const xf_tenant *h = xf_registry_hosting(c->registry);
+    const xf_tenant *t = xf_registry_find(c->registry, "p.example");
+    assert_non_null(h);
+    assert_non_null(t);
+    assert_string_equal(h->domain, "hosting.example");
+    assert_int_equal(t->present, XF_PRESENT_HOSTING);
+    assert_ptr_equal(xf_tenant_tls_chain(t), &h->chain);
+    assert_ptr_equal(xf_tenant_tls_key(t), &h->key);
+    assert_null(xf_registry_find(c->registry, "hosting.example"));   /* not routed */
+    assert_ptr_equal(xf_registry_for_sni(c->registry, "HOSTING.example"), h);
+    xf_config_unref(c);
+
+    /* A certificate that does not name the hosting name; a key of another pair. */
+    snprintf(json, sizeof json, "{\"tenants\": \"tenants.d\", " L1 ", \"hosting\": "
+             "{\"name\": \"hosting.example\", \"certificate\": \"o.crt\", \"key\": \"o.key\"}}");
+    write_file(main, json, 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: hosting.certificate: %s/o.crt does not cover the "
+             "hosting name hosting.example", main, dir);
+    assert_string_equal(err, want);
+    snprintf(json, sizeof json, "{\"tenants\": \"tenants.d\", " L1 ", \"hosting\": "
+             "{\"name\": \"hosting.example\", \"certificate\": \"h.crt\", \"key\": \"h.key\", "
+             "\"next_certificate\": \"h.crt\", \"next_key\": \"o.key\"}}");
+    write_file(main, json, 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: hosting.next_key: %s/o.key does not match the "
+             "certificate %s/h.crt", main, dir, dir);
+    assert_string_equal(err, want);
+    snprintf(json, sizeof json, "{\"tenants\": \"tenants.d\", " L1 ", \"hosting\": "
+             "{\"name\": \"hosting.example\", \"certificate\": \"absent.crt\", \"key\": \"h.key\"}}");
+    write_file(main, json, 0600);
+    assert_int_equal(xf_config_load(main, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: hosting.certificate: %s/absent.crt: ", main, dir);
+    assert_memory_equal(err, want, strlen(want));
+    rm_scratch(dir);
+}
+
 /* The shipped example must always load its listeners (tenants are not loaded here:
    its certificate paths are placeholders). */
 static void test_deploy_example(void **state)
@@ -582,6 +704,8 @@ int main(void)
         cmocka_unit_test(test_federation),
         cmocka_unit_test(test_federation_errors),
         cmocka_unit_test(test_outbound_listener),
+        cmocka_unit_test(test_hosting),
+        cmocka_unit_test(test_load_hosting),
         cmocka_unit_test(test_deploy_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

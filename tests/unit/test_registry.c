@@ -17,6 +17,7 @@
 #include <psa/crypto.h>
 #include "tenants/policy.h"
 #include "tenants/registry.h"
+#include "certs/identity.h"
 
 static char g_dir[256];                /* scratch root: certs/ and per-test tenant dirs */
 static int g_seq;
@@ -50,6 +51,8 @@ static int setup(void **state)
     mkcert("a", "a.example", "DNS:a.example,DNS:conference.a.example");
     mkcert("b", "b.example", "DNS:b.example");
     mkcert("w", "w.example", "DNS:*.w.example");
+    mkcert("a2", "a.example", "DNS:a.example");
+    mkcert("h", "hosting.example", "DNS:hosting.example");
     return 0;
 }
 
@@ -350,6 +353,171 @@ static void test_tenant_parse_ok(void **state)
     }
 }
 
+/* The hosting identity: tenants without a certificate (or with "present":
+   "hosting") are served with it, SNI = the hosting name gets it, it is not routed. */
+static void test_hosting(void **state)
+{
+    (void)state;
+    char err[1024] = "", hc[400], hk[400], nc[400], nk[400];
+    xf_registry *r = NULL;
+    snprintf(hc, sizeof hc, "%s/certs/h.crt", g_dir);
+    snprintf(hk, sizeof hk, "%s/certs/h.key", g_dir);
+    snprintf(nc, sizeof nc, "%s/certs/a.crt", g_dir);
+    snprintf(nk, sizeof nk, "%s/certs/a.key", g_dir);
+    const xf_hosting_spec hs = { "/etc/main.json", "hosting.example", hc, hk, NULL, NULL };
+    const char *d = newdir();
+    put(d, "a.json", TA);
+    put(d, "p.json", "{\"domain\": \"p.example\", \"aliases\": [\"q.example\"], "
+                     "\"c2s_backend\": \"127.0.0.1:1\"}");
+    put(d, "r.json", "{\"domain\": \"r.example\", \"present\": \"hosting\", "
+                     "\"s2s_backend\": \"127.0.0.1:1\"}");
+    int rc = xf_registry_load(d, &hs, &r, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    const xf_tenant *h = xf_registry_hosting(r);
+    const xf_tenant *a = xf_registry_find(r, "a.example");
+    const xf_tenant *pt = xf_registry_find(r, "q.example");
+    const xf_tenant *rt = xf_registry_find(r, "r.example");
+    assert_non_null(h);
+    assert_string_equal(h->domain, "hosting.example");
+    assert_string_equal(h->file, "/etc/main.json");
+    assert_non_null(h->chain.raw.p);
+    assert_int_equal(a->present, XF_PRESENT_OWN);
+    assert_ptr_equal(xf_tenant_tls_chain(a), &a->chain);
+    assert_ptr_equal(xf_tenant_tls_key(a), &a->key);
+    assert_null(a->hosting);
+    for (const xf_tenant *const *tp = (const xf_tenant *const[]){ pt, rt, NULL }; *tp; tp++) {
+        assert_int_equal((*tp)->present, XF_PRESENT_HOSTING);
+        assert_ptr_equal((*tp)->hosting, h);
+        assert_ptr_equal(xf_tenant_tls_chain(*tp), &h->chain);
+        assert_ptr_equal(xf_tenant_tls_key(*tp), &h->key);
+        assert_null((*tp)->cert_path);
+        assert_null((*tp)->chain.raw.p);
+        /* inbound.c checks SNI/`to` agreement on the tenant's own chain: empty here,
+           so it covers nothing (and does not crash). */
+        assert_int_equal(xf_identity_covers_dns(&(*tp)->chain, (*tp)->domain), 0);
+    }
+    assert_int_equal(pt->alias_covered[0], 0);
+    assert_ptr_equal(xf_registry_for_sni(r, "p.example"), pt);
+    assert_ptr_equal(xf_registry_for_sni(r, "Hosting.Example."), h);
+    assert_null(xf_registry_find(r, "hosting.example"));
+    assert_null(xf_registry_for_sni(r, "x.hosting.example"));
+    xf_registry_free(r);
+
+    /* A tenant named like the hosting wins SNI (exact tenant names first). */
+    d = newdir();
+    put(d, "h.json", "{\"domain\": \"hosting.example\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    assert_int_equal(xf_registry_load(d, &hs, &r, err, sizeof err), 0);
+    assert_ptr_equal(xf_registry_for_sni(r, "hosting.example"), xf_registry_at(r, 0));
+    assert_ptr_equal(xf_tenant_tls_chain(xf_registry_at(r, 0)), &xf_registry_hosting(r)->chain);
+    xf_registry_free(r);
+
+    /* Hosting errors name the main file's keys. */
+    const xf_hosting_spec bad = { "/etc/main.json", "hosting.example", nc, nk, NULL, NULL };
+    assert_int_equal(xf_registry_load(newdir(), &bad, &r, err, sizeof err), -1);
+    assert_null(r);
+    char want[1400];
+    snprintf(want, sizeof want, "/etc/main.json: hosting.certificate: %s does not cover the "
+             "hosting name hosting.example", nc);
+    assert_string_equal(err, want);
+    const xf_hosting_spec badnext = { "/etc/main.json", "hosting.example", hc, hk, hc, nk };
+    assert_int_equal(xf_registry_load(newdir(), &badnext, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want, "/etc/main.json: hosting.next_key: %s does not match the "
+             "certificate %s", nk, hc);
+    assert_string_equal(err, want);
+    const xf_hosting_spec okn = { "/etc/main.json", "hosting.example", hc, hk, hc, hk };
+    assert_int_equal(xf_registry_load(newdir(), &okn, &r, err, sizeof err), 0);
+    assert_non_null(xf_registry_hosting(r)->next_chain.raw.p);
+    xf_registry_free(r);
+
+    /* Without a hosting identity a certificate-less tenant is still refused. */
+    d = newdir();
+    put(d, "r.json", "{\"domain\": \"r.example\", \"present\": \"hosting\", "
+                     "\"s2s_backend\": \"127.0.0.1:1\"}");
+    assert_int_equal(xf_registry_load_dir(d, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/r.json: certificate: missing (the tenant is to be served "
+             "with the hosting certificate, and the main file has no \"hosting\" object)", d);
+    assert_string_equal(err, want);
+    assert_null(xf_registry_hosting(NULL));
+}
+
+/* next_certificate / next_key: loaded and checked like the current pair. */
+static void test_next_pair(void **state)
+{
+    (void)state;
+    char err[1024] = "", want[1400];
+    xf_registry *r = NULL;
+    const char *d = newdir();
+    put(d, "a.json", "{\"domain\": \"a.example\", \"certificate\": \"../certs/a.crt\", "
+                     "\"key\": \"../certs/a.key\", \"next_certificate\": \"../certs/a2.crt\", "
+                     "\"next_key\": \"../certs/a2.key\", \"present\": \"own\", "
+                     "\"c2s_backend\": \"127.0.0.1:1\"}");
+    int rc = xf_registry_load_dir(d, &r, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    const xf_tenant *a = xf_registry_at(r, 0);
+    snprintf(want, sizeof want, "%s/../certs/a2.crt", d);
+    assert_string_equal(a->next_cert_path, want);
+    assert_non_null(a->next_chain.raw.p);
+    assert_int_equal(mbedtls_pk_get_type(&a->next_key), MBEDTLS_PK_ECKEY);
+    assert_true(a->next_chain.raw.len != a->chain.raw.len ||
+                memcmp(a->next_chain.raw.p, a->chain.raw.p, a->chain.raw.len) != 0);
+    assert_ptr_equal(xf_tenant_tls_chain(a), &a->chain);   /* not served yet */
+    xf_registry_free(r);
+
+    d = newdir();
+    put(d, "a.json", "{\"domain\": \"a.example\", \"certificate\": \"../certs/a.crt\", "
+                     "\"key\": \"../certs/a.key\", \"next_certificate\": \"../certs/b.crt\", "
+                     "\"next_key\": \"../certs/b.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    assert_int_equal(xf_registry_load_dir(d, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/a.json: next_certificate: %s/../certs/b.crt does not "
+             "cover the domain a.example", d, d);
+    assert_string_equal(err, want);
+
+    d = newdir();
+    put(d, "a.json", "{\"domain\": \"a.example\", \"certificate\": \"../certs/a.crt\", "
+                     "\"key\": \"../certs/a.key\", \"next_certificate\": \"../certs/a2.crt\", "
+                     "\"next_key\": \"../certs/a.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    assert_int_equal(xf_registry_load_dir(d, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/a.json: next_key: %s/../certs/a.key does not match the "
+             "certificate %s/../certs/a2.crt", d, d, d);
+    assert_string_equal(err, want);
+}
+
+static void test_present_errors(void **state)
+{
+    (void)state;
+    expect_terr("{\"domain\": \"a.example\", \"present\": \"shared\", \"c2s_backend\": \"127.0.0.1:1\"}",
+                "/t/x.json: present: \"shared\" is not \"own\" or \"hosting\"");
+    expect_terr("{\"domain\": \"a.example\", \"present\": true}",
+                "/t/x.json: present: must be a string, not a boolean");
+    expect_terr("{\"domain\": \"a.example\", \"present\": \"hosting\", " CK "}",
+                "/t/x.json: certificate: not used with \"present\": \"hosting\" (the hosting "
+                "certificate is served)");
+    expect_terr("{\"domain\": \"a.example\", \"present\": \"hosting\", \"next_key\": \"k\"}",
+                "/t/x.json: next_key: not used with \"present\": \"hosting\" (the hosting "
+                "certificate is served)");
+    expect_terr("{\"domain\": \"a.example\", \"present\": \"own\", \"c2s_backend\": \"127.0.0.1:1\"}",
+                "/t/x.json: certificate: missing");
+    expect_terr("{\"domain\": \"a.example\", \"certificate\": \"c.pem\"}",
+                "/t/x.json: key: missing");
+    expect_terr("{\"domain\": \"a.example\", \"next_certificate\": \"n.pem\"}",
+                "/t/x.json: certificate: missing");
+    expect_terr("{\"domain\": \"a.example\", " CK ", \"next_certificate\": \"n.pem\"}",
+                "/t/x.json: next_key: missing (next_certificate is given)");
+    expect_terr("{\"domain\": \"a.example\", " CK ", \"next_key\": \"n.pem\"}",
+                "/t/x.json: next_certificate: missing (next_key is given)");
+    /* Without any certificate key the tenant presents the hosting certificate. */
+    const char *j = "{\"domain\": \"a.example\", \"s2s_backend\": \"127.0.0.1:1\"}";
+    xf_tenant *t = NULL;
+    char err[256] = "";
+    assert_int_equal(xf_tenant_parse(j, strlen(j), "/t/x.json", 0, &t, err, sizeof err), 0);
+    assert_int_equal(t->present, XF_PRESENT_HOSTING);
+    assert_null(t->hosting);
+    assert_ptr_equal(xf_tenant_tls_chain(t), &t->chain);   /* no registry: empty */
+    xf_tenant_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +528,9 @@ int main(void)
         cmocka_unit_test(test_cert_not_covering),
         cmocka_unit_test(test_tenant_errors),
         cmocka_unit_test(test_tenant_parse_ok),
+        cmocka_unit_test(test_hosting),
+        cmocka_unit_test(test_next_pair),
+        cmocka_unit_test(test_present_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
