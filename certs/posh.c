@@ -262,28 +262,39 @@ static int gen_finish(yajl_gen g, char *out, size_t outlen)
 
 int xf_posh_generate(const mbedtls_x509_crt *leaf, long long expires, char *out, size_t outlen)
 {
+    return xf_posh_generate_set(&leaf, 1, expires, out, outlen);
+}
+
+int xf_posh_generate_set(const mbedtls_x509_crt *const *leaves, size_t n_leaves,
+                         long long expires, char *out, size_t outlen)
+{
     static const enum xf_cert_hash hashes[] = { XF_HASH_SHA256, XF_HASH_SHA512 };
     yajl_gen g;
-    if (!leaf || !out || expires <= 0)
+    if (!leaves || n_leaves == 0 || !out || expires <= 0)
         return XF_POSH_ERR_ARG;
+    for (size_t k = 0; k < n_leaves; k++)
+        if (!leaves[k])
+            return XF_POSH_ERR_ARG;
     if (!(g = yajl_gen_alloc(NULL)))
         return XF_POSH_ERR_ARG;
     yajl_gen_map_open(g);
     GEN_STR(g, "fingerprints");
     yajl_gen_array_open(g);
-    yajl_gen_map_open(g);
-    for (size_t i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
-        unsigned char d[64];
-        char b64[100];
-        int n = xf_cert_digest(leaf, XF_CERT_FULL, hashes[i], d, sizeof d);
-        if (n < 0 || xf_b64_encode(d, (size_t)n, b64, sizeof b64) < 0) {
-            yajl_gen_free(g);
-            return XF_POSH_ERR_ARG;
+    for (size_t k = 0; k < n_leaves; k++) {
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
+            unsigned char d[64];
+            char b64[100];
+            int n = xf_cert_digest(leaves[k], XF_CERT_FULL, hashes[i], d, sizeof d);
+            if (n < 0 || xf_b64_encode(d, (size_t)n, b64, sizeof b64) < 0) {
+                yajl_gen_free(g);
+                return XF_POSH_ERR_ARG;
+            }
+            GEN_STR(g, hash_name(hashes[i]));
+            GEN_STR(g, b64);
         }
-        GEN_STR(g, hash_name(hashes[i]));
-        GEN_STR(g, b64);
+        yajl_gen_map_close(g);
     }
-    yajl_gen_map_close(g);
     yajl_gen_array_close(g);
     GEN_STR(g, "expires");
     yajl_gen_integer(g, expires);

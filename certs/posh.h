@@ -84,6 +84,12 @@ int xf_posh_check(const struct xf_posh_doc *doc, const mbedtls_x509_crt *leaf,
    Returns the length written (NUL-terminated) or a negative error. */
 int xf_posh_generate(const mbedtls_x509_crt *leaf, long long expires, char *out, size_t outlen);
 
+/* The same with one fingerprint object per leaf, in order (key rollover: the current
+   and the next certificate, so that a peer's cached document keeps matching across
+   the switch; RFC 7711 §3.2 allows several, any one match is enough). */
+int xf_posh_generate_set(const mbedtls_x509_crt *const *leaves, size_t n_leaves,
+                         long long expires, char *out, size_t outlen);
+
 /* {"url":"<url>","expires":N}; url must start with https://. */
 int xf_posh_generate_reference(const char *url, long long expires, char *out, size_t outlen);
 

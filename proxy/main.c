@@ -3,6 +3,7 @@
  *   xmppfront -c FILE                 run in the foreground, log to stderr
  *   xmppfront --check-config -c FILE  validate the configuration and exit
  *   xmppfront proof ...               certificate and proof tools (docs/proof.md)
+ *   xmppfront records DOMAIN [-c FILE] the SRV/TLSA/POSH records to publish (docs/records.md)
  */
 #include <getopt.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "proxy/log.h"
 #include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
+#include "proxy/records_cmd.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
 #include "proxy/worker.h"
@@ -34,6 +36,7 @@ static void usage(FILE *f)
 {
     fputs("usage: xmppfront -c FILE [--check-config]\n"
           "       xmppfront proof SUBCOMMAND ... (see docs/proof.md)\n"
+          "       xmppfront records DOMAIN [--config FILE] (see docs/records.md)\n"
           "  -c, --config FILE    main configuration file (JSON)\n"
           "      --check-config   validate the configuration and its tenants, then exit\n"
           "  -V, --version        print the version\n"
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "proof") == 0)
         return xf_proof_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "records") == 0)
+        return xf_records_main(argc - 1, argv + 1);
 
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},

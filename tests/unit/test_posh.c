@@ -162,6 +162,40 @@ static void test_generate_and_match(void **s)
     mbedtls_x509_crt_free(&future);
 }
 
+/* Rollover: one document with the current and the next certificate matches both,
+   and a third certificate not. */
+static void test_generate_set(void **s)
+{
+    (void)s;
+    mbedtls_x509_crt a, a2, b;
+    char json[2048], why[200];
+    struct xf_posh_doc d;
+    struct mk_opts oa = { .subject = "CN=a.example", .dns = { "a.example" }, .ca = -1 };
+    struct mk_opts ob = { .subject = "CN=b.example", .dns = { "b.example" }, .ca = -1 };
+    mk_parsed(&oa, &a);
+    mk_parsed(&oa, &a2);
+    mk_parsed(&ob, &b);
+    const mbedtls_x509_crt *both[] = { &a, &a2 };
+    assert_true(xf_posh_generate_set(both, 2, 3600, json, sizeof json) > 0);
+    assert_int_equal(parse(json, &d), 0);
+    assert_int_equal(d.nfp, 4);
+    assert_int_equal(d.expires, 3600);
+    assert_int_equal(xf_posh_check(&d, &a, why, sizeof why), XF_POSH_MATCH);
+    assert_int_equal(xf_posh_check(&d, &a2, why, sizeof why), XF_POSH_MATCH);
+    assert_int_equal(xf_posh_check(&d, &b, why, sizeof why), XF_POSH_NOMATCH);
+    /* One leaf: byte for byte what xf_posh_generate writes. */
+    char one[1024];
+    assert_true(xf_posh_generate_set(both, 1, 60, json, sizeof json) > 0);
+    assert_true(xf_posh_generate(&a, 60, one, sizeof one) > 0);
+    assert_string_equal(json, one);
+    assert_true(xf_posh_generate_set(both, 0, 60, json, sizeof json) < 0);
+    const mbedtls_x509_crt *holes[] = { &a, NULL };
+    assert_true(xf_posh_generate_set(holes, 2, 60, json, sizeof json) < 0);
+    mbedtls_x509_crt_free(&a);
+    mbedtls_x509_crt_free(&a2);
+    mbedtls_x509_crt_free(&b);
+}
+
 static void test_generate_reference(void **s)
 {
     (void)s;
@@ -244,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_invalid_documents),
         cmocka_unit_test(test_skipped_entries),
         cmocka_unit_test(test_generate_and_match),
+        cmocka_unit_test(test_generate_set),
         cmocka_unit_test(test_generate_reference),
         cmocka_unit_test(test_expires_overflow),
         cmocka_unit_test(test_many_fingerprints),
