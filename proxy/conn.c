@@ -28,6 +28,14 @@ static uint64_t next_conn_id;
 
 unsigned xf_conn_count(void) { return __atomic_load_n(&live_conns, __ATOMIC_RELAXED); }
 
+void xf_conn_count_adjust(int delta)
+{
+    if (delta > 0)
+        __atomic_fetch_add(&live_conns, (unsigned)delta, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_sub(&live_conns, (unsigned)-delta, __ATOMIC_RELAXED);
+}
+
 /* The only place the state changes; asserts the move is one the diagram allows. */
 void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
 {

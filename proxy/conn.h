@@ -17,5 +17,8 @@ void xf_conn_drain(xf_worker *w);
 void xf_conn_close_all(xf_worker *w, const char *reason);
 /* Live connections in the whole process. */
 unsigned xf_conn_count(void);
+/* Another kind of session (the outbound listener's, proxy/outbound.c) joins (+1) or
+   leaves (-1) the process-wide count that limits.max_connections bounds. */
+void xf_conn_count_adjust(int delta);
 
 #endif

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include "proxy/buf.h"
+#include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/outbound.h"
 #include "proxy/remote.h"
@@ -148,6 +149,7 @@ static void on_closed(uv_handle_t *h)
     xf_worker *w = o->w;
     xf_config_unref(o->cfg);
     free(o);
+    xf_conn_count_adjust(-1);
     xf_worker_conn_gone(w);
 }
 
@@ -680,6 +682,7 @@ void xf_outbound_accept(xf_listener *l)
     uv_timer_init(&w->loop, &o->timer);
     o->tcp.data = o->timer.data = o;
     o->handles = 2;
+    xf_conn_count_adjust(+1);
     o->next = w->obs;
     if (w->obs)
         w->obs->prev = o;
@@ -706,6 +709,13 @@ void xf_outbound_accept(xf_listener *l)
         xf_warn("outbound listener %s: refused %s: not a loopback or private address "
                 "(allow_public is off)", o->lconf->name, o->peer);
         ob_close(o, "refused: public peer on an outbound listener");
+        return;
+    }
+    unsigned maxc = o->cfg->limits.max_connections;
+    if (maxc && xf_conn_count() > maxc) {
+        xf_warn("outbound listener %s: refused %s: max_connections (%u) reached",
+                o->lconf->name, o->peer, maxc);
+        ob_close(o, "refused: max_connections reached");
         return;
     }
     if (o->lconf->transparent)
