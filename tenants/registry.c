@@ -506,9 +506,9 @@ static int hosting_load(const xf_hosting_spec *h, xf_tenant **out, char *err, si
     xf_tenant *t;
 
     *out = NULL;
-    if (!h->name || (why = dns_normalise(h->name, name)))
-        return xf_jconf_fail(&p, "hosting.name", "\"%.80s\" %s", h->name ? h->name : "",
-                             h->name ? why : "is missing");
+    if (!h->name) return xf_jconf_fail(&p, "hosting.name", "missing");
+    if ((why = dns_normalise(h->name, name)))
+        return xf_jconf_fail(&p, "hosting.name", "\"%.80s\" %s", h->name, why);
     if (!h->cert_path) return xf_jconf_fail(&p, "hosting.certificate", "missing");
     if (!h->key_path) return xf_jconf_fail(&p, "hosting.key", "missing");
     if (!h->next_cert_path != !h->next_key_path)
