@@ -43,6 +43,15 @@ static void usage(FILE *f)
           "  -h, --help           this text\n", f);
 }
 
+/* Tenants served with the hosting certificate. */
+static size_t hosting_served(const xf_registry *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < xf_registry_count(r); i++)
+        n += xf_registry_at(r, i)->present == XF_PRESENT_HOSTING;
+    return n;
+}
+
 static void on_stop_signal(uv_signal_t *s, int signum)
 {
     main_ctx *m = s->data;
@@ -122,6 +131,11 @@ int main(int argc, char **argv)
     if (check) {
         printf("configuration OK: %s: %zu listeners, %zu tenants\n", path, cfg->n_listeners,
                xf_registry_count(cfg->registry));
+        const xf_tenant *host = xf_registry_hosting(cfg->registry);
+        if (host != NULL)
+            printf("hosting identity %s: %s%s; served for %zu tenants\n", host->domain,
+                   host->cert_path, host->next_cert_path ? " (next certificate loaded)" : "",
+                   hosting_served(cfg->registry));
         xf_config_unref(cfg);
         xf_tls_free(tls);
         return 0;
@@ -183,14 +197,10 @@ int main(int argc, char **argv)
     xf_info("xmppfront " XF_VERSION " started: %u workers, %zu tenants", m.n_workers,
             xf_registry_count(cfg->registry));
     const xf_tenant *host = xf_registry_hosting(cfg->registry);
-    if (host != NULL) {
-        size_t served = 0;
-        for (size_t i = 0; i < xf_registry_count(cfg->registry); i++)
-            served += xf_registry_at(cfg->registry, i)->present == XF_PRESENT_HOSTING;
+    if (host != NULL)
         xf_info("hosting identity %s (%s%s): served for %zu tenants", host->domain,
                 host->cert_path, host->next_cert_path ? ", next certificate loaded" : "",
-                served);
-    }
+                hosting_served(cfg->registry));
 
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);
