@@ -42,7 +42,7 @@ cat > xf/tenants/s2sonly.json <<EOF
 {"domain": "s2sonly.example", "present": "hosting", "s2s_backend": "127.0.0.1:$P_BE"}
 EOF
 cat > xf/tenants/own.json <<EOF
-{"domain": "own.example", "certificate": "../../certs/own/fullchain.pem",
+{"domain": "own.example", "aliases": ["muc.own.example"], "certificate": "../../certs/own/fullchain.pem",
  "key": "../../certs/own/privkey.pem",
  "next_certificate": "../../certs/own-next/cert.pem", "next_key": "../../certs/own-next/privkey.pem",
  "c2s_backend": "127.0.0.1:$P_BE", "s2s_backend": "127.0.0.1:$P_BE"}
@@ -102,6 +102,22 @@ for d in shared own s2sonly; do
 done
 xf_check "(1) hosting.example itself: no SRV records (it is not a tenant)" \
   bash -c "[ -z \"\$(awk '\$0 !~ /^;/ && \$4 == \"SRV\"' rec.hosting.example)\" ]"
+
+"$XF_BIN" records muc.own.example --config "$CFG" > rec.muc 2>&1
+rrs rec.muc SRV > got.srv.muc
+sed 's/_tcp\.own\.example\./_tcp.muc.own.example./' want.srv.own > want.srv.muc
+xf_check "(1) an alias (muc.own.example): its own SRV owner names, its tenant's target" \
+  same_set got.srv.muc want.srv.muc
+# Without a hosting object a tenant with its own certificate is its own target.
+mkdir -p xf2/tenants
+cp xf/tenants/own.json xf2/tenants/own.json   # same depth: its relative paths still hold
+printf '{"tenants": "tenants", "listeners": [%s]}\n' "$L" > xf2/xmppfront.json
+"$XF_BIN" records own.example --config xf2/xmppfront.json > rec.nohost 2>&1
+rrs rec.nohost SRV | sed 's/ own\.example\.$/ TARGET/' > got.srv.nohost
+sed 's/ own-example\.hosting\.example\.$/ TARGET/' want.srv.own > want.srv.nohost
+xf_check "(1) no hosting object: own.example's SRV target is own.example itself" \
+  bash -c "same_set() { diff <(sort \"\$1\") <(sort \"\$2\"); }; same_set got.srv.nohost want.srv.nohost &&
+           grep -q '^_$P_S2S\._tcp\.own\.example\. .* IN TLSA 3 1 1 $O\$' rec.nohost"
 
 # (2) TLSA: exactly these records, hashes from openssl
 tlsa_want() {   # TARGET KEY1 KEY2 PORT...
