@@ -5,7 +5,8 @@
 # certificate and a next one (own.example), and an s2s-only hosting-served tenant.
 #  (1) `records` prints the four SRV records per tenant with the listeners' ports, the
 #      hosting name as target for hosting-served tenants and own-example.hosting.example
-#      for own.example; "." for a service the tenant does not offer
+#      for own.example (and for its alias); "." for a service the tenant does not offer;
+#      without a hosting object own.example is its own target
 #  (2) TLSA 3 1 1 at _PORT._tcp.TARGET for every TLS port and for the current and the
 #      next key, equal to openssl's SHA-256 of each SPKI, and nothing else; `xmppfront
 #      proof tlsa` matches them against the certificates (and not against the others)
