@@ -262,10 +262,14 @@ static int print_tenant(FILE *out, const xf_config *cfg, const xf_tenant *t, con
     snprintf(note, sizeof note, "At the hosting name, shared by every tenant served with "
              "its certificate\n; (`xmppfront records %s` prints them for every port).",
              hosted ? host->domain : "");
-    if (print_tlsa(out, cfg, target, cred, offered, hosted ? note : NULL) < 0 ||
-        print_posh(out, name, cred, hosted && strcmp(name, host->domain) != 0 ? host->domain
-                                                                              : NULL,
-                   offered) < 0) {
+    /* A tenant named like the hosting (always hosting-served, registry.c) publishes the
+       hosting's records: TLSA on every port, both fingerprints documents. */
+    int is_host = hosted && strcmp(name, host->domain) == 0;
+    static const int all[2] = { 1, 1 };
+    if (print_tlsa(out, cfg, target, cred, is_host ? all : offered,
+                   hosted && !is_host ? note : NULL) < 0 ||
+        print_posh(out, name, cred, hosted && !is_host ? host->domain : NULL,
+                   is_host ? all : offered) < 0) {
         fprintf(stderr, "xmppfront records: cannot hash the certificate of %s\n", name);
         return -1;
     }

@@ -538,11 +538,25 @@ static int hosting_load(const xf_hosting_spec *h, xf_tenant **out, char *err, si
 
 /* A tenant served with the hosting certificate: link it to the hosting identity and
    record which aliases that certificate covers. Without a hosting identity it is the
-   error a tenant without certificate has always been, with the reason. */
+   error a tenant without certificate has always been, with the reason. A tenant named
+   like the hosting (domain or alias) must be served with the hosting certificate: with
+   its own, SNI = the hosting name would never get the hosting certificate, and its POSH
+   documents would be the ones the other tenants' references point to. */
 static int link_hosting(xf_registry *r, xf_tenant *t, char *err, size_t errlen)
 {
     xf_jconf p = { t->file, err, errlen };
-    if (t->present != XF_PRESENT_HOSTING) return 0;
+    if (t->present != XF_PRESENT_HOSTING) {
+        for (long i = -1; r->hosting && i < (long)t->n_aliases; i++) {
+            const char *n = i < 0 ? t->domain : t->aliases[i];
+            char key[48];
+            if (strcmp(n, r->hosting->domain) != 0) continue;
+            if (i < 0) snprintf(key, sizeof key, "domain");
+            else snprintf(key, sizeof key, "aliases[%ld]", i);
+            return xf_jconf_fail(&p, key, "\"%s\" is the hosting name: serve this tenant "
+                                 "with the hosting certificate (no certificate of its own)", n);
+        }
+        return 0;
+    }
     if (!r->hosting)
         return xf_jconf_fail(&p, "certificate", "missing (the tenant is to be served with "
                              "the hosting certificate, and the main file has no \"hosting\" "

@@ -187,6 +187,22 @@ xf_check "(3) proof posh reads shared.example's document as a reference to the h
            grep -F 'reference document: fetch https://hosting.example/.well-known/posh/xmpp-server.json'"
 xf_check "(3) s2sonly.example (no c2s backend): no xmpp-client.json" test ! -s s2sonly-client.json
 
+# A tenant named like the hosting (s2s only) publishes the hosting's TLSA on every port
+# and both fingerprints documents.
+mkdir -p xf3/tenants
+printf '{"domain": "hosting.example", "s2s_backend": "127.0.0.1:%s"}\n' "$P_BE" > xf3/tenants/h.json
+sed 's|"tenants": "tenants"|"tenants": "../xf3/tenants"|' "$CFG" > xf/main3.json
+"$XF_BIN" records hosting.example --config xf/main3.json > rec.h3 2>&1
+rrs rec.h3 TLSA > got.tlsa.h3
+xf_check "(2) a tenant named like the hosting: the hosting's TLSA on every TLS port" \
+  same_set got.tlsa.h3 want.tlsa.hosting
+posh_doc rec.h3 hosting.example xmpp-client > h3-client.json
+xf_check "(3) ... and its fingerprints documents (xmpp-client.json too)" \
+  "$XF_BIN" proof posh --document h3-client.json --cert certs/hosting/cert.pem
+xf_check "(3) ... and a tenant with a certificate of its own may not take the hosting name" \
+  bash -c "printf '{\"domain\": \"hosting.example\", \"certificate\": \"../../certs/hosting/fullchain.pem\", \"key\": \"../../certs/hosting/privkey.pem\", \"s2s_backend\": \"127.0.0.1:1\"}' > xf3/tenants/h.json &&
+           '$XF_BIN' records hosting.example --config xf/main3.json 2>&1 | grep -F 'domain: \"hosting.example\" is the hosting name'"
+
 # (4) zone syntax
 if command -v knotc >/dev/null 2>&1; then
   mkdir -p kz

@@ -358,7 +358,7 @@ static void test_tenant_parse_ok(void **state)
 static void test_hosting(void **state)
 {
     (void)state;
-    char err[1024] = "", hc[400], hk[400], nc[400], nk[400];
+    char err[1024] = "", hc[400], hk[400], nc[400], nk[400], want[1400];
     xf_registry *r = NULL;
     snprintf(hc, sizeof hc, "%s/certs/h.crt", g_dir);
     snprintf(hk, sizeof hk, "%s/certs/h.key", g_dir);
@@ -412,11 +412,28 @@ static void test_hosting(void **state)
     assert_ptr_equal(xf_tenant_tls_chain(xf_registry_at(r, 0)), &xf_registry_hosting(r)->chain);
     xf_registry_free(r);
 
+    /* A tenant named like the hosting (domain or alias) with a certificate of its own
+       would take SNI = the hosting name and its POSH URL from the hosting: refused. */
+    d = newdir();
+    put(d, "h.json", "{\"domain\": \"hosting.example\", \"certificate\": \"../certs/h.crt\", "
+                     "\"key\": \"../certs/h.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    assert_int_equal(xf_registry_load(d, &hs, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/h.json: domain: \"hosting.example\" is the hosting name: "
+             "serve this tenant with the hosting certificate (no certificate of its own)", d);
+    assert_string_equal(err, want);
+    d = newdir();
+    put(d, "a.json", "{\"domain\": \"a.example\", \"aliases\": [\"x.a.example\", "
+                     "\"hosting.example\"], \"certificate\": \"../certs/a.crt\", "
+                     "\"key\": \"../certs/a.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    assert_int_equal(xf_registry_load(d, &hs, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/a.json: aliases[1]: \"hosting.example\" is the hosting name"));
+    assert_int_equal(xf_registry_load_dir(d, &r, err, sizeof err), 0);   /* no hosting: fine */
+    xf_registry_free(r);
+
     /* Hosting errors name the main file's keys. */
     const xf_hosting_spec bad = { "/etc/main.json", "hosting.example", nc, nk, NULL, NULL };
     assert_int_equal(xf_registry_load(newdir(), &bad, &r, err, sizeof err), -1);
     assert_null(r);
-    char want[1400];
     snprintf(want, sizeof want, "/etc/main.json: hosting.certificate: %s does not cover the "
              "hosting name hosting.example", nc);
     assert_string_equal(err, want);
