@@ -27,6 +27,7 @@
 # verdict (dane: valid / invalid / error ... bogus / absent ... insecure).
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
 # Usage: bash tests/lab/test_dane_outbound.sh   (root; exit 0 only if every check passed)
+# shellcheck disable=SC2034  # read by lab.sh
 LAB_DNSSEC=1
 # shellcheck source=lab.sh
 . "$(dirname "$0")/lab.sh"
@@ -239,6 +240,7 @@ case_insec() {
 xf_check "(d) CA-signed r.insecure.example in an insecure zone (a wrong TLSA published there): delivered by PKIX, dane absent (SRV insecure)" case_insec
 
 # the AD bit is trusted (loopback resolver): no warning about it at start
+# shellcheck disable=SC2016  # $1 of the inner shell
 xf_check "xmppfront trusted its loopback resolver (no 'not on loopback' warning)" \
   bash -c '! grep -a "not on loopback" "$1"' _ "$XF_LOG"
 
