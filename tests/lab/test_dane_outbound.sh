@@ -10,7 +10,14 @@
 #   remotes (Prosody 0.12, $NET.N), each with _xmpp-server/_xmpps-server SRV -> itself:
 #   (a) dane-ok.example     type 4, SELF-SIGNED; signed zone; TLSA 3 1 1 of its key
 #                           -> delivered: DANE-EE proves it, `trusted` is satisfied
-#                              (without DANE: refused, no CA signed it)
+#                              (without DANE: refused, no CA signed it); by SASL EXTERNAL
+#                              from a.example; and by dialback over the DANE-proven
+#                              certificate from b.example, a tenant with policy
+#                              `encrypted` and a self-signed certificate the remote cannot
+#                              verify (so it offers no EXTERNAL). (b.example under
+#                              `trusted` would fail today: the remote's db:verify stream
+#                              to xmppfront is judged by the inbound side, PKIX only, and
+#                              refused — inbound DANE is a later part of issue 8.)
 #   (b) dane-bad.example    type 5, lab-CA certificate (valid PKIX); signed zone; TLSA
 #                           3 1 1 of ANOTHER key -> refused: usable TLSA that does not
 #                           match, PKIX alone is not enough (without DANE: delivered)
@@ -40,6 +47,8 @@ NET=198.18.1                    # remotes outside 127/8, as in test_federation_m
 XF4=127.0.1.100                 # xmppfront (xf.example)
 BK4=127.0.2.1                   # the backend
 TENANT=a.example
+TENANT_B=b.example              # self-signed tenant certificate (no EXTERNAL offered to it)
+declare -A POLICY=([$TENANT]=trusted [$TENANT_B]=encrypted)
 SEND_TIMEOUT=$(( ${LAB_S2S_TIMEOUT:-5} * 2 + 12 ))
 
 # shellcheck disable=SC2034  # read by lab.sh
@@ -82,8 +91,10 @@ tlsa_for r.insecure.example "$OTHER"
 XFD="$LAB_DIR/xf"
 mkdir -p "$XFD/tenants"
 xf_make_cert "$LAB_DIR/pki" "$XFD/certs/$TENANT" "$TENANT" "$TENANT" || xf_setup_failed "$T: cert"
+lab_self_signed "$XFD/certs/$TENANT_B" "$TENANT_B" || xf_setup_failed "$T: cert b"
 lab_host xf.example "$XF4" || xf_setup_failed "$T: xf address"
 lab_xmpp_srv "$TENANT" xf.example 5269 5270
+lab_xmpp_srv "$TENANT_B" xf.example 5269 5270
 lab_addr "$BK4" || xf_setup_failed "$T: backend address"
 lab_dns_start || xf_setup_failed "$T: DNS (knot + unbound)"
 
@@ -132,23 +143,28 @@ authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
 VirtualHost "$TENANT"
+VirtualHost "$TENANT_B"
 EOF
-hd=$(printf '%s' "$TENANT" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
-mkdir -p "$BKD/data/$hd/accounts"
-printf 'return {\n\t["password"] = "pass1";\n};\n' > "$BKD/data/$hd/accounts/user1.dat"
+for d in "$TENANT" "$TENANT_B"; do
+  hd=$(printf '%s' "$d" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
+  mkdir -p "$BKD/data/$hd/accounts"
+  printf 'return {\n\t["password"] = "pass1";\n};\n' > "$BKD/data/$hd/accounts/user1.dat"
+done
 chown -R "$BACKEND_USER:" "$BKD"; chmod 700 "$BKD"
 
 # ------------------------------------------------------------------------- xmppfront
-cat > "$XFD/tenants/$TENANT.json" <<EOF
+for d in "$TENANT" "$TENANT_B"; do
+  cat > "$XFD/tenants/$d.json" <<EOF
 {
-  "domain": "$TENANT",
-  "certificate": "../certs/$TENANT/fullchain.pem",
-  "key": "../certs/$TENANT/privkey.pem",
+  "domain": "$d",
+  "certificate": "../certs/$d/fullchain.pem",
+  "key": "../certs/$d/privkey.pem",
   "c2s_backend": "$BK4:5222",
   "s2s_backend": "$BK4:5269",
-  "federation": "trusted"
+  "federation": "${POLICY[$d]}"
 }
 EOF
+done
 cat > "$XFD/xmppfront.json" <<EOF
 {
   "workers": 2,
@@ -185,8 +201,8 @@ echo "  lab up in $(elapsed)s: namespace $LAB_NS, resolver $LAB_RESOLVER, remote
 
 # ------------------------------------------------------------------------- the four cases
 OUT="$LAB_DIR/sends.out"
-ACC=(--account "user1@$TENANT" pass1 "$BK4" 5222)
-SENDS=()
+ACC=(--account "user1@$TENANT" pass1 "$BK4" 5222 --account "user1@$TENANT_B" pass1 "$BK4" 5222)
+SENDS=(--send "user1@$TENANT_B" "user1@dane-ok.example")
 for r in $REMOTES; do
   read -r -a a < <(lab_account "$r" user1)
   ACC+=(--account "${a[@]}")
@@ -197,9 +213,16 @@ RC=$?
 sleep 0.3
 xf_check "every account logged in, every send answered (lab_xmpp rc=$RC)" test "$RC" -eq 0
 
-result_of() { awk -v t="user1@${LAB_R_DOMAIN[$1]}" '$1 == "RESULT" && $3 == t { print $4 }' "$OUT"; }
-# xmppfront's lines about remote R (its "remote A->R" and "outbound ... remote=R" lines)
-xf_lines() { grep -a -e "->$1[: ]" -e "remote=\"$1\"" "$XF_LOG"; }
+# result_of REMOTE [FROM_TENANT]
+result_of() {
+  awk -v f="user1@${2:-$TENANT}" -v t="user1@${LAB_R_DOMAIN[$1]}" '$1 == "RESULT" && $2 == f && $3 == t { print $4 }' "$OUT"
+}
+# xmppfront's lines about remote R from tenant D (its "remote D->R" and "outbound ...
+# tenant=D remote=R" lines)
+xf_lines() {
+  local d=${2:-$TENANT}
+  grep -a -e "$d->$1[: ]" -e "tenant=\"$d\" remote=\"$1\"" "$XF_LOG"
+}
 show() { echo "send: $(result_of "$1")"; xf_lines "${LAB_R_DOMAIN[$1]}" | cut -c1-900; }
 
 case_ok() {
@@ -211,6 +234,16 @@ case_ok() {
     xf_lines dane-ok.example | grep 'authenticated auth=' | grep -q 'pkix: invalid'
 }
 xf_check "(a) self-signed dane-ok.example with a matching TLSA 3 1 1 in a signed zone: delivered under policy trusted, proven by dane (pkix invalid)" case_ok
+
+case_ok_dialback() {
+  echo "send: $(result_of ok "$TENANT_B")"; xf_lines dane-ok.example "$TENANT_B" | cut -c1-900
+  [ "$(result_of ok "$TENANT_B")" = delivered ] &&
+    xf_lines dane-ok.example "$TENANT_B" | grep 'authenticated auth=dialback' |
+      grep 'policy encrypted; tls; dane: valid' | grep 'pkix: invalid' | grep -q 'dialback: valid' &&
+    grep -q "lab-s2s dir=incoming from=$TENANT_B to=dane-ok.example .*mechanism=dialback" \
+      "$LAB_DIR/remote/ok/prosody.log"
+}
+xf_check "(a') self-signed tenant b.example (encrypted) -> dane-ok.example: no EXTERNAL offered, dialback over the DANE-proven certificate, delivered" case_ok_dialback
 
 case_bad() {
   show bad

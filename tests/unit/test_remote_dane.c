@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include "certs/dane.h"
 #include "certs/cert.h"
@@ -192,6 +193,37 @@ static void test_verify_ta_srv_target(void **st)
     mk_pki_free(&pk);
 }
 
+/* A DANE-valid certificate that no CA signed counts like a PKIX-valid one in the tenant
+   policy (tenants/policy.h): `trusted` accepts it, SASL EXTERNAL is used when offered,
+   otherwise dialback over the proven certificate (XEP-0344); the reason names dane first. */
+static void test_policy_counts_dane(void **st)
+{
+    (void)st;
+    xf_peer_facts f;
+    xf_fed_verdict v;
+    memset(&f, 0, sizeof f);
+    f.tls = 1;
+    f.proof[XF_PROOF_DANE].result = XF_PROOF_VALID;
+    snprintf(f.proof[XF_PROOF_DANE].reason, sizeof f.proof[XF_PROOF_DANE].reason,
+             "record 1 (3 1 1): DANE-EE matches");
+    f.proof[XF_PROOF_PKIX].result = XF_PROOF_INVALID;
+    snprintf(f.proof[XF_PROOF_PKIX].reason, sizeof f.proof[XF_PROOF_PKIX].reason, "self-signed");
+    f.sasl_external = 1;
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_ACCEPT_EXTERNAL);
+    assert_int_equal(v.proven_by, XF_PROOF_DANE);
+    assert_non_null(strstr(v.reason, "tls; dane: valid (record 1 (3 1 1)"));
+    assert_non_null(strstr(v.reason, "pkix: invalid (self-signed)"));
+    f.sasl_external = 0;
+    f.dialback = XF_DB_NOT_TRIED;
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_NEED_DIALBACK);
+    assert_non_null(strstr(v.reason, "the certificate proves the domain"));
+    f.dialback = XF_DB_VALID;
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_ACCEPT_DIALBACK);
+    /* DANE absent: PKIX invalid alone is refused under trusted. */
+    f.proof[XF_PROOF_DANE].result = XF_PROOF_ABSENT;
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_REFUSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_answer),
         cmocka_unit_test(test_verify_ee),
         cmocka_unit_test(test_verify_ta_srv_target),
+        cmocka_unit_test(test_policy_counts_dane),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
