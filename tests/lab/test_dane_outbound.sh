@@ -30,6 +30,12 @@
 #                           trust anchor (LAB_INSECURE_ZONES, unsigned delegation: no AD);
 #                           a WRONG TLSA is published there -> delivered by PKIX: insecure
 #                           TLSA must be ignored
+#   (e) dane-srv.example    type 5; its signed SRV points at xmpp.dane-host.example, and
+#                           its lab-CA certificate names ONLY that target host (no TLSA)
+#                           -> delivered: with a secure SRV the target is a reference
+#                              identity (RFC 7673 §4)
+#   (f) r2.insecure.example the same with an insecure SRV (target xmpp.r2.insecure.example)
+#                           -> refused: the target host is not a reference identity then
 # Each case asserts on the delivery/bounce AND on xmppfront's log line naming the DANE
 # verdict (dane: valid / invalid / error ... bogus / absent ... insecure).
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
@@ -79,7 +85,27 @@ lab_remote ok dane-ok.example 4 "$NET.11" || xf_setup_failed "$T: remote ok"
 lab_remote bad dane-bad.example 5 "$NET.12" || xf_setup_failed "$T: remote bad"
 lab_remote bogus dane-bogus.example 5 "$NET.13" || xf_setup_failed "$T: remote bogus"
 lab_remote insec r.insecure.example 5 "$NET.14" || xf_setup_failed "$T: remote insec"
-REMOTES="ok bad bogus insec"
+lab_remote srvt dane-srv.example 5 "$NET.15" || xf_setup_failed "$T: remote srvt"
+lab_remote srvi r2.insecure.example 5 "$NET.16" || xf_setup_failed "$T: remote srvi"
+REMOTES="ok bad bogus insec srvt srvi"
+# lab_rr_drop OWNER — forget the records of OWNER declared so far (lab_remote's SRV)
+lab_rr_drop() {
+  local rr keep=()
+  for rr in "${LAB_RRS[@]}"; do [ "${rr%% *}" = "${1%.}." ] || keep+=("$rr"); done
+  LAB_RRS=("${keep[@]}")
+}
+# srv_target_world NAME TARGET — NAME's SRV -> TARGET (same address), certificate for TARGET only
+srv_target_world() {
+  local name=$1 tgt=$2 d=${LAB_R_DOMAIN[$1]} dir="$LAB_DIR/remote/$1"
+  lab_rr_drop "_xmpp-server._tcp.$d"; lab_rr_drop "_xmpps-server._tcp.$d"
+  lab_host "$tgt" "${LAB_R_ADDR4[$name]}" && lab_xmpp_srv "$d" "$tgt" 5269 5270 &&
+  xf_make_cert "$LAB_DIR/pki" "$dir/pem-target" "$tgt" "$tgt" &&
+  cp "$dir/pem-target/fullchain.pem" "$dir/certs/$d.crt" &&
+  cp "$dir/pem-target/privkey.pem" "$dir/certs/$d.key" &&
+  chown -R "$LAB_RUN_AS:" "$dir"
+}
+srv_target_world srvt xmpp.dane-host.example || xf_setup_failed "$T: srvt world"
+srv_target_world srvi xmpp.r2.insecure.example || xf_setup_failed "$T: srvi world"
 # a key nobody uses, for the mismatching records
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
 OTHER=$(tlsa311 "$LAB_DIR/pki/other/cert.pem")
@@ -271,6 +297,23 @@ case_insec() {
       grep 'dane: absent (not applicable: SRV answer insecure' | grep -q 'pkix: valid'
 }
 xf_check "(d) CA-signed r.insecure.example in an insecure zone (a wrong TLSA published there): delivered by PKIX, dane absent (SRV insecure)" case_insec
+
+case_srvt() {
+  show srvt
+  [ "$(result_of srvt)" = delivered ] &&
+    xf_lines dane-srv.example | grep 'authenticated auth=' |
+      grep 'dane: absent (no TLSA at _527[01]._tcp.xmpp.dane-host.example' |
+      grep -q 'pkix: valid (chain valid; DNS-ID xmpp.dane-host.example matches xmpp.dane-host.example'
+}
+xf_check "(e) dane-srv.example, signed SRV -> xmpp.dane-host.example, certificate only for the target: delivered (the secure SRV target is a reference identity)" case_srvt
+
+case_srvi() {
+  show srvi
+  case "$(result_of srvi)" in error:*) ;; *) return 1 ;; esac
+  xf_lines r2.insecure.example | grep 'refused' | grep 'dane: absent (not applicable: SRV answer insecure' |
+    grep -q 'pkix: invalid'
+}
+xf_check "(f) r2.insecure.example, insecure SRV -> a target named only in the certificate: refused (the target is no reference identity)" case_srvi
 
 # the AD bit is trusted (loopback resolver): no warning about it at start
 # shellcheck disable=SC2016  # $1 of the inner shell
