@@ -2,9 +2,12 @@
  * remote_connect: the transport of an xf_remote (proxy/remote_int.h) — resolution (both
  * SRV sets, XEP-0368 §3 merged order by proxy/srvorder.c; A/AAAA of each candidate), the
  * TCP connect attempts in order (connect_timeout_s each), writes toward the remote, and
- * the client-side TLS over memory BIOs (direct TLS or after <proceed/>). A connect
+ * the client-side TLS over memory BIOs (direct TLS or after <proceed/>), and the TLSA
+ * lookup of each target (DANE, remote_dane.h) next to its connect. A connect
  * failure or a failed TLS handshake moves on to the next address, then the next
- * candidate; anything after TLS is established is final.
+ * candidate; anything after TLS is established is final, except a DANE failure of the
+ * target (bogus / indeterminate TLSA, or usable TLSA not matched), which aborts that
+ * target and tries the next candidate (xf_remote_abort_target).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * remote_negotiate: the initiator's side of an s2s stream of an xf_remote
  * (proxy/remote_int.h) up to RELAY — our stream headers, STARTTLS (RFC 6120 §5.4;
- * RFC 7590 §3.1), the remote's certificate (PKIX), its <stream:features/>, the policy
+ * RFC 7590 §3.1), the remote's certificate (DANE and PKIX), its <stream:features/>, the policy
  * decision (tenants/policy.h), SASL EXTERNAL (XEP-0178), dialback (XEP-0220, key by
  * XEP-0185) and the <db:verify/> of xf_remote_verify. The remote's stream is scanned
  * with xmlstream; events are handled by on_event.
