@@ -36,6 +36,10 @@
 #                              identity (RFC 7673 §4)
 #   (f) r2.insecure.example the same with an insecure SRV (target xmpp.r2.insecure.example)
 #                           -> refused: the target host is not a reference identity then
+#   (g) dane-nosrv.example  type 4, SELF-SIGNED, NO SRV records: xmppfront falls back to
+#                           its A on 5269; the domain's signed address answer makes
+#                           plain RFC 6698 TLSA at _5269._tcp.dane-nosrv.example apply
+#                           (local policy, spec-digest §6) -> delivered by DANE
 # Each case asserts on the delivery/bounce AND on xmppfront's log line naming the DANE
 # verdict (dane: valid / invalid / error ... bogus / absent ... insecure).
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
@@ -87,7 +91,8 @@ lab_remote bogus dane-bogus.example 5 "$NET.13" || xf_setup_failed "$T: remote b
 lab_remote insec r.insecure.example 5 "$NET.14" || xf_setup_failed "$T: remote insec"
 lab_remote srvt dane-srv.example 5 "$NET.15" || xf_setup_failed "$T: remote srvt"
 lab_remote srvi r2.insecure.example 5 "$NET.16" || xf_setup_failed "$T: remote srvi"
-REMOTES="ok bad bogus insec srvt srvi"
+lab_remote nosrv dane-nosrv.example 4 "$NET.17" || xf_setup_failed "$T: remote nosrv"
+REMOTES="ok bad bogus insec srvt srvi nosrv"
 # lab_rr_drop OWNER — forget the records of OWNER declared so far (lab_remote's SRV)
 lab_rr_drop() {
   local rr keep=()
@@ -106,6 +111,8 @@ srv_target_world() {
 }
 srv_target_world srvt xmpp.dane-host.example || xf_setup_failed "$T: srvt world"
 srv_target_world srvi xmpp.r2.insecure.example || xf_setup_failed "$T: srvi world"
+lab_rr_drop _xmpp-server._tcp.dane-nosrv.example; lab_rr_drop _xmpps-server._tcp.dane-nosrv.example
+lab_rr _5269._tcp.dane-nosrv.example TLSA "$(tlsa311 "$LAB_DIR/remote/nosrv/pem/fullchain.pem")"
 # a key nobody uses, for the mismatching records
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
 OTHER=$(tlsa311 "$LAB_DIR/pki/other/cert.pem")
@@ -314,6 +321,14 @@ case_srvi() {
     grep -q 'pkix: invalid'
 }
 xf_check "(f) r2.insecure.example, insecure SRV -> a target named only in the certificate: refused (the target is no reference identity)" case_srvi
+
+case_nosrv() {
+  show nosrv
+  [ "$(result_of nosrv)" = delivered ] &&
+    xf_lines dane-nosrv.example | grep 'authenticated auth=' | grep 'remote_addr=198.18.1.17:5269 ' |
+      grep 'dane: valid (record 1 (3 1 1)' | grep -q 'pkix: invalid'
+}
+xf_check "(g) self-signed dane-nosrv.example without SRV, TLSA at _5269._tcp.DOMAIN in a signed zone: delivered by DANE (A/AAAA fallback)" case_nosrv
 
 # the AD bit is trusted (loopback resolver): no warning about it at start
 # shellcheck disable=SC2016  # $1 of the inner shell
