@@ -12,11 +12,14 @@
 #include "proxy/dns.h"
 
 #include <ares.h>
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include "proxy/log.h"
 
 #define DEF_TIMEOUT_MS 2000
 #define DEF_TRIES 2
@@ -24,7 +27,7 @@
 #define DEF_TTL_MAX 300
 #define DEF_NEG_TTL_MAX 60
 
-enum { KIND_SRV = 1, KIND_A_AAAA = 2 };
+enum { KIND_SRV = 1, KIND_A_AAAA = 2, KIND_TLSA = 3 };
 
 struct query;
 
@@ -47,7 +50,7 @@ struct query {
     int outstanding;                   /* c-ares questions in flight */
     int submitting;                    /* inside xf_dns_query_*: never deliver there */
     size_t nsub;
-    struct sub sub[2];
+    struct sub sub[2];                 /* SRV, TLSA: one; A/AAAA: two */
     char name[XF_DNS_NAME_MAX];
 };
 
@@ -80,11 +83,103 @@ struct xf_dns {
     unsigned ttl_max_s, neg_ttl_max_s;
     int closing;
     int handles;                       /* open libuv handles; free at 0 after closing */
+    int ad_trusted;                    /* every resolver is on loopback (dns.h) */
 };
 
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 static int g_init_rc;
 static void lib_init(void) { g_init_rc = ares_library_init(ARES_LIB_INIT_ALL); }
+
+/* ---- AD trust ----------------------------------------------------------------- */
+
+/* 1 if the address text a (no port, no brackets; an IPv6 zone "%eth0" is ignored) is
+   127.0.0.0/8 or ::1. */
+static int addr_loopback(const char *a, size_t len)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[16];
+    if (len == 0 || len >= sizeof buf) return 0;
+    memcpy(buf, a, len);
+    buf[len] = '\0';
+    char *pct = strchr(buf, '%');
+    if (pct) *pct = '\0';
+    if (inet_pton(AF_INET, buf, bin) == 1) return bin[0] == 127;
+    if (inet_pton(AF_INET6, buf, bin) == 1) {
+        static const unsigned char one[16] = { [15] = 1 };
+        return memcmp(bin, one, 16) == 0;
+    }
+    return 0;
+}
+
+/* One server spec: "IPv4", "IPv4:port", "IPv6", "[IPv6]", "[IPv6]:port". */
+static int server_loopback(const char *s)
+{
+    if (!s) return 0;
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        return e ? addr_loopback(s + 1, (size_t)(e - s - 1)) : 0;
+    }
+    const char *c = strchr(s, ':');
+    if (c && strchr(c + 1, ':')) return addr_loopback(s, strlen(s));   /* bare IPv6 */
+    return addr_loopback(s, c ? (size_t)(c - s) : strlen(s));
+}
+
+int xf_dns_servers_loopback(const char *const *servers, size_t n, size_t *first_bad)
+{
+    if (first_bad) *first_bad = n;
+    if (!servers || n == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!server_loopback(servers[i])) {
+            if (first_bad) *first_bad = i;
+            return 0;
+        }
+    return 1;
+}
+
+int xf_dns_resolvconf_loopback(const char *path, char *bad, size_t badlen)
+{
+    char line[512];
+    int n = 0, ok = 1;
+    if (bad && badlen) bad[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (bad) snprintf(bad, badlen, "%s unreadable", path);
+        return 0;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (strncmp(p, "nameserver", 10) != 0 || (p[10] != ' ' && p[10] != '\t')) continue;
+        p += 10;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t l = strcspn(p, " \t\r\n#;");
+        if (l == 0) continue;
+        n++;
+        if (ok && !addr_loopback(p, l)) {
+            ok = 0;
+            if (bad) snprintf(bad, badlen, "%.*s", (int)(l < 64 ? l : 64), p);
+        }
+    }
+    fclose(f);
+    if (n == 0 && bad) snprintf(bad, badlen, "no nameserver in %s", path);
+    return n > 0 && ok;
+}
+
+int xf_dns_ad_trusted(const xf_dns *dns) { return dns ? dns->ad_trusted : 0; }
+
+/* Logs a change of the AD trust (the first channel logs "not trusted" once; workers
+   share one decision). */
+static void log_trust(int trusted, const char *why)
+{
+    static atomic_int last = -1;     /* -1: nothing logged yet; else the last state */
+    int prev = atomic_exchange(&last, trusted);
+    if (prev == trusted || (prev == -1 && trusted)) return;
+    if (!trusted)
+        xf_warn("dns: resolver %s is not on loopback: the AD bit is not trusted, every "
+                "answer counts as DNSSEC-insecure (no DANE; PKIX and POSH only)", why);
+    else
+        xf_info("dns: every resolver is on loopback: the AD bit is trusted (DANE enabled)");
+}
 
 /* ---- handles ------------------------------------------------------------------ */
 
@@ -293,7 +388,7 @@ static void query_finish(struct query *q)
     if (q->cb) {
         xf_dns_cb cb = q->cb;
         q->cb = NULL;
-        if (q->kind == KIND_SRV) {
+        if (q->kind != KIND_A_AAAA) {
             cb(q->udata, q->id, &q->sub[0].res);
         } else {
             xf_dns_result r;
@@ -422,8 +517,9 @@ static uint64_t query_start(xf_dns *dns, const char *name, int kind, xf_dns_cb c
     q->cb = cb;
     q->udata = udata;
     q->kind = kind;
-    q->nsub = kind == KIND_SRV ? 1 : 2;
-    q->sub[0].qtype = kind == KIND_SRV ? XF_DNS_T_SRV : XF_DNS_T_A;
+    q->nsub = kind == KIND_A_AAAA ? 2 : 1;
+    q->sub[0].qtype = kind == KIND_SRV ? XF_DNS_T_SRV : kind == KIND_TLSA ? XF_DNS_T_TLSA
+                    : XF_DNS_T_A;
     q->sub[1].qtype = XF_DNS_T_AAAA;
     q->next = dns->queries;
     if (q->next) q->next->prev = q;
@@ -469,6 +565,16 @@ uint64_t xf_dns_query_srv(xf_dns *dns, const char *name, xf_dns_cb cb, void *uda
 uint64_t xf_dns_query_a_aaaa(xf_dns *dns, const char *name, xf_dns_cb cb, void *udata)
 {
     return query_start(dns, name, KIND_A_AAAA, cb, udata);
+}
+
+uint64_t xf_dns_query_tlsa(xf_dns *dns, unsigned port, const char *host, xf_dns_cb cb,
+                           void *udata)
+{
+    char name[XF_DNS_NAME_MAX + 16];
+    if (!host || port == 0 || port > 65535) return 0;
+    int n = snprintf(name, sizeof name, "_%u._tcp.%s", port, host);
+    if (n < 0 || (size_t)n >= XF_DNS_NAME_MAX) return 0;
+    return query_start(dns, name, KIND_TLSA, cb, udata);
 }
 
 int xf_dns_cancel(xf_dns *dns, uint64_t id)
@@ -554,6 +660,20 @@ xf_dns *xf_dns_new(uv_loop_t *loop, const xf_dns_conf *conf, char *err, size_t e
             return NULL;
         }
         free(csv);
+    }
+    {
+        char why[160] = "";
+        if (conf->n_servers && conf->servers) {
+            size_t bad;
+            dns->ad_trusted = xf_dns_servers_loopback(conf->servers, conf->n_servers, &bad);
+            if (!dns->ad_trusted && bad < conf->n_servers)
+                snprintf(why, sizeof why, "%.80s (federation.resolvers)", conf->servers[bad]);
+        } else {
+            char b[80];
+            dns->ad_trusted = xf_dns_resolvconf_loopback("/etc/resolv.conf", b, sizeof b);
+            snprintf(why, sizeof why, "%s (/etc/resolv.conf)", b);
+        }
+        log_trust(dns->ad_trusted, why);
     }
     uv_timer_init(loop, &dns->timer);
     uv_timer_init(loop, &dns->deliver);

@@ -58,9 +58,41 @@ uint64_t xf_dns_query_srv(xf_dns *dns, const char *name, xf_dns_cb cb, void *uda
 /* A and AAAA of name, asked together, one callback (see xf_dns_cb). */
 uint64_t xf_dns_query_a_aaaa(xf_dns *dns, const char *name, xf_dns_cb cb, void *udata);
 
+/* TLSA records at "_PORT._tcp.HOST" (RFC 6698 §3, RFC 7673 §3: HOST is the SRV target,
+   or the domain itself without SRV). res->tlsa holds the records' RDATA; res->ad the
+   answer's AD bit (trust it only when xf_dns_ad_trusted). A SERVFAIL (how a validating
+   resolver reports bogus) stays XF_DNS_SERVFAIL, distinct from NXDOMAIN / NODATA (no
+   TLSA) and TIMEOUT / ERROR (indeterminate). Returns the id, or 0 for a bad host or
+   port. */
+uint64_t xf_dns_query_tlsa(xf_dns *dns, unsigned port, const char *host, xf_dns_cb cb,
+                           void *udata);
+
 /* Cancels query id: its callback will not be called. 1 if it was pending, 0 if the id
    is unknown or already delivered (safe to call with stale ids and 0). */
 int xf_dns_cancel(xf_dns *dns, uint64_t id);
+
+/* ---- trusting the AD bit (spec-digest §6, RFC 6698 §4.2 / RFC 7673 §3) ----
+   c-ares does not validate DNSSEC; the AD bit of an answer is trusted only when every
+   resolver the channel asks is on loopback (IPv4 127.0.0.0/8, IPv6 ::1), i.e. a
+   validating resolver on this host (or this network namespace) where nothing on the
+   network can forge the bit. conf->servers when given, else the nameserver lines of
+   /etc/resolv.conf (what c-ares reads). With any resolver elsewhere (or none found)
+   every answer counts as insecure: DANE does not apply, PKIX (and POSH) only. */
+
+/* 1 if servers[0..n) (as xf_dns_conf.servers: "IPv4:port" / "[IPv6]:port", also
+   bare addresses) are all loopback and n > 0; else 0. *first_bad (may be NULL) gets
+   the index of the first one that is not (or n when none). Pure. */
+int xf_dns_servers_loopback(const char *const *servers, size_t n, size_t *first_bad);
+
+/* The same for the "nameserver" lines of a resolv.conf file: 1 if there is at least
+   one and all are loopback; 0 otherwise (or unreadable), with the first offending
+   address (or a reason) copied to bad[0..badlen). */
+int xf_dns_resolvconf_loopback(const char *path, char *bad, size_t badlen);
+
+/* 1: the AD bit of this channel's answers is trusted (decided by xf_dns_new, see
+   above). xf_dns_new logs one warning line the first time a channel is not trusted
+   (and one info line when trust returns, e.g. after a reload). */
+int xf_dns_ad_trusted(const xf_dns *dns);
 
 /* Queries pending delivery (for tests and metrics). */
 size_t xf_dns_pending(const xf_dns *dns);

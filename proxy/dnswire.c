@@ -163,9 +163,13 @@ void xf_dns_result_free(xf_dns_result *res)
     if (!res) return;
     free(res->srv);
     free(res->addr);
+    free(res->tlsa);
+    free(res->tlsa_rdata);
     res->srv = NULL;
     res->addr = NULL;
-    res->n_srv = res->n_addr = 0;
+    res->tlsa = NULL;
+    res->tlsa_rdata = NULL;
+    res->n_srv = res->n_addr = res->n_tlsa = res->tlsa_rdata_len = 0;
 }
 
 int xf_dns_result_copy(xf_dns_result *dst, const xf_dns_result *src)
@@ -173,6 +177,8 @@ int xf_dns_result_copy(xf_dns_result *dst, const xf_dns_result *src)
     *dst = *src;
     dst->srv = NULL;
     dst->addr = NULL;
+    dst->tlsa = NULL;
+    dst->tlsa_rdata = NULL;
     if (src->n_srv) {
         if (!(dst->srv = malloc(src->n_srv * sizeof *dst->srv))) goto nomem;
         memcpy(dst->srv, src->srv, src->n_srv * sizeof *dst->srv);
@@ -180,6 +186,14 @@ int xf_dns_result_copy(xf_dns_result *dst, const xf_dns_result *src)
     if (src->n_addr) {
         if (!(dst->addr = malloc(src->n_addr * sizeof *dst->addr))) goto nomem;
         memcpy(dst->addr, src->addr, src->n_addr * sizeof *dst->addr);
+    }
+    if (src->n_tlsa) {
+        if (!(dst->tlsa = malloc(src->n_tlsa * sizeof *dst->tlsa))) goto nomem;
+        memcpy(dst->tlsa, src->tlsa, src->n_tlsa * sizeof *dst->tlsa);
+    }
+    if (src->tlsa_rdata_len) {
+        if (!(dst->tlsa_rdata = malloc(src->tlsa_rdata_len))) goto nomem;
+        memcpy(dst->tlsa_rdata, src->tlsa_rdata, src->tlsa_rdata_len);
     }
     return 0;
 nomem:
@@ -277,10 +291,23 @@ int xf_dnswire_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t
         if (!(res->srv = calloc(nrec, sizeof *res->srv))) { rc = XF_DNSWIRE_ERR_NOMEM; goto done; }
     } else if (qtype == XF_DNS_T_A || qtype == XF_DNS_T_AAAA) {
         if (!(res->addr = calloc(nrec, sizeof *res->addr))) { rc = XF_DNSWIRE_ERR_NOMEM; goto done; }
+    } else if (qtype == XF_DNS_T_TLSA) {
+        /* Room for the RDATA of the records kept (bounded by the message). */
+        size_t total = 0, k = 0;
+        for (size_t i = 0; i < nrr && k < nrec; i++)
+            if (rrs[i].cls == 1 && rrs[i].type == qtype && !strcmp(rrs[i].owner, cur)) {
+                total += rrs[i].rdlen;
+                k++;
+            }
+        if (!(res->tlsa = calloc(nrec, sizeof *res->tlsa)) ||
+            (total && !(res->tlsa_rdata = malloc(total)))) {
+            rc = XF_DNSWIRE_ERR_NOMEM;
+            goto done;
+        }
     } else {
         goto done;                                 /* not a type we read: ERROR */
     }
-    for (size_t i = 0; i < nrr && (res->n_srv + res->n_addr) < nrec; i++) {
+    for (size_t i = 0; i < nrr && (res->n_srv + res->n_addr + res->n_tlsa) < nrec; i++) {
         const struct rr *r = &rrs[i];
         if (r->cls != 1 || r->type != qtype || strcmp(r->owner, cur)) continue;
         if (qtype == XF_DNS_T_SRV) {
@@ -293,6 +320,13 @@ int xf_dnswire_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t
             if (read_name(msg, len, &p, s->target) < 0 || p != r->rdoff + r->rdlen)
                 goto malformed;
             res->n_srv++;
+        } else if (qtype == XF_DNS_T_TLSA) {
+            if (r->rdlen < 3) goto malformed;      /* RFC 6698 §2.1: three octets + data */
+            xf_dns_tlsa *t = &res->tlsa[res->n_tlsa++];
+            t->off = res->tlsa_rdata_len;
+            t->len = r->rdlen;
+            memcpy(res->tlsa_rdata + t->off, msg + r->rdoff, r->rdlen);
+            res->tlsa_rdata_len += r->rdlen;
         } else {
             size_t alen = qtype == XF_DNS_T_A ? 4 : 16;
             if (r->rdlen != alen) goto malformed;
@@ -315,6 +349,13 @@ done:
         res->status = XF_DNS_ERROR;
     }
     return rc;
+}
+
+const unsigned char *xf_dns_tlsa_rdata(const xf_dns_result *res, size_t i, size_t *len)
+{
+    if (!res || i >= res->n_tlsa || !res->tlsa_rdata) return NULL;
+    if (len) *len = res->tlsa[i].len;
+    return res->tlsa_rdata + res->tlsa[i].off;
 }
 
 const char *xf_dns_status_name(int s)

@@ -1,7 +1,7 @@
 /*
  * dnswire: DNS wire format (RFC 1035 §4) for the few questions xmppfront asks: build a
- * query, and parse an answer into SRV / A / AAAA records with TTLs, the AD bit and the
- * CNAME chain. Pure: no I/O. proxy/dns.c sends and receives through c-ares and uses
+ * query, and parse an answer into SRV / A / AAAA / TLSA records with TTLs, the AD bit
+ * and the CNAME chain. Pure: no I/O. proxy/dns.c sends and receives through c-ares and uses
  * this parser on both c-ares 1.18 and 1.34 (whose own parsers differ and are
  * deprecated in the newer one). Fuzzed by tests/fuzz/fuzz_dnswire.c.
  */
@@ -18,6 +18,7 @@
 #define XF_DNS_T_AAAA  28
 #define XF_DNS_T_SRV   33
 #define XF_DNS_T_OPT   41
+#define XF_DNS_T_TLSA  52            /* RFC 6698 §7.1 */
 
 #define XF_DNS_NAME_MAX 254            /* 253 characters + NUL, presentation form */
 #define XF_DNS_MAX_RECORDS 64          /* records of the asked type kept per answer */
@@ -42,6 +43,14 @@ typedef struct xf_dns_addr {
     unsigned char addr[16];            /* 4 or 16 bytes, network order */
 } xf_dns_addr;
 
+/* One TLSA record (RFC 6698 §2.1) of a result: its whole RDATA — certificate usage,
+   selector, matching type (one octet each), then the association data — is
+   res->tlsa_rdata[off .. off + len), len >= 3 (as certs/dane.h xf_tlsa_parse_rdata
+   takes it). Offsets, not pointers, so that a result can be copied. */
+typedef struct xf_dns_tlsa {
+    size_t off, len;
+} xf_dns_tlsa;
+
 /* One answer, owned by whoever holds it (xf_dns_result_free). */
 typedef struct xf_dns_result {
     int status;                        /* enum xf_dns_status */
@@ -61,6 +70,10 @@ typedef struct xf_dns_result {
     size_t n_srv;
     xf_dns_addr *addr;                 /* qtype A/AAAA: n_addr addresses */
     size_t n_addr;
+    xf_dns_tlsa *tlsa;                 /* qtype TLSA: n_tlsa records, answer order */
+    size_t n_tlsa;
+    unsigned char *tlsa_rdata;         /* the records' RDATA, back to back */
+    size_t tlsa_rdata_len;
 } xf_dns_result;
 
 #define XF_DNSWIRE_ERR_ARG -1
@@ -82,7 +95,9 @@ int xf_dnswire_query(uint8_t *buf, size_t len, uint16_t id, const char *name,
    from qname (at most XF_DNS_MAX_CNAMES hops, loops refused); others are ignored.
    SRV targets come back in presentation form ("." for the root); an SRV target or
    owner with a byte outside letters, digits, '-', '_' is kept as received but never
-   matches a name. At most XF_DNS_MAX_RECORDS records are kept.
+   matches a name. TLSA records keep their RDATA as received (an RDATA shorter than
+   the three parameter octets makes the answer malformed: ERROR); whether a record is
+   usable is certs/dane.h's question. At most XF_DNS_MAX_RECORDS records are kept.
    Returns 0 with res->status set (including NXDOMAIN, NODATA, SERVFAIL, ERROR for
    other RCODEs and for a malformed answer), or XF_DNSWIRE_ERR_NOMEM / _ARG. */
 int xf_dnswire_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t qtype,
@@ -91,6 +106,9 @@ int xf_dnswire_parse(const uint8_t *msg, size_t len, const char *qname, uint16_t
 void xf_dns_result_free(xf_dns_result *res);
 /* Deep copy of src into dst (initialised by the call). 0 or XF_DNSWIRE_ERR_NOMEM. */
 int xf_dns_result_copy(xf_dns_result *dst, const xf_dns_result *src);
+
+/* The RDATA of TLSA record i of res (NULL when i is out of range); *len its length. */
+const unsigned char *xf_dns_tlsa_rdata(const xf_dns_result *res, size_t i, size_t *len);
 
 /* "NOERROR", "NXDOMAIN", "NODATA", "SERVFAIL", "TIMEOUT", "ERROR". */
 const char *xf_dns_status_name(int status);

@@ -18,7 +18,7 @@
 const char *const xf_remote_state_names[] = {
     "resolve", "addr", "connect", "pre-header", "pre-features", "starttls-wait",
     "tls-handshake", "header", "features", "sasl-wait", "auth-header", "auth-features",
-    "db-wait", "verify-wait", "local-wait", "relay", "done"
+    "db-wait", "verify-wait", "local-wait", "relay", "done", "tlsa-wait"
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -130,6 +130,8 @@ static void handle_gone(xf_remote *r)
     for (int i = 0; i < 2; i++)
         if (r->srv_done[i])
             xf_dns_result_free(&r->srv[i]);
+    if (r->tlsa_have)
+        xf_dns_result_free(&r->tlsa);
     xf_worker *w = r->w;
     xf_config_unref(r->cfg);
     free(r);
@@ -352,6 +354,7 @@ static xf_remote *start(xf_worker *w, const xf_tenant *t, const char *remote, in
     r->cfg = xf_config_ref(w->config);
     r->t = t;
     r->verify = verify;
+    r->ad_trusted = xf_dns_ad_trusted(w->dns);
     r->cb = cb;
     r->ud = ud;
     size_t i = 0;
@@ -544,7 +547,8 @@ void xf_remote_teardown(xf_remote *r, int graceful)
     xf_dns_cancel(dns, r->q_srv[0]);
     xf_dns_cancel(dns, r->q_srv[1]);
     xf_dns_cancel(dns, r->q_addr);
-    r->q_srv[0] = r->q_srv[1] = r->q_addr = 0;
+    xf_dns_cancel(dns, r->q_tlsa);
+    r->q_srv[0] = r->q_srv[1] = r->q_addr = r->q_tlsa = 0;
     if (r->prev)
         r->prev->next = r->next;
     else if (r->w->remotes == r)

@@ -2,9 +2,12 @@
  * remote_connect: the transport of an xf_remote (proxy/remote_int.h) — resolution (both
  * SRV sets, XEP-0368 §3 merged order by proxy/srvorder.c; A/AAAA of each candidate), the
  * TCP connect attempts in order (connect_timeout_s each), writes toward the remote, and
- * the client-side TLS over memory BIOs (direct TLS or after <proceed/>). A connect
+ * the client-side TLS over memory BIOs (direct TLS or after <proceed/>), and the TLSA
+ * lookup of each target (DANE, remote_dane.h) next to its connect. A connect
  * failure or a failed TLS handshake moves on to the next address, then the next
- * candidate; anything after TLS is established is final.
+ * candidate; anything after TLS is established is final, except a DANE failure of the
+ * target (bogus / indeterminate TLSA, or usable TLSA not matched), which aborts that
+ * target and tries the next candidate (xf_remote_abort_target).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +17,15 @@
 #include <netinet/tcp.h>
 #include <mbedtls/ssl.h>
 #include "proxy/backend_s2s.h"
+#include "proxy/log.h"
+#include "proxy/remote_dane.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
 #include "proxy/remote_int.h"
 
 static void start_candidate(xf_remote *r);
 static void next_address(xf_remote *r, const char *why);
+static void add_trail(xf_remote *r, const char *what);
 static void on_connect_timeout(uv_timer_t *t);
 
 /* ---------------------------------------------------------------- writes */
@@ -155,7 +161,7 @@ void xf_remote_tls_pump(xf_remote *r)
         xf_remote_tls_up(r);
     }
     while (!r->closed && r->ssl_on && r->state != R_TLS_HANDSHAKE && r->state != R_DONE &&
-           !r->paused) {
+           r->state != R_TLSA_WAIT && !r->paused) {
         unsigned char buf[R_READ_CHUNK];
         int n = mbedtls_ssl_read(&r->ssl, buf, sizeof(buf));
         if (n > 0) {
@@ -214,7 +220,7 @@ void xf_remote_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             if (r->sink.on_close)
                 r->sink.on_close(r->sink.ud, m);
             xf_remote_teardown(r, 0);
-        } else if (r->state == R_TLS_HANDSHAKE) {
+        } else if (r->state == R_TLS_HANDSHAKE || r->state == R_TLSA_WAIT) {
             next_address(r, m);
         } else {
             xf_remote_fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "%s in state %s", m,
@@ -374,6 +380,61 @@ static void next_address(xf_remote *r, const char *why)
 
 /* ---------------------------------------------------------------- resolution and candidates */
 
+/* The TLSA answer of the current candidate (RFC 7673 §3, remote_dane.h step 2). */
+static void on_tlsa(void *ud, uint64_t id, const xf_dns_result *res)
+{
+    xf_remote *r = ud;
+    (void)id;
+    r->q_tlsa = 0;
+    if (r->closed || r->dane_state != R_DANE_PENDING)
+        return;
+    /* Only while the certificate is still to be judged (a plaintext stream under
+       policy `open` never waits for it: DANE needs TLS). */
+    if (r->state != R_CONNECT && r->state != R_PRE_HEADER && r->state != R_PRE_FEATURES &&
+        r->state != R_STARTTLS_WAIT && r->state != R_TLS_HANDSHAKE && r->state != R_TLSA_WAIT)
+        return;
+    int a = xf_rdane_answer(res, r->tlsa_owner, &r->dane);
+    if (a == XF_RDANE_ABORT) {
+        xf_remote_abort_target(r, r->dane.reason);
+        return;
+    }
+    if (a == XF_RDANE_RECORDS) {
+        if (xf_dns_result_copy(&r->tlsa, res) != 0) {
+            xf_remote_fail(r, XF_DB_ERR_INTERNAL_SERVER_ERROR, "out of memory");
+            return;
+        }
+        r->tlsa_have = 1;
+        r->dane_state = R_DANE_RECORDS;
+    } else {
+        r->dane_state = R_DANE_NONE;
+    }
+    if (r->state == R_TLSA_WAIT)
+        xf_remote_tls_verified(r);
+}
+
+/* Step 1 of remote_dane.h for the current candidate, whose addresses just came with
+   AD bit addr_ad: ask TLSA (answered in parallel with the connect) or say why not. */
+static void start_tlsa(xf_remote *r, int addr_ad)
+{
+    const xf_srv_target *c = &r->cand[r->i_cand];
+    char why[120];
+    if (!xf_rdane_applies(r->ad_trusted, r->srv_secure, c->fallback, addr_ad, why, sizeof(why))) {
+        r->dane_state = R_DANE_NA;
+        r->dane.result = XF_PROOF_ABSENT;
+        snprintf(r->dane.reason, sizeof(r->dane.reason), "not applicable: %s", why);
+        return;
+    }
+    snprintf(r->tlsa_owner, sizeof(r->tlsa_owner), "_%u._tcp.%s", c->port, c->host);
+    r->q_tlsa = xf_dns_query_tlsa(r->w->dns, c->port, c->host, on_tlsa, r);
+    if (r->q_tlsa == 0) {
+        r->dane_state = R_DANE_NA;
+        r->dane.result = XF_PROOF_ERROR;
+        snprintf(r->dane.reason, sizeof(r->dane.reason), "cannot ask TLSA %.150s", r->tlsa_owner);
+        return;
+    }
+    r->dane_state = R_DANE_PENDING;
+}
+
 static void on_addr(void *ud, uint64_t id, const xf_dns_result *res)
 {
     xf_remote *r = ud;
@@ -382,8 +443,10 @@ static void on_addr(void *ud, uint64_t id, const xf_dns_result *res)
     if (r->closed)
         return;
     if (res->status != XF_DNS_NOERROR || res->n_addr == 0) {
-        char m[80];
-        snprintf(m, sizeof(m), "A/AAAA %s", xf_dns_status_name(res->status));
+        char m[120];
+        snprintf(m, sizeof(m), "A/AAAA %s%s", xf_dns_status_name(res->status),
+                 r->ad_trusted && res->status == XF_DNS_SERVFAIL
+                 ? " (bogus DNSSEC from the validating resolver: target skipped)" : "");
         r->peer[0] = '\0';
         add_trail(r, m);
         r->i_cand++;
@@ -395,7 +458,44 @@ static void on_addr(void *ud, uint64_t id, const xf_dns_result *res)
     for (size_t i = 0; i < res->n_addr && r->n_addr < MAX_ADDRS; i++)
         r->addrs[r->n_addr++] = res->addr[i];
     r->i_addr = 0;
+    start_tlsa(r, res->ad);
     xf_remote_connect_current(r);
+}
+
+static void reset_dane(xf_remote *r)
+{
+    xf_dns_cancel(r->w->dns, r->q_tlsa);
+    r->q_tlsa = 0;
+    if (r->tlsa_have)
+        xf_dns_result_free(&r->tlsa);
+    r->tlsa_have = 0;
+    r->dane_state = R_DANE_NA;
+    r->srv_secure = 0;
+    memset(&r->dane, 0, sizeof(r->dane));
+    r->tlsa_owner[0] = '\0';
+}
+
+const char *xf_remote_target_host(const xf_remote *r)
+{
+    return r->i_cand < r->n_cand ? r->cand[r->i_cand].host : "";
+}
+
+void xf_remote_abort_target(xf_remote *r, const char *why)
+{
+    const xf_srv_target *c = &r->cand[r->i_cand];
+    xf_warn("remote %s->%s target %s:%u (%s) aborted: dane: %s (%s)", r->t->domain, r->domain,
+            c->host, c->port, r->peer[0] ? r->peer : "not connected",
+            xf_proof_result_name(r->dane.result), why);
+    char m[260];
+    snprintf(m, sizeof(m), "dane: %s (%.200s)", xf_proof_result_name(r->dane.result), why);
+    if (r->peer[0] == '\0')
+        snprintf(r->peer, sizeof(r->peer), "%s:%u", c->host, c->port);
+    add_trail(r, m);
+    xf_remote_drop_sock(r);
+    uv_timer_stop(&r->ctimer);
+    r->tls_ver[0] = '\0';
+    r->i_cand++;
+    start_candidate(r);
 }
 
 /* Candidate i_cand: its addresses, or the end when every candidate failed. */
@@ -404,6 +504,7 @@ static void start_candidate(xf_remote *r)
     if (r->closed)
         return;
     if (r->i_cand >= r->n_cand) {
+        reset_dane(r);
         r->tls_mode = 0;
         if (!r->any_addr)
             xf_remote_fail(r, XF_DB_ERR_REMOTE_SERVER_NOT_FOUND, "no address for %s", r->domain);
@@ -416,6 +517,14 @@ static void start_candidate(xf_remote *r)
     xf_remote_set_state(r, R_ADDR);
     r->peer[0] = '\0';
     r->n_addr = r->i_addr = 0;
+    reset_dane(r);
+    {
+        /* The SRV set this candidate came from: xmpps (direct TLS) or xmpp. */
+        const xf_srv_target *c = &r->cand[r->i_cand];
+        const xf_dns_result *set = &r->srv[c->tls == XF_SRV_TLS_DIRECT ? 0 : 1];
+        r->srv_secure = !c->fallback && r->ad_trusted && set->status == XF_DNS_NOERROR &&
+                        set->ad;
+    }
     r->q_addr = xf_dns_query_a_aaaa(r->w->dns, r->cand[r->i_cand].host, on_addr, r);
     if (r->q_addr == 0) {
         add_trail(r, "bad host name");
@@ -448,10 +557,17 @@ void xf_remote_on_srv(void *ud, uint64_t id, const xf_dns_result *res)
         return;
     }
     if (n < 0) {
+        int bogus = r->ad_trusted && (r->srv[0].status == XF_DNS_SERVFAIL ||
+                                      r->srv[1].status == XF_DNS_SERVFAIL);
+        if (bogus)
+            xf_warn("remote %s->%s: SRV answer bogus (SERVFAIL from the validating resolver): "
+                    "aborted, no fallback (RFC 7673 §3.1)", r->t->domain, r->domain);
         xf_remote_fail(r, XF_DB_ERR_REMOTE_SERVER_NOT_FOUND,
-                       "SRV lookup for %s failed: xmpps %s, xmpp %s",
+                       "SRV lookup for %s failed: xmpps %s, xmpp %s%s",
                        r->domain, xf_dns_status_name(r->srv[0].status),
-                       xf_dns_status_name(r->srv[1].status));
+                       xf_dns_status_name(r->srv[1].status),
+                       bogus ? "; dane: error (SRV bogus: SERVFAIL from the validating "
+                               "resolver, RFC 7673 §3.1: aborted)" : "");
         return;
     }
     r->n_cand = n;

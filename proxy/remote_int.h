@@ -15,6 +15,16 @@
  *                          -> TLS_HANDSHAKE        (RFC 6120 §5.4; RFC 7590 §3.1)
  *                          PRE_FEATURES -> (policy open, no TLS offered) plaintext
  *   TLS_HANDSHAKE -> HEADER -> FEATURES (the stream restart, RFC 6120 §5.4.3.3)
+ *   TLS_HANDSHAKE -> TLSA_WAIT -> HEADER when the target's TLSA answer is still out
+ *
+ * DANE (RFC 7673, proxy/remote_dane.h): when the target's SRV answer (or, without SRV,
+ * the domain's address answer) and its address answer are DNSSEC-secure and the AD bit
+ * is trusted (proxy/dns.h), TLSA at _PORT._tcp.TARGET is asked as soon as the addresses
+ * are known, in parallel with the connect; the certificate is judged once both the TLS
+ * handshake and that answer are in. A bogus or indeterminate TLSA answer, or usable
+ * TLSA records that the certificate does not match, abort that target (the next
+ * candidate is tried; the attempt is in the trail and logged), never a fall back to
+ * PKIX. A SERVFAIL of an SRV lookup already aborts the whole walk (srvorder.h).
  *   FEATURES -> SASL_WAIT  (XEP-0178: EXTERNAL with the tenant's certificate)
  *            -> SASL_WAIT --success--> AUTH_HEADER -> AUTH_FEATURES -> RELAY
  *            -> SASL_WAIT --failure--> DB_WAIT (dialback instead, XEP-0220 §2.1)
@@ -49,10 +59,18 @@
 enum r_state {
     R_RESOLVE, R_ADDR, R_CONNECT, R_PRE_HEADER, R_PRE_FEATURES, R_STARTTLS_WAIT,
     R_TLS_HANDSHAKE, R_HEADER, R_FEATURES, R_SASL_WAIT, R_AUTH_HEADER, R_AUTH_FEATURES,
-    R_DB_WAIT, R_VERIFY_WAIT, R_LOCAL_WAIT, R_RELAY, R_DONE
+    R_DB_WAIT, R_VERIFY_WAIT, R_LOCAL_WAIT, R_RELAY, R_DONE, R_TLSA_WAIT
 };
 
 extern const char *const xf_remote_state_names[];   /* by enum r_state */
+
+/* DANE state of the current candidate. */
+enum r_dane {
+    R_DANE_NA = 0,                     /* not applicable: r->dane is ABSENT with why */
+    R_DANE_PENDING,                    /* TLSA asked, no answer yet */
+    R_DANE_NONE,                       /* answered: no (secure) TLSA, r->dane ABSENT */
+    R_DANE_RECORDS                     /* answered: secure records in r->tlsa */
+};
 
 #define MAX_CANDIDATES 16
 #define MAX_ADDRS 16
@@ -103,6 +121,16 @@ struct xf_remote {
     int n_addr, i_addr;
     int any_addr;                      /* some candidate had addresses */
     int any_connected;
+
+    /* DANE of the current candidate (reset by start_candidate) */
+    int ad_trusted;                    /* xf_dns_ad_trusted(w->dns) at start */
+    int srv_secure;                    /* its SRV answer was secure */
+    int dane_state;                    /* enum r_dane */
+    uint64_t q_tlsa;                   /* pending TLSA query id (0 = none) */
+    xf_dns_result tlsa;                /* the answer (dane_state RECORDS) */
+    int tlsa_have;                     /* tlsa holds a copy to free */
+    xf_proof dane;                     /* the DANE verdict so far for this candidate */
+    char tlsa_owner[XF_SRV_HOST_MAX + 16];
 
     r_sock *sock;                      /* current attempt */
     r_sock *lsock;                     /* closing gracefully (teardown), until FIN is out */
@@ -155,10 +183,17 @@ void xf_remote_alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void xf_remote_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
 void xf_remote_connect_current(xf_remote *r);
 void xf_remote_on_srv(void *ud, uint64_t id, const xf_dns_result *res);
+/* Abort the current candidate (DANE: bogus, indeterminate or mismatched TLSA): logged,
+   added to the trail, then the next candidate. */
+void xf_remote_abort_target(xf_remote *r, const char *why);
+/* The current candidate's host ("" when none). */
+const char *xf_remote_target_host(const xf_remote *r);
 
 /* remote_negotiate.c: the initiator's negotiation */
 int xf_remote_send_header(xf_remote *r);
 void xf_remote_tls_up(xf_remote *r);
+/* The TLSA answer arrived while the state was TLSA_WAIT: judge the certificate, go on. */
+void xf_remote_tls_verified(xf_remote *r);
 const char *xf_remote_stream_error_condition(const xf_xml_event *ev);
 void xf_remote_plain_input(xf_remote *r, const char *data, size_t len);
 

@@ -1,7 +1,7 @@
 /*
  * remote_negotiate: the initiator's side of an s2s stream of an xf_remote
  * (proxy/remote_int.h) up to RELAY — our stream headers, STARTTLS (RFC 6120 §5.4;
- * RFC 7590 §3.1), the remote's certificate (PKIX), its <stream:features/>, the policy
+ * RFC 7590 §3.1), the remote's certificate (DANE and PKIX), its <stream:features/>, the policy
  * decision (tenants/policy.h), SASL EXTERNAL (XEP-0178), dialback (XEP-0220, key by
  * XEP-0185) and the <db:verify/> of xf_remote_verify. The remote's stream is scanned
  * with xmlstream; events are handled by on_event.
@@ -13,6 +13,8 @@
 #include <mbedtls/ssl.h>
 #include "certs/dialback.h"
 #include "certs/pkix.h"
+#include "proxy/log.h"
+#include "proxy/remote_dane.h"
 #include "proxy/tls_client.h"
 #include "proxy/remote_int.h"
 
@@ -53,30 +55,69 @@ static void new_stream(xf_remote *r, enum r_state wait)
 static void decide_and_act(xf_remote *r);
 
 /* Verify the remote's certificate against its domain: the PKIX prooftype (RFC 6120
-   §13.7.2, RFC 6125). DANE and POSH stay NOT_TRIED (the next issue plugs in here). */
-static void check_certificate(xf_remote *r)
+   §13.7.2, RFC 6125), with the SRV target as an extra reference identity when the SRV
+   answer was secure (RFC 7673 §4), and the DANE prooftype (RFC 7673, remote_dane.h)
+   from the target's TLSA answer. Returns 0, or -1 when the target was aborted (usable
+   TLSA records that the certificate does not match: PKIX alone is not enough). POSH
+   stays NOT_TRIED. */
+static int check_certificate(xf_remote *r)
 {
     xf_proof *p = &r->facts.proof[XF_PROOF_PKIX];
-    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&r->ssl);
+    xf_proof *d = &r->facts.proof[XF_PROOF_DANE];
+    const xf_srv_target *c = &r->cand[r->i_cand];
+    const char *srv_target = xf_rdane_srv_target(r->ad_trusted, r->srv_secure, c->fallback,
+                                                 c->host, r->domain);
+    mbedtls_x509_crt *peer = (mbedtls_x509_crt *)mbedtls_ssl_get_peer_cert(&r->ssl);
+    mbedtls_x509_crt *ca = xf_tls_client_ca(r->w->tlsc);
+    *d = r->dane;                              /* NA / NONE: ABSENT with the reason */
+    if (r->dane_state == R_DANE_RECORDS) {
+        int v = xf_rdane_verify(&r->tlsa, peer, ca, r->domain, srv_target, d);
+        if (v == XF_RDANE_ABORT) {
+            r->dane = *d;
+            return -1;
+        }
+        if (v == XF_RDANE_VALID)
+            xf_info("remote %s->%s peer %s: dane: valid (%s)", r->t->domain, r->domain,
+                    r->peer, d->reason);
+    }
     if (peer == NULL) {
         p->result = XF_PROOF_INVALID;
         snprintf(p->reason, sizeof(p->reason), "no certificate presented");
-        return;
+        return 0;
     }
     struct xf_pkix_verdict v;
     memset(&v, 0, sizeof(v));
-    int ok = xf_pkix_check((mbedtls_x509_crt *)peer, xf_tls_client_ca(r->w->tlsc),
-                           XF_PKIX_ROLE_SERVER, r->domain, XF_SERVICE_SERVER, NULL, &v);
+    int ok = xf_pkix_check(peer, ca, XF_PKIX_ROLE_SERVER, r->domain, XF_SERVICE_SERVER,
+                           srv_target, &v);
     p->result = ok == 1 ? XF_PROOF_VALID : XF_PROOF_INVALID;
     snprintf(p->reason, sizeof(p->reason), "%.190s", v.reason[0] ? v.reason
              : ok == 1 ? "chain and name valid" : "verification failed");
+    return 0;
+}
+
+void xf_remote_tls_verified(xf_remote *r)
+{
+    if (check_certificate(r) != 0) {
+        xf_remote_abort_target(r, r->dane.reason);
+        return;
+    }
+    new_stream(r, R_HEADER);
+    if (r->state == R_HEADER && r->ssl_on)
+        xf_remote_tls_pump(r);                 /* records that came while waiting */
 }
 
 void xf_remote_tls_up(xf_remote *r)
 {
     snprintf(r->tls_ver, sizeof(r->tls_ver), "%s", mbedtls_ssl_get_version(&r->ssl));
     r->facts.tls = 1;
-    check_certificate(r);
+    if (r->dane_state == R_DANE_PENDING) {
+        xf_remote_set_state(r, R_TLSA_WAIT);   /* on_tlsa goes on */
+        return;
+    }
+    if (check_certificate(r) != 0) {
+        xf_remote_abort_target(r, r->dane.reason);
+        return;
+    }
     new_stream(r, R_HEADER);
 }
 

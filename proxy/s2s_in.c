@@ -159,11 +159,6 @@ static int on_element(xf_s2s_in *s, const xf_xml_event *ev)
         xf_conn_stream_error(s->c, "not-well-formed", NULL, "element instead of the restarted stream's header");
         return -1;
     }
-    if (s->sasl_pending) {
-        xf_conn_stream_error(s->c, "policy-violation", NULL,
-                             "element before the outcome of SASL (RFC 6120 §6.4.6)");
-        return -1;
-    }
     if (strcmp(ev->ns_uri, XF_NS_DIALBACK) == 0) {
         if (ev->type_attr[0]) {
             /* Without XEP-0288 inbound results/verifies never carry a type: an answer
@@ -273,37 +268,6 @@ static void to_tls(xf_s2s_in *s)
     xf_conn_s2s_starttls(c);
 }
 
-static void process_remote(xf_s2s_in *s);
-
-int xf_s2s_in_sasl_success(xf_s2s_in *s, struct in_pair *p)
-{
-    xf_conn *c = s->c;
-    static const char ok[] = "<success xmlns='" XF_NS_SASL "'/>";
-    s->sasl_pending = 0;
-    p->answered = 1;
-    xf_pairs_set_valid(s->pairs, p->local, p->remote);
-    s->auth = "sasl-external";
-    if (xf_s2s_in_say(s, ok, sizeof(ok) - 1) < 0)
-        return -1;
-    xf_conn_mark_authenticated(c);
-    /* The new stream starts after </auth>: everything up to it is consumed, so what
-       plain holds (the peer should have waited) is scanned as the new stream. */
-    xf_xml *x = c->cxml ? c->cxml : s->rxml;
-    xf_xml_reset(x);
-    xf_xml_set_max_element(x, S2S_STANZA_MAX);     /* its stanzas may be large now */
-    s->rbase = 0;
-    s->await_header = 1;
-    c->header_sent = 0;
-    if (xf_buf_size(&c->plain) > 0) {
-        if (xf_xml_push(x, xf_buf_head(&c->plain), xf_buf_size(&c->plain)) < 0) {
-            xf_conn_close(c, "out of memory");
-            return -1;
-        }
-        process_remote(s);
-    }
-    return xf_s2s_in_closing(s) ? -1 : 0;
-}
-
 /* Drain the remote's scanner. */
 static void process_remote(xf_s2s_in *s)
 {
@@ -323,7 +287,24 @@ static void process_remote(xf_s2s_in *s)
             }
             break;
         case XF_XML_ELEMENT: {
+            int restart_before = s->await_header;
             r = on_element(s, &ev);
+            if (r == 0 && !restart_before && s->await_header) {
+                /* <success/> sent: the new stream starts after </auth>. What the peer
+                   sent after it (it should have waited) is scanned as the new stream. */
+                size_t used = (size_t)(end - s->rbase);
+                if (used > xf_buf_size(&c->plain))
+                    used = xf_buf_size(&c->plain);
+                xf_buf_consume(&c->plain, used);
+                xf_xml_reset(x);
+                s->rbase = 0;
+                if (xf_buf_size(&c->plain) > 0 &&
+                    xf_xml_push(x, xf_buf_head(&c->plain), xf_buf_size(&c->plain)) < 0) {
+                    xf_conn_close(c, "out of memory");
+                    return;
+                }
+                continue;
+            }
             break;
         }
         case XF_XML_STREAM_END: {

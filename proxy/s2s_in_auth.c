@@ -150,15 +150,26 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     snprintf(p->local, sizeof(p->local), "%s", s->to);
     p->tenant = t;
     p->sasl = 1;
-    /* Accepted by us; <success/> waits for the backend's acceptance of the assertion
-       (xf_s2s_in_sasl_success), so that a backend that is down or refuses ends the
-       stream before the remote sends a stanza: it bounces them itself, nothing is
-       lost here. Until then the remote must send nothing (RFC 6120 §6.4.6). */
-    s->sasl_pending = 1;
+    p->answered = 1;
+    /* The pair counts as authenticated for stanzas now (RFC 6120 §6.4.6): they are
+       held until the backend has accepted it too. <success/> must not wait for the
+       backend: a remote's verification stream (it authenticates by EXTERNAL, then asks
+       <db:verify/> for our key) would deadlock when the backend's check of our
+       assertion needs that same remote's dialback to finish first (Prosody 13 as the
+       backend: its db:verify waits for its own outgoing stream; found in the matrix). */
+    xf_pairs_set_valid(s->pairs, p->local, p->remote);
+    s->auth = "sasl-external";
     xf_s2s_in_set_verdict(s, v.reason);
-    xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s "
-            "(success once the backend accepts)", (unsigned long long)s->c->id, s->c->peer,
-            t->domain, xf_log_quote((char[700]){0}, 700, v.reason));
+    xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
+    xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
+    xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
+            (unsigned long long)s->c->id, s->c->peer, t->domain,
+            xf_log_quote((char[700]){0}, 700, v.reason));
+    static const char ok[] = "<success xmlns='" XF_NS_SASL "'/>";
+    if (xf_s2s_in_say(s, ok, sizeof(ok) - 1) < 0)
+        return -1;
+    s->await_header = 1;             /* the stream restarts (RFC 6120 §6.4.6) */
+    s->c->header_sent = 0;
     return xf_s2s_in_assert_to_backend(s, p);
 }
 

@@ -69,8 +69,7 @@ int xf_s2s_in_answer_pair(xf_s2s_in *s, struct in_pair *p, enum xf_db_type type,
     char out[1200];
     p->answered = 1;
     if (p->sasl)
-        return 0;                         /* SASL: <success/> is the answer (or a stream
-                                             error): xf_s2s_in_sasl_success */
+        return 0;                         /* SASL <success/> was the answer */
     int n = xf_s2s_write_db_answer(out, sizeof(out), NULL, 0, p->local, p->remote, NULL,
                                    type, err);
     return n < 0 ? 0 : xf_s2s_in_say(s, out, (size_t)n);
@@ -105,8 +104,8 @@ static int bs_pair(void *ud, const char *remote, const char *local, enum xf_db_t
     if (xf_s2s_in_closing(s))
         return -1;
     struct in_pair *p = find_pair(s, remote, local);
-    if (p == NULL || p->answered)
-        return 0;
+    if (p == NULL || (p->answered && !p->sasl))
+        return 0;                         /* (a SASL pair was answered by <success/>) */
     if (type != XF_DB_TYPE_VALID) {
         char r[400];
         snprintf(r, sizeof(r), "the backend refused xmppfront's assertion of %.100s -> %.100s "
@@ -120,14 +119,9 @@ static int bs_pair(void *ud, const char *remote, const char *local, enum xf_db_t
         xf_pairs_answer(s->pairs, local, remote, XF_DB_TYPE_INVALID);
         return xf_s2s_in_answer_pair(s, p, XF_DB_TYPE_ERROR, XF_DB_ERR_INTERNAL_SERVER_ERROR);
     }
-    if (p->sasl) {
-        if (xf_s2s_in_sasl_success(s, p) < 0)
-            return -1;
-    } else {
-        xf_pairs_set_valid(s->pairs, local, remote);
-        if (xf_s2s_in_answer_pair(s, p, XF_DB_TYPE_VALID, XF_DB_ERR_NONE) < 0)
-            return -1;
-    }
+    xf_pairs_set_valid(s->pairs, local, remote);
+    if (xf_s2s_in_answer_pair(s, p, XF_DB_TYPE_VALID, XF_DB_ERR_NONE) < 0)
+        return -1;
     if (s->c->state != XF_CONN_RELAY)
         return enter_relay(s);
     return 0;

@@ -42,7 +42,6 @@ struct xf_s2s_in {
     int policy;                      /* the stream tenant's federation policy */
     int offered_external, offered_dialback;
     int sasl_challenge;              /* empty <challenge/> sent, <response/> awaited */
-    int sasl_pending;                /* EXTERNAL accepted, <success/> waits for the backend */
     int await_header;                /* after <success/>: the restarted stream's header */
     const char *auth;                /* "none" | "sasl-external" | "dialback" */
     char verdict[600];
@@ -72,10 +71,6 @@ void xf_s2s_in_set_verdict(xf_s2s_in *s, const char *text);
 /* One log line per refusal; sets the verdict. */
 void xf_s2s_in_log_refusal(xf_s2s_in *s, const char *remote, const char *local,
                            const char *what, const char *reason);
-
-/* The backend accepted the SASL pair p: <success/>, the pair valid for stanzas, the
-   remote's stream restarts (RFC 6120 §6.4.6). -1 once closing. */
-int xf_s2s_in_sasl_success(xf_s2s_in *s, struct in_pair *p);
 
 /* s2s_in_auth.c: SASL EXTERNAL and dialback */
 /* The PKIX prooftype for `domain` (the client certificate). */

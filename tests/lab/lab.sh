@@ -19,7 +19,9 @@
 #                                 and a validating unbound, with the zones' KSKs as its only
 #                                 trust anchors, becomes the namespace's resolver (AD bit);
 #                                 zones in LAB_BOGUS_ZONES get a wrong anchor: their answers
-#                                 are bogus, i.e. SERVFAIL from the resolver
+#                                 are bogus, i.e. SERVFAIL from the resolver; zones in
+#                                 LAB_INSECURE_ZONES get no anchor: insecure (no AD) when
+#                                 delegated from a signed lab zone (no DS) or on their own
 #   lab_remote_start NAME... | lab_remotes_start   start (all in parallel), wait for the ports
 #   lab_remote_stop NAME / lab_remote_restart NAME  (Prosody keeps s2s sessions: restart
 #                                 between policy changes)
@@ -49,6 +51,7 @@ LAB_RESOLVER4=${LAB_RESOLVER4:-127.0.1.54}
 LAB_RESOLVER6=${LAB_RESOLVER6:-fd00:1ab::54}
 LAB_DNSSEC=${LAB_DNSSEC:-0}
 LAB_BOGUS_ZONES=${LAB_BOGUS_ZONES:-}  # subset of LAB_ZONES (with LAB_DNSSEC=1)
+LAB_INSECURE_ZONES=${LAB_INSECURE_ZONES:-}  # subset of LAB_ZONES: no trust anchor (no AD)
 LAB_TTL=${LAB_TTL:-60}
 LAB_RUN_AS=${LAB_RUN_AS:-prosody}    # unprivileged user of the remote servers
 LAB_RRS=()                           # "owner TYPE rdata" lines of the lab zone(s)
@@ -330,7 +333,10 @@ EOF
         *" $z "*) key="257 3 13 $(head -c 64 /dev/urandom | base64 -w0)" ;;  # not the zone's key
       esac
       printf '    local-zone: "%s." nodefault\n' "$z"
-      printf '    trust-anchor: "%s. DNSKEY %s"\n' "$z" "$key"
+      case " $LAB_INSECURE_ZONES " in
+        *" $z "*) ;;                         # no anchor: the unsigned delegation says insecure
+        *) printf '    trust-anchor: "%s. DNSKEY %s"\n' "$z" "$key" ;;
+      esac
     done
     for z in $LAB_ZONES; do
       printf 'stub-zone:\n    name: "%s."\n    stub-addr: %s\n' "$z" "$LAB_DNS4"
@@ -342,7 +348,7 @@ EOF
   ip netns exec "$LAB_NS" unbound -d -c "$dir/unbound.conf" >"$dir/unbound.stdout" 2>&1 &
   LAB_UNBOUND_PID=$!
   xf_track "$LAB_UNBOUND_PID"
-  for z in $LAB_ZONES; do case " $LAB_BOGUS_ZONES " in *" $z "*) ;; *) break ;; esac; done
+  for z in $LAB_ZONES; do case " $LAB_BOGUS_ZONES $LAB_INSECURE_ZONES " in *" $z "*) ;; *) break ;; esac; done
   for ((i = 0; i < 100; i++)); do
     if lab_exec kdig +dnssec +timeout=1 +retry=0 "@$LAB_RESOLVER4" SOA "$z." 2>/dev/null |
        grep -q '^;; Flags: .* ad[ ;]'; then

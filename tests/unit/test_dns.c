@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proxy/dns.h"
 #include "proxy/srvorder.h"
@@ -178,6 +179,17 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     } else if (!strcmp(name, "_xmpps-server._tcp.multi.test")) {
         rcode = 3;
         soa(m, "multi.test", 30, 10); ns++;
+    } else if (!strcmp(name, "_5269._tcp.xmpp.dane.test") && qtype == XF_DNS_T_TLSA) {
+        ad = 1;
+        rr_q(m, XF_DNS_T_TLSA, 90);
+        put16(m, 3 + 32); put8(m, 3); put8(m, 1); put8(m, 1);
+        for (unsigned k = 0; k < 32; k++) put8(m, k);
+        an++;
+    } else if (!strcmp(name, "_5269._tcp.bogus.dane.test")) {
+        rcode = 2;                                      /* a validating resolver: bogus */
+    } else if (!strcmp(name, "_5270._tcp.xmpp.dane.test")) {
+        ad = 1;
+        soa(m, "dane.test", 30, 30); ns++;              /* secure NODATA */
     } else if (!strcmp(name, "fail.test")) {
         rcode = 2;
     } else if (!strcmp(name, "ad.test")) {
@@ -565,6 +577,121 @@ static void test_dot_and_bad_names(void **st)
     teardown_dns(dns);
 }
 
+static void q_tlsa(xf_dns *dns, unsigned port, const char *host, struct got *g)
+{
+    xf_dns_result_free(&g->res);
+    memset(g, 0, sizeof *g);
+    uint64_t id = xf_dns_query_tlsa(dns, port, host, on_result, g);
+    assert_true(id != 0);
+    assert_int_equal(g->calls, 0);
+    run_until(g, 1);
+    assert_int_equal(g->id, id);
+}
+
+/* TLSA at _PORT._tcp.HOST: records with AD, cached; SERVFAIL distinct and not cached;
+   a secure NODATA; bad arguments refused. The fake server is on 127.0.0.1: trusted. */
+static void test_tlsa(void **st)
+{
+    (void)st;
+    xf_dns *dns = setup_dns(NULL);
+    struct got g = { 0 };
+    size_t len;
+    assert_int_equal(xf_dns_ad_trusted(dns), 1);
+    q_tlsa(dns, 5269, "XMPP.dane.test.", &g);
+    assert_int_equal(g.res.status, XF_DNS_NOERROR);
+    assert_int_equal(g.res.qtype, XF_DNS_T_TLSA);
+    assert_int_equal(g.res.ad, 1);
+    assert_int_equal(g.res.n_tlsa, 1);
+    const unsigned char *rd = xf_dns_tlsa_rdata(&g.res, 0, &len);
+    assert_int_equal(len, 35);
+    assert_int_equal(rd[0], 3);
+    assert_int_equal(rd[34], 31);
+    q_tlsa(dns, 5269, "xmpp.dane.test", &g);
+    assert_int_equal(g.res.from_cache, 1);
+    assert_int_equal(g.res.n_tlsa, 1);
+    assert_int_equal(xf_dns_tlsa_rdata(&g.res, 0, &len)[34], 31);
+    assert_int_equal(hits(&g_fake, "_5269._tcp.xmpp.dane.test", XF_DNS_T_TLSA), 1);
+
+    q_tlsa(dns, 5269, "bogus.dane.test", &g);
+    assert_int_equal(g.res.status, XF_DNS_SERVFAIL);
+    q_tlsa(dns, 5269, "bogus.dane.test", &g);
+    assert_int_equal(g.res.status, XF_DNS_SERVFAIL);
+    assert_int_equal(hits(&g_fake, "_5269._tcp.bogus.dane.test", XF_DNS_T_TLSA), 2);
+
+    q_tlsa(dns, 5270, "xmpp.dane.test", &g);
+    assert_int_equal(g.res.status, XF_DNS_NODATA);
+    assert_int_equal(g.res.ad, 1);
+    assert_int_equal(g.res.n_tlsa, 0);
+
+    assert_int_equal(xf_dns_query_tlsa(dns, 0, "xmpp.dane.test", on_result, &g), 0);
+    assert_int_equal(xf_dns_query_tlsa(dns, 70000, "xmpp.dane.test", on_result, &g), 0);
+    assert_int_equal(xf_dns_query_tlsa(dns, 5269, "bad host", on_result, &g), 0);
+    assert_int_equal(xf_dns_query_tlsa(dns, 5269, NULL, on_result, &g), 0);
+    assert_int_equal(xf_dns_pending(dns), 0);
+    xf_dns_result_free(&g.res);
+    teardown_dns(dns);
+}
+
+/* The AD trust rule (dns.h): loopback resolvers only. */
+static void test_ad_trust_rule(void **st)
+{
+    (void)st;
+    size_t bad;
+    static const char *const lo[] = { "127.0.0.1:53", "127.0.1.54", "[::1]:5353", "::1",
+                                      "[::1]" };
+    assert_int_equal(xf_dns_servers_loopback(lo, 5, &bad), 1);
+    assert_int_equal(bad, 5);
+    static const char *const mixed[] = { "127.0.0.53:53", "192.0.2.53:53" };
+    assert_int_equal(xf_dns_servers_loopback(mixed, 2, &bad), 0);
+    assert_int_equal(bad, 1);
+    static const char *const v6[] = { "[2001:db8::53]:53" };
+    assert_int_equal(xf_dns_servers_loopback(v6, 1, &bad), 0);
+    assert_int_equal(bad, 0);
+    static const char *const odd[] = { "128.0.0.1", "[::2]:53", "::ffff:127.0.0.1",
+                                       "localhost", "" };
+    for (size_t i = 0; i < 5; i++) assert_int_equal(xf_dns_servers_loopback(odd + i, 1, NULL), 0);
+    assert_int_equal(xf_dns_servers_loopback(NULL, 0, NULL), 0);
+
+    char path[] = "/tmp/xf-test-resolv-XXXXXX", why[80];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("# lab\nsearch example\nnameserver 127.0.1.54\n  nameserver\t::1 # local\n"
+          "options timeout:1\n", f);
+    fclose(f);
+    assert_int_equal(xf_dns_resolvconf_loopback(path, why, sizeof why), 1);
+    f = fopen(path, "a");
+    fputs("nameserver 10.0.0.1\nnameserver 127.0.0.2\n", f);
+    fclose(f);
+    assert_int_equal(xf_dns_resolvconf_loopback(path, why, sizeof why), 0);
+    assert_string_equal(why, "10.0.0.1");
+    f = fopen(path, "w");
+    fputs("search example\n", f);
+    fclose(f);
+    assert_int_equal(xf_dns_resolvconf_loopback(path, why, sizeof why), 0);  /* none */
+    unlink(path);
+    assert_int_equal(xf_dns_resolvconf_loopback(path, why, sizeof why), 0);  /* unreadable */
+
+    /* A channel with a resolver elsewhere does not trust AD. */
+    uv_loop_t loop;
+    char err[256];
+    assert_int_equal(uv_loop_init(&loop), 0);
+    xf_dns_conf c = { .servers = mixed, .n_servers = 2 };
+    xf_dns *dns = xf_dns_new(&loop, &c, err, sizeof err);
+    assert_non_null(dns);
+    assert_int_equal(xf_dns_ad_trusted(dns), 0);
+    xf_dns_free(dns);
+    c.servers = lo;
+    c.n_servers = 3;
+    dns = xf_dns_new(&loop, &c, err, sizeof err);
+    assert_non_null(dns);
+    assert_int_equal(xf_dns_ad_trusted(dns), 1);
+    xf_dns_free(dns);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(xf_dns_ad_trusted(NULL), 0);
+}
+
 /* The resolver strings config.c produces are accepted by c-ares; junk is refused. */
 static void test_new_servers(void **st)
 {
@@ -603,6 +730,8 @@ int main(void)
         cmocka_unit_test(test_cache_bounds),
         cmocka_unit_test(test_dot_and_bad_names),
         cmocka_unit_test(test_new_servers),
+        cmocka_unit_test(test_tlsa),
+        cmocka_unit_test(test_ad_trust_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,6 +192,114 @@ static void test_negative_ttl(void **st)
     assert_string_equal(xf_dns_status_name(XF_DNS_NODATA), "NODATA");
 }
 
+#define TLSAQ "_5269._tcp.xmpp.example.net"
+
+/* TLSA (RFC 6698 §2.1): RDATA kept whole, AD read from the header, records of other
+   owners/types skipped, a CNAME followed, a short RDATA refused, SERVFAIL distinct,
+   and the deep copy. */
+static void test_tlsa(void **st)
+{
+    (void)st;
+    struct msg m;
+    xf_dns_result r, c;
+    size_t len;
+    unsigned char d1[32], d2[64];
+    for (size_t i = 0; i < sizeof d1; i++) d1[i] = (unsigned char)i;
+    for (size_t i = 0; i < sizeof d2; i++) d2[i] = (unsigned char)(0xA0 + i);
+
+    hdr(&m, 0x81A0, 3, 0);                                   /* QR RD RA, AD */
+    question(&m, TLSAQ, XF_DNS_T_TLSA);
+    rrh(&m, XF_DNS_T_TLSA, 300, 3 + 32);
+    p8(&m, 3); p8(&m, 1); p8(&m, 1);
+    memcpy(m.b + m.n, d1, 32); m.n += 32;
+    rrh(&m, XF_DNS_T_A, 300, 4);                             /* another type: skipped */
+    p32(&m, 0x7F000001);
+    rrh(&m, XF_DNS_T_TLSA, 120, 3 + 64);
+    p8(&m, 2); p8(&m, 0); p8(&m, 2);
+    memcpy(m.b + m.n, d2, 64); m.n += 64;
+    assert_int_equal(xf_dnswire_parse(m.b, m.n, TLSAQ, XF_DNS_T_TLSA, &r), 0);
+    assert_int_equal(r.status, XF_DNS_NOERROR);
+    assert_int_equal(r.ad, 1);
+    assert_int_equal(r.ttl, 120);
+    assert_int_equal(r.n_tlsa, 2);
+    assert_int_equal(r.n_srv + r.n_addr, 0);
+    const unsigned char *rd = xf_dns_tlsa_rdata(&r, 0, &len);
+    assert_non_null(rd);
+    assert_int_equal(len, 35);
+    assert_int_equal(rd[0], 3); assert_int_equal(rd[1], 1); assert_int_equal(rd[2], 1);
+    assert_memory_equal(rd + 3, d1, 32);
+    rd = xf_dns_tlsa_rdata(&r, 1, &len);
+    assert_int_equal(len, 67);
+    assert_int_equal(rd[0], 2); assert_int_equal(rd[2], 2);
+    assert_memory_equal(rd + 3, d2, 64);
+    assert_null(xf_dns_tlsa_rdata(&r, 2, &len));
+    assert_int_equal(xf_dns_result_copy(&c, &r), 0);
+    xf_dns_result_free(&r);                                  /* the copy is deep */
+    rd = xf_dns_tlsa_rdata(&c, 1, &len);
+    assert_int_equal(len, 67);
+    assert_memory_equal(rd + 3, d2, 64);
+    xf_dns_result_free(&c);
+    assert_int_equal(c.n_tlsa, 0);
+
+    /* Without AD: the same records, ad 0 (the caller then treats them as insecure). */
+    m.b[3] = 0x80;
+    assert_int_equal(xf_dnswire_parse(m.b, m.n, TLSAQ, XF_DNS_T_TLSA, &r), 0);
+    assert_int_equal(r.status, XF_DNS_NOERROR);
+    assert_int_equal(r.ad, 0);
+    assert_int_equal(r.n_tlsa, 2);
+    xf_dns_result_free(&r);
+
+    /* Asked for TLSA, the answer is for SRV: mismatched question, ERROR. */
+    expect_status(&m, SRVQ, XF_DNS_T_SRV, XF_DNS_ERROR);
+
+    /* RDATA shorter than the three parameter octets: malformed. */
+    hdr(&m, 0x8180, 1, 0);
+    question(&m, TLSAQ, XF_DNS_T_TLSA);
+    rrh(&m, XF_DNS_T_TLSA, 300, 2);
+    p8(&m, 3); p8(&m, 1);
+    assert_int_equal(xf_dnswire_parse(m.b, m.n, TLSAQ, XF_DNS_T_TLSA, &r), 0);
+    assert_int_equal(r.status, XF_DNS_ERROR);
+    assert_int_equal(r.n_tlsa, 0);
+    assert_null(r.tlsa_rdata);
+    xf_dns_result_free(&r);
+
+    /* Through a CNAME to the records of the alias. */
+    hdr(&m, 0x81A0, 2, 0);
+    question(&m, TLSAQ, XF_DNS_T_TLSA);
+    rrh(&m, XF_DNS_T_CNAME, 300, 0);
+    size_t rdl = m.n - 2;
+    size_t at = m.n;
+    pname(&m, "_5269._tcp.hosting.example.net");
+    m.b[rdl] = 0; m.b[rdl + 1] = (uint8_t)(m.n - at);
+    pname(&m, "_5269._tcp.hosting.example.net");
+    p16(&m, XF_DNS_T_TLSA); p16(&m, 1); p32(&m, 60); p16(&m, 3 + 32);
+    p8(&m, 3); p8(&m, 1); p8(&m, 1);
+    memcpy(m.b + m.n, d1, 32); m.n += 32;
+    assert_int_equal(xf_dnswire_parse(m.b, m.n, TLSAQ, XF_DNS_T_TLSA, &r), 0);
+    assert_int_equal(r.status, XF_DNS_NOERROR);
+    assert_string_equal(r.cname, "_5269._tcp.hosting.example.net");
+    assert_int_equal(r.n_tlsa, 1);
+    xf_dns_result_free(&r);
+
+    /* SERVFAIL (a validating resolver's "bogus") and NXDOMAIN stay apart. */
+    hdr(&m, 0x8182, 0, 0);
+    question(&m, TLSAQ, XF_DNS_T_TLSA);
+    expect_status(&m, TLSAQ, XF_DNS_T_TLSA, XF_DNS_SERVFAIL);
+    hdr(&m, 0x81A3, 0, 0);
+    question(&m, TLSAQ, XF_DNS_T_TLSA);
+    assert_int_equal(xf_dnswire_parse(m.b, m.n, TLSAQ, XF_DNS_T_TLSA, &r), 0);
+    assert_int_equal(r.status, XF_DNS_NXDOMAIN);
+    assert_int_equal(r.ad, 1);                               /* a secure denial */
+    xf_dns_result_free(&r);
+
+    /* The query for it. */
+    uint8_t buf[XF_DNS_QUERY_MAX];
+    int n = xf_dnswire_query(buf, sizeof buf, 7, TLSAQ, XF_DNS_T_TLSA);
+    assert_true(n > 0);
+    assert_int_equal(buf[n - 11 - 4 + 0], 0);
+    assert_int_equal(buf[n - 11 - 4 + 1], XF_DNS_T_TLSA);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_srv_compressed),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_negative_ttl),
+        cmocka_unit_test(test_tlsa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
