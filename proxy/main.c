@@ -4,6 +4,7 @@
  *   xmppfront --check-config -c FILE  validate the configuration and exit
  *   xmppfront proof ...               certificate and proof tools (docs/proof.md)
  *   xmppfront records DOMAIN [-c FILE] the SRV/TLSA/POSH records to publish (docs/records.md)
+ *   xmppfront check DOMAIN [...]      audit a domain as a peer sees it (docs/check.md)
  */
 #include <getopt.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include "proxy/check_cmd.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/stats.h"
@@ -37,6 +39,8 @@ static void usage(FILE *f)
     fputs("usage: xmppfront -c FILE [--check-config]\n"
           "       xmppfront proof SUBCOMMAND ... (see docs/proof.md)\n"
           "       xmppfront records DOMAIN [--config FILE] (see docs/records.md)\n"
+          "       xmppfront check DOMAIN [--config FILE] [--json] [--timeout S]\n"
+          "                       [--resolver IP:PORT ...] [--ca FILE] (see docs/check.md)\n"
           "  -c, --config FILE    main configuration file (JSON)\n"
           "      --check-config   validate the configuration and its tenants, then exit\n"
           "  -V, --version        print the version\n"
@@ -91,6 +95,8 @@ int main(int argc, char **argv)
         return xf_proof_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "records") == 0)
         return xf_records_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "check") == 0)
+        return xf_check_main(argc - 1, argv + 1);
 
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},

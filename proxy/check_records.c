@@ -1,0 +1,130 @@
+/*
+ * check_records: what `xmppfront records DOMAIN` says should be published, as a list
+ * that `xmppfront check --config` compares with DNS (proxy/check_int.h). The list is
+ * read from xf_records_print's own output, so that check and records can never
+ * disagree on targets, ports or keys: every line that is not a comment is
+ * "OWNER TTL IN TYPE RDATA". TLSA records of the next key (rollover) are marked.
+ */
+#include "proxy/check_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "certs/dane.h"
+#include "proxy/records_cmd.h"
+
+/* The TLSA text ("3 1 1 hex") of cred's next key, or "" when there is none. */
+static void next_tlsa(const xf_config *cfg, const char *domain, char *out, size_t outlen)
+{
+    const xf_tenant *t = xf_registry_find(cfg->registry, domain);
+    const xf_tenant *host = xf_registry_hosting(cfg->registry);
+    const xf_tenant *cred = t ? (t->present == XF_PRESENT_HOSTING ? t->hosting : t)
+                              : (host && strcmp(host->domain, domain) == 0 ? host : NULL);
+    out[0] = '\0';
+    if (cred && cred->next_chain.raw.p &&
+        xf_dane_generate(&cred->next_chain, 3, 1, 1, out, outlen) < 0)
+        out[0] = '\0';
+}
+
+int xf_check_expected(const xf_config *cfg, const char *domain, xf_check_rec **out,
+                      size_t *n, char *err, size_t errlen)
+{
+    char *text = NULL, next[300];
+    size_t tlen = 0, cap = 0;
+    *out = NULL;
+    *n = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int r = xf_records_print(f, cfg, domain, err, errlen);
+    fclose(f);
+    if (r != 0) {
+        free(text);
+        return -1;
+    }
+    next_tlsa(cfg, domain, next, sizeof(next));
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char owner[300], type[16];
+        unsigned ttl;
+        int off = 0;
+        if (line[0] == ';' || line[0] == '\0')
+            continue;
+        if (sscanf(line, "%299s %u IN %15s %n", owner, &ttl, type, &off) != 3 || off == 0)
+            continue;
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            xf_check_rec *m = realloc(*out, nc * sizeof(*m));
+            if (m == NULL) {
+                snprintf(err, errlen, "out of memory");
+                free(*out);
+                *out = NULL;
+                *n = 0;
+                free(text);
+                return -1;
+            }
+            *out = m;
+            cap = nc;
+        }
+        xf_check_rec *rec = &(*out)[(*n)++];
+        memset(rec, 0, sizeof(*rec));
+        snprintf(rec->owner, sizeof(rec->owner), "%s", owner);
+        snprintf(rec->type, sizeof(rec->type), "%s", type);
+        snprintf(rec->rdata, sizeof(rec->rdata), "%s", line + off);
+        rec->next = strcmp(type, "TLSA") == 0 && next[0] && strcmp(rec->rdata, next) == 0;
+        /* "_5269._tcp.T." -> port and host for the TLSA question */
+        if (strcmp(type, "TLSA") == 0 && sscanf(owner, "_%u._tcp.%253s", &rec->port,
+                                                rec->host) == 2) {
+            size_t l = strlen(rec->host);
+            if (l > 1 && rec->host[l - 1] == '.')
+                rec->host[l - 1] = '\0';
+        }
+    }
+    free(text);
+    return 0;
+}
+
+int xf_check_tlsa_has(const xf_dns_result *res, const char *text)
+{
+    struct xf_tlsa *want = malloc(sizeof(*want)), *got = malloc(sizeof(*got));
+    int found = 0;
+    if (want && got && xf_tlsa_parse_text(text, want) == 0 && res &&
+        res->status == XF_DNS_NOERROR) {
+        for (size_t i = 0; i < res->n_tlsa && !found; i++) {
+            size_t len;
+            const unsigned char *rd = xf_dns_tlsa_rdata(res, i, &len);
+            found = rd && xf_tlsa_parse_rdata(rd, len, got) == 0 && got->usage == want->usage &&
+                    got->selector == want->selector && got->mtype == want->mtype &&
+                    got->len == want->len && memcmp(got->data, want->data, got->len) == 0;
+        }
+    }
+    free(want);
+    free(got);
+    return found;
+}
+
+int xf_check_srv_has(const xf_dns_result *res, const char *rdata)
+{
+    unsigned prio, weight, port;
+    char target[XF_DNS_NAME_MAX + 1];
+    if (res == NULL || res->status != XF_DNS_NOERROR ||
+        sscanf(rdata, "%u %u %u %254s", &prio, &weight, &port, target) != 4)
+        return 0;
+    size_t l = strlen(target);
+    if (l > 1 && target[l - 1] == '.')
+        target[--l] = '\0';
+    for (size_t i = 0; i < res->n_srv; i++) {
+        char got[XF_DNS_NAME_MAX];
+        snprintf(got, sizeof(got), "%s", res->srv[i].target);
+        size_t gl = strlen(got);
+        if (gl > 1 && got[gl - 1] == '.')
+            got[gl - 1] = '\0';
+        if (strcmp(target, ".") == 0 ? (res->n_srv == 1 && (strcmp(got, ".") == 0 || !got[0]))
+                                     : (res->srv[i].port == port && strcasecmp(got, target) == 0))
+            return 1;
+    }
+    return 0;
+}
