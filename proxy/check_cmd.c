@@ -209,6 +209,11 @@ static void check_srv(ctx *c, int s)
                          xf_dns_status_name(r->status), c->domain, sv->fallback_port);
             add_endpoint(c, s, c->domain, sv->fallback_port, 1, c->trusted &&
                          c->q[c->domain_addr_q].res.ad);
+        } else if (srv_dot(other)) {
+            xf_check_add(&c->rep, XF_CHECK_OK, "srv", subj, NULL,
+                         "none (%s), and %s says \".\": service not offered, no A/AAAA "
+                         "fallback (XEP-0368)", xf_dns_status_name(r->status),
+                         services[s ^ 1].prefix);
         } else {
             xf_check_add(&c->rep, XF_CHECK_OK, "srv", subj, NULL,
                          "none (%s): the %s set is used (XEP-0368)",
@@ -389,8 +394,6 @@ static void judge(ctx *c, const endpoint *e, const char *subj, mbedtls_x509_crt 
     xf_check_dane(c->trusted, e->srv_secure, e->fallback, a->ad,
                   e->tlsa_q >= 0 ? &c->q[e->tlsa_q].res : NULL, owner, chain,
                   c->n_ca > 0 ? &c->ca : NULL, c->domain, svc, srv_target, &p[XF_PROOF_DANE]);
-    if (!c->posh_done[sv->server])
-        fetch_posh(c, sv->server);
     xf_check_posh_verdict(&c->posh[sv->server], chain, &p[XF_PROOF_POSH]);
 
     static const struct { int type; const char *name; const char *hint; } pt[3] = {
@@ -417,10 +420,11 @@ static void judge(ctx *c, const endpoint *e, const char *subj, mbedtls_x509_crt 
 static void probe(ctx *c, const endpoint *e)
 {
     const struct service *sv = &services[e->svc];
-    const xf_dns_result *a = &c->q[e->addr_q].res;
     char subj[XF_CHECK_SUBJECT_MAX], addr[64];
+    const xf_dns_result *a = &c->q[e->addr_q].res;
     size_t n = a->status == XF_DNS_NOERROR ? a->n_addr : 0;
     for (size_t i = 0; i < n && i < MAX_ADDRS; i++) {
+        a = &c->q[e->addr_q].res;      /* c->q may have moved (queries added meanwhile) */
         xf_check_addr_text(&a->addr[i], addr, sizeof(addr));
         snprintf(subj, sizeof(subj), "%s %s:%u %s", sv->name, e->host, e->port, addr);
         if (xf_check_now_ms() >= c->deadline) {
@@ -677,13 +681,16 @@ int xf_check_main(int argc, char **argv)
     if (c->cfg)
         records_expect(c);
     run_dns(c);
+    for (size_t i = 0; i < c->nep; i++)       /* POSH for each service with an endpoint */
+        if (!c->posh_done[services[c->ep[i].svc].server])
+            fetch_posh(c, services[c->ep[i].svc].server);
     for (size_t i = 0; i < c->nep; i++)
         probe(c, &c->ep[i]);
     if (c->cfg)
         records_compare(c);
     if (c->nep == 0)
         xf_check_add(&c->rep, XF_CHECK_FAIL, "reach", name,
-                     "publish SRV records (`xmppfront records`) or A/AAAA for the domain",
+                     "see the srv and addr lines above",
                      "no endpoint to connect to for any service");
     if (json ? xf_check_print_json(stdout, &c->rep) : xf_check_print_text(stdout, &c->rep))
         fprintf(stderr, "xmppfront check: cannot write the report\n");

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <curl/curl.h>
 
+#define POSH_CONNECT_MS 3000
+
 typedef struct body {
     unsigned char *p;
     size_t len;
@@ -85,6 +87,9 @@ static long get(const char *url, const char *ca_file, xf_cposh_resolve_fn resolv
     if (ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(deadline - now));
+    /* a web server that drops SYNs must not eat the whole budget */
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(deadline - now < POSH_CONNECT_MS ? deadline - now : POSH_CONNECT_MS));
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE, (long)XF_POSH_MAX_DOC);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "xmppfront-check");
