@@ -37,7 +37,6 @@
 #define STEP_CONNECT_MS 5000
 #define STEP_TLS_MS 8000
 #define STEP_POSH_MS 8000
-#define CERT_WARN_DAYS 14
 
 static const struct service {
     const char *prefix;                /* "_xmpp-client._tcp" */
@@ -329,44 +328,6 @@ static void fetch_posh(ctx *c, int server)
 
 /* ---- phase 4: endpoints ---- */
 
-static void cert_item(ctx *c, const char *subj, const mbedtls_x509_crt *leaf, size_t n_chain)
-{
-    char sub[200], iss[200], sans[300] = "";
-    struct xf_id_entry ids[8];
-    size_t n = 0, l = 0;
-    if (mbedtls_x509_dn_gets(sub, sizeof(sub), &leaf->subject) < 0)
-        snprintf(sub, sizeof(sub), "?");
-    if (mbedtls_x509_dn_gets(iss, sizeof(iss), &leaf->issuer) < 0)
-        snprintf(iss, sizeof(iss), "?");
-    if (xf_identity_extract(leaf, ids, 8, &n) == 0)
-        for (size_t i = 0; i < n && i < 8 && l + 1 < sizeof(sans); i++) {
-            if (ids[i].type == XF_ID_CN)
-                continue;
-            int k = snprintf(sans + l, sizeof(sans) - l, "%s%s:%s", l ? " " : "",
-                             xf_identity_type_name(ids[i].type), ids[i].value);
-            l += k > 0 ? (size_t)k : 0;
-        }
-    const mbedtls_x509_time *t = &leaf->valid_to;
-    struct tm tm = { .tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
-                     .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec };
-    long days = (long)((timegm(&tm) - time(NULL)) / 86400);
-    int ts = xf_cert_time_status(leaf), level = XF_CHECK_OK;
-    const char *hint = NULL;
-    if (ts != 0) {
-        level = XF_CHECK_FAIL;
-        hint = ts == XF_CERT_EXPIRED ? "renew the certificate" : "check the server's clock "
-               "and the certificate's notBefore";
-    } else if (days < CERT_WARN_DAYS) {
-        level = XF_CHECK_WARN;
-        hint = "renew the certificate soon (and publish the next key's TLSA first)";
-    }
-    xf_check_add(&c->rep, level, "cert", subj, hint,
-                 "subject %s; SAN %s; issuer %s; expires %04d-%02d-%02d (%s%ld days); "
-                 "%zu certificate%s sent", sub, sans[0] ? sans : "none", iss, t->year,
-                 t->mon, t->day, ts == XF_CERT_EXPIRED ? "expired " : "",
-                 days < 0 ? -days : days, n_chain, n_chain == 1 ? "" : "s");
-}
-
 static void judge(ctx *c, const endpoint *e, const char *subj, mbedtls_x509_crt *chain)
 {
     const struct service *sv = &services[e->svc];
@@ -463,7 +424,7 @@ static void probe(ctx *c, const endpoint *e)
             xf_check_add(&c->rep, XF_CHECK_FAIL, "cert", subj, "configure a certificate",
                          "no certificate presented");
         } else {
-            cert_item(c, subj, &pr.chain, nc);
+            xf_check_cert(&c->rep, subj, &pr.chain, nc, time(NULL));
             judge(c, e, subj, &pr.chain);
         }
         xf_ctls_probe_free(&pr);
@@ -486,46 +447,6 @@ static void records_expect(ctx *c)
         c->rec_q[i] = strcmp(c->recs[i].type, "TLSA") == 0 && c->recs[i].host[0]
                           ? query(c, XF_CQ_TLSA, c->recs[i].host, c->recs[i].port)
                           : (size_t)-1;
-}
-
-static void records_compare(ctx *c)
-{
-    char subj[XF_CHECK_SUBJECT_MAX], hint[XF_CHECK_HINT_MAX];
-    for (size_t i = 0; c->rec_q && i < c->nrec; i++) {
-        const xf_check_rec *r = &c->recs[i];
-        snprintf(subj, sizeof(subj), "%.120s %.8s %.160s%s", r->owner, r->type, r->rdata,
-                 r->next ? " (next key)" : "");
-        snprintf(hint, sizeof(hint), "publish it: %.110s IN %.8s %.150s (`xmppfront "
-                 "records`)%s", r->owner, r->type, r->rdata,
-                 r->next ? "; `xmppfront rollover` waits for it" : "");
-        if (strcmp(r->type, "SRV") == 0) {
-            int s;
-            for (s = 0; s < 4; s++) {
-                char o[300];
-                snprintf(o, sizeof(o), "%s.%s.", services[s].prefix, c->domain);
-                if (strcasecmp(o, r->owner) == 0)
-                    break;
-            }
-            if (s == 4)
-                continue;
-            const xf_dns_result *res = &c->q[c->srv_q[s]].res;
-            if (xf_check_srv_has(res, r->rdata))
-                xf_check_add(&c->rep, XF_CHECK_OK, "record", subj, NULL, "in DNS");
-            else
-                xf_check_add(&c->rep, XF_CHECK_WARN, "record", subj, hint,
-                             "not in DNS (%s): peers do not reach this configuration's "
-                             "listeners as `records` intends", xf_dns_status_name(res->status));
-        } else if (c->rec_q[i] != (size_t)-1) {
-            const xf_dns_result *res = &c->q[c->rec_q[i]].res;
-            if (xf_check_tlsa_has(res, r->rdata))
-                xf_check_add(&c->rep, XF_CHECK_OK, "record", subj, NULL, "in DNS, %s",
-                             sec_text(c, res));
-            else
-                xf_check_add(&c->rep, XF_CHECK_FAIL, "record", subj, hint, "not in DNS (%s%s)",
-                             xf_dns_status_name(res->status),
-                             res->status == XF_DNS_NOERROR ? ": other records only" : "");
-        }
-    }
 }
 
 /* ---- the command ---- */
@@ -686,8 +607,23 @@ int xf_check_main(int argc, char **argv)
             fetch_posh(c, services[c->ep[i].svc].server);
     for (size_t i = 0; i < c->nep; i++)
         probe(c, &c->ep[i]);
-    if (c->cfg)
-        records_compare(c);
+    if (c->cfg && c->rec_q) {
+        const xf_dns_result *srv[4], **tlsa = calloc(c->nrec ? c->nrec : 1, sizeof(*tlsa));
+        const char *owners[4];
+        char own[4][300];
+        for (int s = 0; s < 4; s++) {
+            snprintf(own[s], sizeof(own[s]), "%s.%s.", services[s].prefix, name);
+            owners[s] = own[s];
+            srv[s] = &c->q[c->srv_q[s]].res;
+        }
+        for (size_t i = 0; tlsa && i < c->nrec; i++)
+            tlsa[i] = c->rec_q[i] == (size_t)-1 ? NULL : &c->q[c->rec_q[i]].res;
+        if (tlsa)
+            xf_check_records_compare(&c->rep, c->recs, c->nrec, owners, srv, tlsa, c->trusted);
+        else
+            c->rep.nomem = 1;
+        free(tlsa);
+    }
     if (c->nep == 0)
         xf_check_add(&c->rep, XF_CHECK_FAIL, "reach", name,
                      "see the srv and addr lines above",

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 #include <mbedtls/x509_crt.h>
 #include "certs/identity.h"
 #include "certs/posh.h"
@@ -84,6 +85,16 @@ int xf_check_print_text(FILE *out, const xf_check_report *r);
                   "hint": H}, ...]}
    "hint" is "" when there is none. Returns 0 or -1. */
 int xf_check_print_json(FILE *out, const xf_check_report *r);
+
+#define XF_CHECK_CERT_WARN_DAYS 14
+
+/* The "cert" item for the chain an endpoint presented (leaf first, n_chain
+   certificates): subject, SAN identifiers, issuer, expiry in days from `now`; fail when
+   expired or not yet valid (certs/cert.h xf_cert_time_status, the current clock), warn
+   within XF_CHECK_CERT_WARN_DAYS.
+   Returns the level. */
+int xf_check_cert(xf_check_report *r, const char *subject, const mbedtls_x509_crt *leaf,
+                  size_t n_chain, time_t now);
 
 /* ---- verdict rules (pure) ---- */
 

@@ -122,5 +122,12 @@ int xf_check_tlsa_has(const xf_dns_result *res, const char *text);
 /* 1 if the SRV answer res holds `rdata` ("prio weight port target", compared on port
    and target; "0 0 0 ." matches the single-"." answer). */
 int xf_check_srv_has(const xf_dns_result *res, const char *rdata);
+/* One "record" item per SRV and TLSA record of recs[0..n): SRV compared with the
+   answer srv[s] whose owner srv_owner[s] ("_xmpp-server._tcp.D.") it names (ok / warn
+   when missing), TLSA with tlsa[i] (the answer at its owner, NULL if not asked; ok /
+   fail when missing). trusted: the AD bit means something. */
+void xf_check_records_compare(xf_check_report *rep, const xf_check_rec *recs, size_t n,
+                              const char *const srv_owner[4], const xf_dns_result *const srv[4],
+                              const xf_dns_result *const *tlsa, int trusted);
 
 #endif

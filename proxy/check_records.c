@@ -128,3 +128,41 @@ int xf_check_srv_has(const xf_dns_result *res, const char *rdata)
     }
     return 0;
 }
+
+void xf_check_records_compare(xf_check_report *rep, const xf_check_rec *recs, size_t n,
+                              const char *const srv_owner[4], const xf_dns_result *const srv[4],
+                              const xf_dns_result *const *tlsa, int trusted)
+{
+    char subj[XF_CHECK_SUBJECT_MAX], hint[XF_CHECK_HINT_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const xf_check_rec *r = &recs[i];
+        snprintf(subj, sizeof(subj), "%.120s %.8s %.160s%s", r->owner, r->type, r->rdata,
+                 r->next ? " (next key)" : "");
+        snprintf(hint, sizeof(hint), "publish it: %.110s IN %.8s %.150s (`xmppfront "
+                 "records`)%s", r->owner, r->type, r->rdata,
+                 r->next ? "; `xmppfront rollover` waits for it" : "");
+        if (strcmp(r->type, "SRV") == 0) {
+            int s;
+            for (s = 0; s < 4 && strcasecmp(srv_owner[s], r->owner) != 0; s++)
+                ;
+            if (s == 4)
+                continue;
+            if (xf_check_srv_has(srv[s], r->rdata))
+                xf_check_add(rep, XF_CHECK_OK, "record", subj, NULL, "in DNS");
+            else
+                xf_check_add(rep, XF_CHECK_WARN, "record", subj, hint,
+                             "not in DNS (%s): peers do not reach this configuration's "
+                             "listeners as `records` intends", xf_dns_status_name(srv[s]->status));
+        } else if (strcmp(r->type, "TLSA") == 0) {
+            const xf_dns_result *res = tlsa[i];
+            if (res && xf_check_tlsa_has(res, r->rdata))
+                xf_check_add(rep, XF_CHECK_OK, "record", subj, NULL, "in DNS, %s",
+                             !trusted ? "DNSSEC unknown (resolver not trusted)"
+                             : res->ad ? "secure (AD)" : "insecure (no AD): peers ignore it");
+            else
+                xf_check_add(rep, XF_CHECK_FAIL, "record", subj, hint, "not in DNS (%s%s)",
+                             res ? xf_dns_status_name(res->status) : "not asked",
+                             res && res->status == XF_DNS_NOERROR ? ": other records only" : "");
+        }
+    }
+}

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_gen.h>
 
+#include "certs/cert.h"
 #include "certs/dane.h"
 #include "proxy/remote_dane.h"
 
@@ -215,6 +217,47 @@ int xf_check_print_json(FILE *out, const xf_check_report *r)
         rc = fwrite(buf, 1, len, out) == len && fputc('\n', out) != EOF ? 0 : -1;
     yajl_gen_free(g);
     return rc;
+}
+
+/* ---- the certificate ---- */
+
+int xf_check_cert(xf_check_report *rep, const char *subj, const mbedtls_x509_crt *leaf,
+                  size_t n_chain, time_t now)
+{
+    char sub[200], iss[200], sans[300] = "";
+    struct xf_id_entry ids[8];
+    size_t n = 0, l = 0;
+    if (mbedtls_x509_dn_gets(sub, sizeof(sub), &leaf->subject) < 0)
+        snprintf(sub, sizeof(sub), "?");
+    if (mbedtls_x509_dn_gets(iss, sizeof(iss), &leaf->issuer) < 0)
+        snprintf(iss, sizeof(iss), "?");
+    if (xf_identity_extract(leaf, ids, 8, &n) == 0)
+        for (size_t i = 0; i < n && i < 8 && l + 1 < sizeof(sans); i++) {
+            if (ids[i].type == XF_ID_CN)
+                continue;
+            int k = snprintf(sans + l, sizeof(sans) - l, "%s%s:%s", l ? " " : "",
+                             xf_identity_type_name(ids[i].type), ids[i].value);
+            l += k > 0 ? (size_t)k : 0;
+        }
+    const mbedtls_x509_time *t = &leaf->valid_to;
+    struct tm tm = { .tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
+                     .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec };
+    long days = (long)((timegm(&tm) - now) / 86400);
+    int ts = xf_cert_time_status(leaf), level = XF_CHECK_OK;
+    const char *hint = NULL;
+    if (ts != 0) {
+        level = XF_CHECK_FAIL;
+        hint = ts == XF_CERT_EXPIRED ? "renew the certificate" : "check the server's clock "
+               "and the certificate's notBefore";
+    } else if (days < XF_CHECK_CERT_WARN_DAYS) {
+        level = XF_CHECK_WARN;
+        hint = "renew the certificate soon (and publish the next key's TLSA first)";
+    }
+    return xf_check_add(rep, level, "cert", subj, hint,
+                 "subject %s; SAN %s; issuer %s; expires %04d-%02d-%02d (%s%ld days); "
+                 "%zu certificate%s sent", sub, sans[0] ? sans : "none", iss, t->year,
+                 t->mon, t->day, ts == XF_CERT_EXPIRED ? "expired " : "",
+                 days < 0 ? -days : days, n_chain, n_chain == 1 ? "" : "s");
 }
 
 /* ---- verdict rules ---- */

@@ -3,8 +3,9 @@
    finding, the text line, the JSON shape (parsed back with yajl_tree), the prooftype
    levels and the endpoint aggregate, the DANE verdict of an endpoint (RFC 7673 §3:
    not applicable / bogus / match / mismatch, c2s names), the POSH verdict (RFC 7711:
-   match, mismatch, url delegation, expired certificate), and the comparison of
-   `xmppfront records` lines with DNS answers. */
+   match, mismatch, url delegation, expired certificate), the certificate line (names,
+   expiry, the 14-day warning), and the comparison of `xmppfront records` lines with DNS
+   answers (SRV, TLSA of the current and the next key). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_tree.h>
 
 #include "certs/dane.h"
@@ -166,6 +168,42 @@ static void test_json(void **st)
     yajl_tree_free(v);
     free(buf);
     xf_check_report_free(&r);
+}
+
+/* ---- the certificate line ---- */
+
+static void test_cert(void **st)
+{
+    (void)st;
+    xf_check_report r;
+    mbedtls_x509_crt ok, soon, old;
+    struct mk_opts o = { .subject = "CN=x.example", .dns = { "x.example" },
+                         .srv = { "_xmpp-server.x.example" }, .ca = 0,
+                         .not_after = "20991231000000" };
+    mk_parsed(&o, &ok);
+    o.not_after = "20300110000000";
+    mk_parsed(&o, &soon);
+    o.not_after = "20200601000000";
+    mk_parsed(&o, &old);
+    struct tm tm = { .tm_year = 130, .tm_mon = 0, .tm_mday = 1 };   /* 2030-01-01 */
+    time_t t2030 = timegm(&tm);
+    xf_check_report_init(&r, "x.example");
+    assert_int_equal(xf_check_cert(&r, "s", &ok, 2, t2030), XF_CHECK_OK);
+    assert_non_null(strstr(r.items[0].detail, "subject CN=x.example; SAN DNS-ID:x.example "
+                                              "SRV-ID:_xmpp-server.x.example; issuer CN=x.example; "
+                                              "expires 2099-12-31"));
+    assert_non_null(strstr(r.items[0].detail, "2 certificates sent"));
+    /* 9 days before its end (as seen from 2030-01-01): warn. The clock for validity is
+       the real one, and 2030 is still ahead of it. */
+    assert_int_equal(xf_check_cert(&r, "s", &soon, 1, t2030), XF_CHECK_WARN);
+    assert_non_null(strstr(r.items[1].detail, "(9 days); 1 certificate sent"));
+    assert_non_null(strstr(r.items[1].hint, "renew"));
+    assert_int_equal(xf_check_cert(&r, "s", &old, 1, time(NULL)), XF_CHECK_FAIL);
+    assert_non_null(strstr(r.items[2].detail, "expires 2020-06-01 (expired "));
+    xf_check_report_free(&r);
+    mbedtls_x509_crt_free(&ok);
+    mbedtls_x509_crt_free(&soon);
+    mbedtls_x509_crt_free(&old);
 }
 
 /* ---- verdict rules ---- */
@@ -426,6 +464,69 @@ static void test_records_match(void **st)
     assert_int_equal(xf_check_srv_has(&r, "0 0 0 ."), 0);
 }
 
+static void test_records_compare(void **st)
+{
+    (void)st;
+    const char *cur = "3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const char *nxt = "3 1 1 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    xf_check_rec recs[5];
+    memset(recs, 0, sizeof recs);
+    snprintf(recs[0].owner, sizeof recs[0].owner, "_xmpp-server._tcp.a.example.");
+    snprintf(recs[0].type, sizeof recs[0].type, "SRV");
+    snprintf(recs[0].rdata, sizeof recs[0].rdata, "0 5 5269 a.example.");
+    recs[1] = recs[0];
+    snprintf(recs[1].owner, sizeof recs[1].owner, "_xmpps-server._tcp.a.example.");
+    snprintf(recs[1].rdata, sizeof recs[1].rdata, "0 5 5270 a.example.");
+    for (int i = 2; i < 5; i++) {
+        snprintf(recs[i].type, sizeof recs[i].type, "TLSA");
+        snprintf(recs[i].owner, sizeof recs[i].owner, "_5269._tcp.a.example.");
+    }
+    snprintf(recs[2].rdata, sizeof recs[2].rdata, "%s", cur);
+    snprintf(recs[3].rdata, sizeof recs[3].rdata, "%s", nxt);
+    recs[3].next = 1;
+    snprintf(recs[4].rdata, sizeof recs[4].rdata, "%s", nxt);
+    recs[4].next = 1;
+    snprintf(recs[4].owner, sizeof recs[4].owner, "_5270._tcp.a.example.");
+
+    xf_srv_rec s1 = { 0, 5, 5269, "a.example." };
+    xf_dns_result srv_ok = { .status = XF_DNS_NOERROR, .srv = &s1, .n_srv = 1 };
+    xf_dns_result srv_none = { .status = XF_DNS_NXDOMAIN };
+    const xf_dns_result *srv[4] = { &srv_none, &srv_none, &srv_ok, &srv_none };
+    const char *owners[4] = { "_xmpp-client._tcp.a.example.", "_xmpps-client._tcp.a.example.",
+                              "_xmpp-server._tcp.a.example.", "_xmpps-server._tcp.a.example." };
+    const char *only_cur[] = { cur };
+    xf_dns_result t5269, t5270;
+    answer_of(&t5269, 1, only_cur, 1);             /* the next key is not there yet */
+    memset(&t5270, 0, sizeof t5270);
+    t5270.status = XF_DNS_NXDOMAIN;
+    const xf_dns_result *tlsa[5] = { NULL, NULL, &t5269, &t5269, &t5270 };
+    xf_check_report r;
+    xf_check_report_init(&r, "a.example");
+    xf_check_records_compare(&r, recs, 5, owners, srv, tlsa, 1);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.items[0].level, XF_CHECK_OK);
+    assert_string_equal(r.items[0].subject, "_xmpp-server._tcp.a.example. SRV 0 5 5269 a.example.");
+    assert_int_equal(r.items[1].level, XF_CHECK_WARN);       /* xmpps SRV not published */
+    assert_non_null(strstr(r.items[1].detail, "not in DNS (NXDOMAIN)"));
+    assert_int_equal(r.items[2].level, XF_CHECK_OK);
+    assert_string_equal(r.items[2].detail, "in DNS, secure (AD)");
+    assert_int_equal(r.items[3].level, XF_CHECK_FAIL);       /* next key missing */
+    assert_non_null(strstr(r.items[3].subject, "(next key)"));
+    assert_string_equal(r.items[3].detail, "not in DNS (NOERROR: other records only)");
+    assert_non_null(strstr(r.items[3].hint, "rollover"));
+    assert_int_equal(r.items[4].level, XF_CHECK_FAIL);
+    assert_string_equal(r.items[4].detail, "not in DNS (NXDOMAIN)");
+    assert_int_equal(xf_check_exit_code(&r), 2);
+    xf_check_report_free(&r);
+    /* insecure: present, but said to be ignored by peers */
+    t5269.ad = 0;
+    xf_check_report_init(&r, "a.example");
+    xf_check_records_compare(&r, recs + 2, 1, owners, srv, tlsa + 2, 1);
+    assert_string_equal(r.items[0].detail, "in DNS, insecure (no AD): peers ignore it");
+    xf_check_report_free(&r);
+    xf_dns_result_free(&t5269);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +538,8 @@ int main(void)
         cmocka_unit_test(test_dane),
         cmocka_unit_test(test_posh),
         cmocka_unit_test(test_records_match),
+        cmocka_unit_test(test_records_compare),
+        cmocka_unit_test(test_cert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
