@@ -167,6 +167,8 @@ void xf_remote_tls_verified(xf_remote *r)
 {
     int c = check_certificate(r);
     if (c == 1) {
+        xf_info("remote %s->%s peer %s: neither dane nor pkix proved it: waiting for the "
+                "posh document", r->t->domain, r->domain, r->peer);
         xf_remote_set_state(r, R_POSH_WAIT);   /* on_posh goes on */
         return;
     }
@@ -189,6 +191,8 @@ void xf_remote_tls_up(xf_remote *r)
     }
     int c = check_certificate(r);
     if (c == 1) {
+        xf_info("remote %s->%s peer %s: neither dane nor pkix proved it: waiting for the "
+                "posh document", r->t->domain, r->domain, r->peer);
         xf_remote_set_state(r, R_POSH_WAIT);   /* on_posh goes on */
         return;
     }

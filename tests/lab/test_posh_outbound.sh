@@ -23,6 +23,12 @@
 #                           -> delivered by PKIX
 #   (d) posh-wrong.example  type 4, SELF-SIGNED; its document holds ANOTHER certificate's
 #                           fingerprint -> refused, posh: invalid
+#   (f) posh-slow.example   type 4, SELF-SIGNED; nginx sends its document slowly ($limit_rate):
+#                           TLS is up before the answer, neither DANE nor PKIX proved the
+#                           peer, so the stream waits for POSH (logged) -> delivered
+#   (g) posh-stall.example  type 4, SELF-SIGNED; its document comes slower than the fetch's
+#                           time bound (connect_timeout_s = 3) -> refused, posh: error
+#                           (timed out)
 #   (e) posh-cache.example  type 4, SELF-SIGNED; document with expires=$CACHE_EXPIRES:
 #                           a.example's message fetches it, b.example's (a new stream,
 #                           within expires) takes it from the worker's cache (nginx's
@@ -64,7 +70,9 @@ lab_remote none posh-none.example 4 "$NET.23" || xf_setup_failed "$T: remote non
 lab_remote ca posh-ca.example 5 "$NET.24" || xf_setup_failed "$T: remote ca"
 lab_remote wrong posh-wrong.example 4 "$NET.25" || xf_setup_failed "$T: remote wrong"
 lab_remote cache posh-cache.example 4 "$NET.26" || xf_setup_failed "$T: remote cache"
-REMOTES="ok deleg none ca wrong cache"
+lab_remote slow posh-slow.example 4 "$NET.27" || xf_setup_failed "$T: remote slow"
+lab_remote stall posh-stall.example 4 "$NET.28" || xf_setup_failed "$T: remote stall"
+REMOTES="ok deleg none ca wrong cache slow stall"
 lab_host posh-host.example "$WEB4" || xf_setup_failed "$T: web address"
 
 # ------------------------------------------------------------------------- POSH documents
@@ -82,6 +90,12 @@ printf '{"url":"https://posh-host.example/deleg/posh-deleg.json","expires":3600}
 fpdoc "$LAB_DIR/remote/deleg/pem/fullchain.pem" 3600 | doc "posh-host.example/deleg/posh-deleg.json"
 fpdoc "$LAB_DIR/pki/other/cert.pem" 3600 | doc "posh-wrong.example/$WK"
 fpdoc "$LAB_DIR/remote/cache/pem/fullchain.pem" "$CACHE_EXPIRES" | doc "posh-cache.example/$WK"
+# headers and ~300 bytes at 400 bytes/s: about 1.5 s (JSON allows the padding); at 50
+# bytes/s: beyond the 3 s bound
+for r in slow stall; do
+  { fpdoc "$LAB_DIR/remote/$r/pem/fullchain.pem" 3600; printf '%0200d\n' 0 | tr 0 ' '; } |
+    doc "posh-$r.example/$WK"
+done
 mkdir -p "$WEB/root/posh-none.example" "$WEB/root/posh-ca.example" "$WEB/logs"
 # ... and the web server's certificate: the lab CA, every name
 names="posh-host.example"
@@ -106,6 +120,8 @@ http {
     ssl_certificate $WEB/cert/fullchain.pem;
     ssl_certificate_key $WEB/cert/privkey.pem;
     root $WEB/root/\$host;
+    if (\$host = posh-slow.example) { set \$limit_rate 400; }
+    if (\$host = posh-stall.example) { set \$limit_rate 50; }
   }
 }
 EOF
@@ -245,7 +261,7 @@ fetches() { grep -c " $1 " "$ACCESS" 2>/dev/null || true; }
 verdict() { xf_lines "$@" | grep -E 'authenticated auth=|refused'; }
 
 OUT1="$LAB_DIR/sends1.out"
-send "$OUT1" a.example ok deleg none ca wrong
+send "$OUT1" a.example ok deleg none ca wrong slow stall
 RC=$?
 sleep 0.3
 xf_check "every account logged in, every send answered (lab_xmpp rc=$RC)" test "$RC" -eq 0
@@ -291,6 +307,23 @@ case_wrong() {
     ! xf_lines posh-wrong.example | grep -q 'authenticated auth='
 }
 xf_check "(d) posh-wrong.example whose document holds another certificate's fingerprint: refused, posh: invalid" case_wrong
+
+case_slow() {
+  show slow
+  [ "$(result_of "$OUT1" slow)" = delivered ] &&
+    xf_lines posh-slow.example | grep -q 'neither dane nor pkix proved it: waiting for the posh document' &&
+    verdict posh-slow.example | grep 'authenticated auth=' | grep 'pkix: invalid' | grep -q 'posh: valid'
+}
+xf_check "(f) posh-slow.example, its document served slowly: the stream waits for POSH after TLS (logged), then delivered" case_slow
+
+case_stall() {
+  show stall
+  case "$(result_of "$OUT1" stall)" in error:*) ;; *) return 1 ;; esac
+  verdict posh-stall.example | grep 'refused' |
+    grep -q 'posh: error (fetch https://posh-stall.example/.well-known/posh/xmpp-server.json: timed out)' &&
+    ! xf_lines posh-stall.example | grep -q 'authenticated auth='
+}
+xf_check "(g) posh-stall.example, its document slower than the fetch's time bound: refused, posh: error (timed out)" case_stall
 
 # ------------------------------------------------------------------------- (e) the cache
 OUT2="$LAB_DIR/sends2.out" OUT3="$LAB_DIR/sends3.out" OUT4="$LAB_DIR/sends4.out"
