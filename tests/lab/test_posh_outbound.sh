@@ -29,6 +29,11 @@
 #   (g) posh-stall.example  type 4, SELF-SIGNED; its document comes slower than the fetch's
 #                           time bound (connect_timeout_s = 3) -> refused, posh: error
 #                           (timed out)
+#   (h) posh-redir.example  type 4, SELF-SIGNED; its document URL answers 301 to
+#                           https://posh-host.example/redir/posh-redir.json (fingerprint)
+#                           -> followed, delivered;  posh-http.example (type 4, self-signed):
+#                           301 to an http:// URL -> not followed (HTTPS only): refused,
+#                           posh: error
 #   (e) posh-cache.example  type 4, SELF-SIGNED; document with expires=$CACHE_EXPIRES:
 #                           a.example's message fetches it, b.example's (a new stream,
 #                           within expires) takes it from the worker's cache (nginx's
@@ -72,7 +77,9 @@ lab_remote wrong posh-wrong.example 4 "$NET.25" || xf_setup_failed "$T: remote w
 lab_remote cache posh-cache.example 4 "$NET.26" || xf_setup_failed "$T: remote cache"
 lab_remote slow posh-slow.example 4 "$NET.27" || xf_setup_failed "$T: remote slow"
 lab_remote stall posh-stall.example 4 "$NET.28" || xf_setup_failed "$T: remote stall"
-REMOTES="ok deleg none ca wrong cache slow stall"
+lab_remote redir posh-redir.example 4 "$NET.29" || xf_setup_failed "$T: remote redir"
+lab_remote http posh-http.example 4 "$NET.30" || xf_setup_failed "$T: remote http"
+REMOTES="ok deleg none ca wrong cache slow stall redir http"
 lab_host posh-host.example "$WEB4" || xf_setup_failed "$T: web address"
 
 # ------------------------------------------------------------------------- POSH documents
@@ -96,6 +103,8 @@ for r in slow stall; do
   { fpdoc "$LAB_DIR/remote/$r/pem/fullchain.pem" 3600; printf '%0200d\n' 0 | tr 0 ' '; } |
     doc "posh-$r.example/$WK"
 done
+fpdoc "$LAB_DIR/remote/redir/pem/fullchain.pem" 3600 | doc "posh-host.example/redir/posh-redir.json"
+fpdoc "$LAB_DIR/remote/http/pem/fullchain.pem" 3600 | doc "posh-host.example/redir/posh-http.json"
 mkdir -p "$WEB/root/posh-none.example" "$WEB/root/posh-ca.example" "$WEB/logs"
 # ... and the web server's certificate: the lab CA, every name
 names="posh-host.example"
@@ -122,6 +131,8 @@ http {
     root $WEB/root/\$host;
     if (\$host = posh-slow.example) { set \$limit_rate 400; }
     if (\$host = posh-stall.example) { set \$limit_rate 50; }
+    if (\$host = posh-redir.example) { return 301 https://posh-host.example/redir/posh-redir.json; }
+    if (\$host = posh-http.example) { return 301 http://posh-host.example/redir/posh-http.json; }
   }
 }
 EOF
@@ -261,7 +272,7 @@ fetches() { grep -c " $1 " "$ACCESS" 2>/dev/null || true; }
 verdict() { xf_lines "$@" | grep -E 'authenticated auth=|refused'; }
 
 OUT1="$LAB_DIR/sends1.out"
-send "$OUT1" a.example ok deleg none ca wrong slow stall
+send "$OUT1" a.example ok deleg none ca wrong slow stall redir http
 RC=$?
 sleep 0.3
 xf_check "every account logged in, every send answered (lab_xmpp rc=$RC)" test "$RC" -eq 0
@@ -324,6 +335,20 @@ case_stall() {
     ! xf_lines posh-stall.example | grep -q 'authenticated auth='
 }
 xf_check "(g) posh-stall.example, its document slower than the fetch's time bound: refused, posh: error (timed out)" case_stall
+
+case_redir() {
+  show redir; show http
+  grep -a 'redir' "$ACCESS"
+  [ "$(result_of "$OUT1" redir)" = delivered ] &&
+    verdict posh-redir.example | grep 'authenticated auth=' | grep 'pkix: invalid' | grep -q 'posh: valid' &&
+    grep -q 'posh-redir.example /.well-known/posh/xmpp-server.json 301' "$ACCESS" &&
+    grep -q 'posh-host.example /redir/posh-redir.json 200' "$ACCESS" &&
+    case "$(result_of "$OUT1" http)" in error:*) true ;; *) false ;; esac &&
+    verdict posh-http.example | grep 'refused' | grep -q 'posh: error (fetch https://posh-http.example' &&
+    grep -q 'posh-http.example /.well-known/posh/xmpp-server.json 301' "$ACCESS" &&
+    ! grep -q 'posh-http.json' "$ACCESS"
+}
+xf_check "(h) a redirect to HTTPS is followed (posh-redir.example delivered); one to http:// is not (posh-http.example refused, posh: error)" case_redir
 
 # ------------------------------------------------------------------------- (e) the cache
 OUT2="$LAB_DIR/sends2.out" OUT3="$LAB_DIR/sends3.out" OUT4="$LAB_DIR/sends4.out"
