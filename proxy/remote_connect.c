@@ -490,7 +490,7 @@ void xf_remote_abort_target(xf_remote *r, const char *why)
     char m[260];
     snprintf(m, sizeof(m), "dane: %s (%.200s)", xf_proof_result_name(r->dane.result), why);
     if (r->peer[0] == '\0')
-        snprintf(r->peer, sizeof(r->peer), "%s:%u", c->host, c->port);
+        snprintf(r->peer, sizeof(r->peer), "%.70s:%u", c->host, c->port);
     add_trail(r, m);
     xf_remote_drop_sock(r);
     uv_timer_stop(&r->ctimer);
