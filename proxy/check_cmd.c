@@ -623,6 +623,9 @@ int xf_check_main(int argc, char **argv)
         else
             c->rep.nomem = 1;
         free(tlsa);
+        for (int k = 0; k < 2; k++)
+            if (c->posh_done[k])
+                xf_check_posh_next(&c->rep, &c->posh[k], xf_check_next_leaf(c->cfg, name));
     }
     if (c->nep == 0)
         xf_check_add(&c->rep, XF_CHECK_FAIL, "reach", name,

@@ -122,6 +122,14 @@ int xf_check_tlsa_has(const xf_dns_result *res, const char *text);
 /* 1 if the SRV answer res holds `rdata` ("prio weight port target", compared on port
    and target; "0 0 0 ." matches the single-"." answer). */
 int xf_check_srv_has(const xf_dns_result *res, const char *rdata);
+/* The next certificate (rollover) of domain in cfg (a tenant, an alias, the hosting
+   name; the hosting's for a hosting-served tenant), or NULL. */
+const mbedtls_x509_crt *xf_check_next_leaf(const xf_config *cfg, const char *domain);
+/* During a rollover: one "record" item saying whether the fetched fingerprints document
+   (fetch VALID) also matches the next certificate (ok / warn). Nothing when there is no
+   document or no next certificate. Returns the level. */
+int xf_check_posh_next(xf_check_report *rep, const xf_check_posh *fetch,
+                       const mbedtls_x509_crt *next);
 /* One "record" item per SRV and TLSA record of recs[0..n): SRV compared with the
    answer srv[s] whose owner srv_owner[s] ("_xmpp-server._tcp.D.") it names (ok / warn
    when missing), TLSA with tlsa[i] (the answer at its owner, NULL if not asked; ok /

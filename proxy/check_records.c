@@ -15,16 +15,21 @@
 #include "certs/dane.h"
 #include "proxy/records_cmd.h"
 
-/* The TLSA text ("3 1 1 hex") of cred's next key, or "" when there is none. */
-static void next_tlsa(const xf_config *cfg, const char *domain, char *out, size_t outlen)
+const mbedtls_x509_crt *xf_check_next_leaf(const xf_config *cfg, const char *domain)
 {
     const xf_tenant *t = xf_registry_find(cfg->registry, domain);
     const xf_tenant *host = xf_registry_hosting(cfg->registry);
     const xf_tenant *cred = t ? (t->present == XF_PRESENT_HOSTING ? t->hosting : t)
                               : (host && strcmp(host->domain, domain) == 0 ? host : NULL);
+    return cred && cred->next_chain.raw.p ? &cred->next_chain : NULL;
+}
+
+/* The TLSA text ("3 1 1 hex") of the next key, or "" when there is none. */
+static void next_tlsa(const xf_config *cfg, const char *domain, char *out, size_t outlen)
+{
+    const mbedtls_x509_crt *next = xf_check_next_leaf(cfg, domain);
     out[0] = '\0';
-    if (cred && cred->next_chain.raw.p &&
-        xf_dane_generate(&cred->next_chain, 3, 1, 1, out, outlen) < 0)
+    if (next && xf_dane_generate(next, 3, 1, 1, out, outlen) < 0)
         out[0] = '\0';
 }
 
@@ -165,4 +170,22 @@ void xf_check_records_compare(xf_check_report *rep, const xf_check_rec *recs, si
                              res && res->status == XF_DNS_NOERROR ? ": other records only" : "");
         }
     }
+}
+
+int xf_check_posh_next(xf_check_report *rep, const xf_check_posh *fetch,
+                       const mbedtls_x509_crt *next)
+{
+    char why[200];
+    if (fetch == NULL || fetch->result != XF_PROOF_VALID || fetch->doc == NULL || next == NULL)
+        return XF_CHECK_OK;
+    if (xf_posh_match(fetch->doc, next, why, sizeof(why)) == 1)
+        return xf_check_add(rep, XF_CHECK_OK, "record", fetch->url, NULL,
+                            "POSH document%s%s holds the next certificate's fingerprint",
+                            fetch->via[0] ? " via " : "", fetch->via);
+    return xf_check_add(rep, XF_CHECK_WARN, "record", fetch->url,
+                        "serve the fingerprints of the current and the next certificate "
+                        "(`xmppfront records` prints that document)",
+                        "POSH document%s%s lacks the next certificate's fingerprint: peers "
+                        "that cached it refuse the new certificate after the switch",
+                        fetch->via[0] ? " via " : "", fetch->via);
 }

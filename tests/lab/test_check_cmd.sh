@@ -24,7 +24,8 @@
 #                     warn pkix, ok proof
 #   --config: a configuration whose tenant good.example names a next key: the next
 #     key's TLSA is published at 5269/5270 but not at 5222 -> fail record ... (next key)
-#     for _5222 only, ok for the others
+#     for _5222 only, ok for the others; its POSH documents hold only the current
+#     fingerprint -> warn record https://good.example/... (lacks the next certificate)
 # Each case asserts on the exit code and on the lines expected; the good case also on
 # "no fail/warn line at all", so that a broken check cannot pass unnoticed.
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1.
@@ -319,9 +320,10 @@ case_rollover() {
     has good.example "^ok record _5222\._tcp\.good\.example\. TLSA ${GOOD_TLSA}: in DNS" &&
     has good.example '^ok record _xmpp-server\._tcp\.good\.example\. SRV 0 5 5269 good\.example\.: in DNS' &&
     has good.example '^ok record _xmpps-client\._tcp\.good\.example\. SRV 0 0 0 \.: in DNS' &&
+    has good.example "^warn record https://good\.example/\.well-known/posh/xmpp-server\.json: POSH document lacks the next certificate's fingerprint" &&
     [ "$(grep -c '^fail ' "$OUT/good.example.txt")" = 1 ] && json_same good.example
 }
-xf_check "--config with a next key: its TLSA missing at _5222 -> exactly one fail (record ... next key), the rest in DNS" case_rollover
+xf_check "--config with a next key: its TLSA missing at _5222 -> exactly one fail (record ... next key), the rest in DNS; POSH without the next fingerprint -> warn" case_rollover
 
 lab_down
 NS=$LAB_NS

@@ -3,7 +3,8 @@
    finding, the text line, the JSON shape (parsed back with yajl_tree), the prooftype
    levels and the endpoint aggregate, the DANE verdict of an endpoint (RFC 7673 §3:
    not applicable / bogus / match / mismatch, c2s names), the POSH verdict (RFC 7711:
-   match, mismatch, url delegation, expired certificate), the certificate line (names,
+   match, mismatch, url delegation, expired certificate, the next certificate during a
+   rollover), the certificate line (names,
    expiry, the 14-day warning), and the comparison of `xmppfront records` lines with DNS
    answers (SRV, TLSA of the current and the next key). */
 #include <stdarg.h>
@@ -416,6 +417,22 @@ static void test_posh(void **st)
     f.result = XF_PROOF_ERROR;
     assert_int_equal(xf_check_posh_verdict(&f, &leaf, &p), XF_PROOF_ERROR);
     assert_int_equal(xf_check_posh_verdict(NULL, &leaf, &p), XF_PROOF_ERROR);
+    /* rollover: the document must also hold the next certificate */
+    xf_check_report r;
+    xf_check_report_init(&r, "x.example");
+    fetched(&f, &leaf, NULL);
+    assert_int_equal(xf_check_posh_next(&r, &f, &other), XF_CHECK_WARN);
+    assert_non_null(strstr(r.items[0].detail, "lacks the next certificate's fingerprint"));
+    assert_string_equal(r.items[0].subject, "https://x.example/.well-known/posh/xmpp-server.json");
+    assert_int_equal(xf_check_posh_next(&r, &f, &leaf), XF_CHECK_OK);
+    assert_int_equal(xf_check_posh_next(&r, &f, NULL), XF_CHECK_OK);   /* no rollover */
+    assert_int_equal(r.n, 2);
+    free(f.doc);
+    f.doc = NULL;
+    f.result = XF_PROOF_ABSENT;                      /* no document: nothing to say */
+    assert_int_equal(xf_check_posh_next(&r, &f, &other), XF_CHECK_OK);
+    assert_int_equal(r.n, 2);
+    xf_check_report_free(&r);
     mbedtls_x509_crt_free(&leaf);
     mbedtls_x509_crt_free(&other);
     mbedtls_x509_crt_free(&expired);
