@@ -10,6 +10,9 @@
 #                     "." = not offered); TLSA 3 1 1 of its key on 5222/5269/5270 in the
 #                     signed zone; POSH documents with its fingerprint (nginx :443)
 #                     -> every check ok, exit 0; the same verdicts in --json
+#   deleg.example     signed SRV records -> xmpp.deleg-host.example, the only name in the
+#                     certificate; TLSA there (secure delegation, RFC 7673 §4): the
+#                     target is a reference identity -> pkix and dane valid, exit 0
 #   nosrv.example     no SRV at all -> warn srv (A/AAAA fallback to :5222/:5269, which
 #                     answer), exit 1
 #   closed.example    SRV -> closed.example:5269/5270, nothing listens -> fail tcp
@@ -70,6 +73,22 @@ lab_remote poshbad poshbad.example 5 "$NET.17" || xf_setup_failed "$T: remote po
 lab_remote selfposh selfposh.example 4 "$NET.18" || xf_setup_failed "$T: remote selfposh"
 for d in good wrong tlsabad poshbad selfposh; do c2s_srv "$d.example"; done
 lab_rr_drop _xmpp-server._tcp.nosrv.example; lab_rr_drop _xmpps-server._tcp.nosrv.example
+# deleg.example: secure delegation (RFC 7673 §4) — its signed SRV records point at
+# xmpp.deleg-host.example (same server), whose certificate is all it presents
+lab_remote deleg deleg.example 5 "$NET.19" || xf_setup_failed "$T: remote deleg"
+lab_rr_drop _xmpp-server._tcp.deleg.example; lab_rr_drop _xmpps-server._tcp.deleg.example
+DH=xmpp.deleg-host.example
+lab_host "$DH" "$NET.19" || xf_setup_failed "$T: deleg host"
+lab_rr _xmpp-server._tcp.deleg.example SRV "0 5 5269 $DH."
+lab_rr _xmpps-server._tcp.deleg.example SRV "0 5 5270 $DH."
+lab_rr _xmpp-client._tcp.deleg.example SRV "0 5 5222 $DH."
+lab_rr _xmpps-client._tcp.deleg.example SRV "0 0 0 ."
+DD="$LAB_DIR/remote/deleg"
+xf_make_cert "$LAB_DIR/pki" "$DD/pem-target" "$DH" "$DH" &&
+  cp "$DD/pem-target/fullchain.pem" "$DD/certs/deleg.example.crt" &&
+  cp "$DD/pem-target/privkey.pem" "$DD/certs/deleg.example.key" && chown -R "$LAB_RUN_AS:" "$DD" ||
+  xf_setup_failed "$T: deleg certificate"
+for p in 5222 5269 5270; do lab_rr "_$p._tcp.$DH" TLSA "$(tlsa311 "$DD/pem-target/fullchain.pem")"; done
 # closed.example: DNS only, nothing listens
 lab_host closed.example "$NET.13" && lab_xmpp_srv closed.example closed.example 5269 5270 ||
   xf_setup_failed "$T: closed"
@@ -172,8 +191,8 @@ run_check() {
     --ca "$LAB_DIR/pki/ca.pem" --timeout 20 --json "$@" > "$OUT/$d.json" 2>>"$OUT/$d.err"
   echo $? > "$OUT/$d.jrc"
 }
-for d in good.example nosrv.example closed.example wrong.example tlsabad.example \
-         r.bogus.example poshbad.example selfposh.example; do
+for d in good.example deleg.example nosrv.example closed.example wrong.example \
+         tlsabad.example r.bogus.example poshbad.example selfposh.example; do
   run_check "$d"
 done
 echo "  checks run in $(elapsed)s"
@@ -221,6 +240,18 @@ case_good() {
     json_same good.example
 }
 xf_check "good.example (CA certificate, SRV of every kind, TLSA 3 1 1 in the signed zone, POSH): every line ok, exit 0, --json the same" case_good
+
+case_deleg() {
+  show deleg.example
+  [ "$(rc_of deleg.example)" = 0 ] &&
+    has deleg.example "^ok cert xmpp-server $DH:5269 $NET\.19: subject CN=$DH; SAN DNS-ID:$DH;" &&
+    has deleg.example "^ok pkix xmpp-server $DH:5269 $NET\.19: valid: chain valid; DNS-ID $DH matches $DH" &&
+    has deleg.example "^ok dane xmpps-server $DH:5270 $NET\.19: valid" &&
+    [ "$(grep -c "^ok proof .*: proven by dane, pkix (reference identity deleg\.example and SRV target $DH)" "$OUT/deleg.example.txt")" = 3 ] &&
+    has deleg.example '^ok posh-doc https://deleg\.example/\.well-known/posh/xmpp-server\.json: none' &&
+    json_same deleg.example
+}
+xf_check "deleg.example (signed SRV -> xmpp.deleg-host.example, the certificate names only that): secure delegation, pkix and dane valid with the SRV target as reference identity, exit 0" case_deleg
 
 case_nosrv() {
   show nosrv.example
