@@ -163,21 +163,28 @@ static int check_certificate(xf_remote *r)
     return 0;
 }
 
-void xf_remote_tls_verified(xf_remote *r)
+/* The certificate can be judged (TLS up, TLSA answered): wait for POSH, abort the
+   target, or open the stream. Returns 1 when the stream was opened. */
+static int judge_and_open(xf_remote *r)
 {
     int c = check_certificate(r);
     if (c == 1) {
         xf_info("remote %s->%s peer %s: neither dane nor pkix proved it: waiting for the "
                 "posh document", r->t->domain, r->domain, r->peer);
         xf_remote_set_state(r, R_POSH_WAIT);   /* on_posh goes on */
-        return;
+        return 0;
     }
     if (c != 0) {
         xf_remote_abort_target(r, r->dane.reason);
-        return;
+        return 0;
     }
     new_stream(r, R_HEADER);
-    if (r->state == R_HEADER && r->ssl_on)
+    return 1;
+}
+
+void xf_remote_tls_verified(xf_remote *r)
+{
+    if (judge_and_open(r) && r->state == R_HEADER && r->ssl_on)
         xf_remote_tls_pump(r);                 /* records that came while waiting */
 }
 
@@ -189,18 +196,7 @@ void xf_remote_tls_up(xf_remote *r)
         xf_remote_set_state(r, R_TLSA_WAIT);   /* on_tlsa goes on */
         return;
     }
-    int c = check_certificate(r);
-    if (c == 1) {
-        xf_info("remote %s->%s peer %s: neither dane nor pkix proved it: waiting for the "
-                "posh document", r->t->domain, r->domain, r->peer);
-        xf_remote_set_state(r, R_POSH_WAIT);   /* on_posh goes on */
-        return;
-    }
-    if (c != 0) {
-        xf_remote_abort_target(r, r->dane.reason);
-        return;
-    }
-    new_stream(r, R_HEADER);
+    judge_and_open(r);                         /* inside the pump: it reads on */
 }
 
 static void send_verify(xf_remote *r)
