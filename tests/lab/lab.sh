@@ -25,6 +25,9 @@
 #   lab_remote_start NAME... | lab_remotes_start   start (all in parallel), wait for the ports
 #   lab_remote_stop NAME / lab_remote_restart NAME  (Prosody keeps s2s sessions: restart
 #                                 between policy changes)
+#   lab_backend_prosody DIR ADDR OWNER "DOMAINS"   the plaintext backend Prosody behind
+#                                 xmppfront (config + users user1/pass1 user2/pass2 for each
+#                                 domain, owned by OWNER); start it with xf_prosody_start
 #   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
 #                                 the namespace (the backend → xmppfront outbound path)
 #   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
@@ -527,6 +530,59 @@ lab_remote_restart() { lab_remote_stop "$@" && lab_remote_start "$@"; }
 lab_remote_c2s() { printf '%s:5222' "${LAB_R_ADDR4[$1]}"; }
 
 # ---------------------------------------------------------------------------- netfilter
+# lab_backend_prosody DIR ADDR OWNER "DOMAINS" — the plaintext backend Prosody behind
+# xmppfront: the settings of deploy/prosody/backend-s2s.cfg.lua (TLS off, dialback on,
+# plaintext s2s accepted), c2s 5222 and s2s 5269 on ADDR, resolving through the lab DNS,
+# mod_lab_s2s_log loaded, s2s_timeout LAB_S2S_TIMEOUT (5); users user1/pass1, user2/pass2
+# on every domain. DIR is owned by OWNER (mode 700): Prosody refuses to run as root, and
+# the redirect rule catches that user's connections only. LAB_DEBUG=1 adds debug.log.
+lab_backend_prosody() {
+  local dir=$1 addr=$2 owner=$3 domains=$4 d hd u dbg=""
+  mkdir -p "$dir/data" "$dir/plugins" || return 1
+  cp "$LAB_DIR_SELF/prosody-modules/mod_lab_s2s_log.lua" "$dir/plugins/" || return 1
+  [ "${LAB_DEBUG:-0}" = 1 ] && dbg="    { levels = { min = \"debug\" }, to = \"file\", filename = \"$dir/debug.log\" };"
+  cat > "$dir/prosody.cfg.lua" <<EOF
+-- Backend behind xmppfront (tests/lab/lab.sh lab_backend_prosody); s2s part as in
+-- deploy/prosody/backend-s2s.cfg.lua.
+pidfile = "$dir/prosody.pid"
+data_path = "$dir/data"
+log = {
+    { levels = { min = "info" }, to = "file", filename = "$dir/prosody.log" };
+$dbg
+}
+interfaces = { "$addr" }
+local_interfaces = { "$addr" }
+c2s_ports = { 5222 }
+s2s_ports = { 5269 }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { }
+http_ports = { }
+https_ports = { }
+component_ports = { }
+plugin_paths = { "$dir/plugins" }
+modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "dialback"; "lab_s2s_log" }
+modules_disabled = { "tls" }
+s2s_require_encryption = false
+s2s_secure_auth = false
+s2s_timeout = ${LAB_S2S_TIMEOUT:-5}
+unbound = { resolvconf = true, hoststxt = true }
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+storage = "internal"
+allow_registration = false
+EOF
+  for d in $domains; do
+    printf 'VirtualHost "%s"\n' "$d" >> "$dir/prosody.cfg.lua"
+    hd=$(printf '%s' "$d" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
+    mkdir -p "$dir/data/$hd/accounts"
+    for u in 1 2; do
+      printf 'return {\n\t["password"] = "pass%s";\n};\n' "$u" > "$dir/data/$hd/accounts/user$u.dat"
+    done
+  done
+  chown -R "$owner:" "$dir" && chmod 700 "$dir"
+}
+
 # lab_redirect_uid UID TO_PORT [DPORTS] — inside the namespace, TCP that processes of UID
 # open (to DPORTS, default any) is redirected to 127.0.0.1:TO_PORT (nftables nat output
 # hook: the backend's outgoing s2s → xmppfront's transparent outbound listener). The table

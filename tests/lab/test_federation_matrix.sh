@@ -153,53 +153,7 @@ lab_dns_start || xf_setup_failed "$T: knot"
 BKD="$LAB_DIR/backend"
 # Prosody: the settings of deploy/prosody/backend-s2s.cfg.lua (TLS off, dialback on,
 # plaintext s2s accepted), on the backend's loopback address, resolving through the lab DNS.
-fed_prosody_backend_write() {
-  mkdir -p "$BKD/data" "$BKD/plugins"
-  cp "$LAB_DIR_SELF/prosody-modules/mod_lab_s2s_log.lua" "$BKD/plugins/"
-  local dbg=""
-  [ "${LAB_DEBUG:-0}" = 1 ] && dbg="    { levels = { min = \"debug\" }, to = \"file\", filename = \"$BKD/debug.log\" };"
-  cat > "$BKD/prosody.cfg.lua" <<EOF
--- Backend behind xmppfront (tests/lab/test_federation_matrix.sh); s2s part as in
--- deploy/prosody/backend-s2s.cfg.lua.
-pidfile = "$BKD/prosody.pid"
-data_path = "$BKD/data"
-log = {
-    { levels = { min = "info" }, to = "file", filename = "$BKD/prosody.log" };
-$dbg
-}
-interfaces = { "$BK4" }
-local_interfaces = { "$BK4" }
-c2s_ports = { 5222 }
-s2s_ports = { 5269 }
-c2s_direct_tls_ports = { }
-s2s_direct_tls_ports = { }
-http_ports = { }
-https_ports = { }
-component_ports = { }
-plugin_paths = { "$BKD/plugins" }
-modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "dialback"; "lab_s2s_log" }
-modules_disabled = { "tls" }
-s2s_require_encryption = false
-s2s_secure_auth = false
-s2s_timeout = ${LAB_S2S_TIMEOUT:-5}
-unbound = { resolvconf = true, hoststxt = true }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-storage = "internal"
-allow_registration = false
-EOF
-  local d hd u
-  for d in $TENANTS; do
-    printf 'VirtualHost "%s"\n' "$d" >> "$BKD/prosody.cfg.lua"
-    hd=$(printf '%s' "$d" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
-    mkdir -p "$BKD/data/$hd/accounts"
-    for u in 1 2; do
-      printf 'return {\n\t["password"] = "pass%s";\n};\n' "$u" > "$BKD/data/$hd/accounts/user$u.dat"
-    done
-  done
-  chown -R "$FED_BACKEND_USER:" "$BKD"; chmod 700 "$BKD"
-}
+fed_prosody_backend_write() { lab_backend_prosody "$BKD" "$BK4" "$FED_BACKEND_USER" "$TENANTS"; }
 BK_PID=""
 fed_backend_start() {
   if [ "$FED_BACKEND" = ejabberd ]; then fed_ej_backend_start; return; fi

@@ -149,38 +149,9 @@ lab_addr "$BK4" || xf_setup_failed "$T: backend address"
 lab_dns_start || xf_setup_failed "$T: DNS (knot)"
 
 BKD="$LAB_DIR/backend"
-mkdir -p "$BKD/data"
-{ cat <<EOF
--- Backend behind xmppfront (s2s part as deploy/prosody/backend-s2s.cfg.lua).
-pidfile = "$BKD/prosody.pid"
-data_path = "$BKD/data"
-log = { { levels = { min = "info" }, to = "file", filename = "$BKD/prosody.log" }; }
-interfaces = { "$BK4" }
-local_interfaces = { "$BK4" }
-c2s_ports = { 5222 }
-s2s_ports = { 5269 }
-c2s_direct_tls_ports = { }
-s2s_direct_tls_ports = { }
-http_ports = { }
-https_ports = { }
-component_ports = { }
-modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "dialback" }
-modules_disabled = { "tls" }
-s2s_require_encryption = false
-s2s_secure_auth = false
-s2s_timeout = ${LAB_S2S_TIMEOUT:-5}
-unbound = { resolvconf = true, hoststxt = true }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-storage = "internal"
-allow_registration = false
-EOF
-  for d in $TENANTS; do echo "VirtualHost \"$d\""; done; } > "$BKD/prosody.cfg.lua"
+lab_backend_prosody "$BKD" "$BK4" "$BACKEND_USER" "$TENANTS" ||
+  xf_setup_failed "$T: backend config"
 for d in $TENANTS; do
-  hd=$(printf '%s' "$d" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
-  mkdir -p "$BKD/data/$hd/accounts"
-  printf 'return {\n\t["password"] = "pass1";\n};\n' > "$BKD/data/$hd/accounts/user1.dat"
   cat > "$XFD/tenants/$d.json" <<EOF
 {
   "domain": "$d",
@@ -192,7 +163,6 @@ for d in $TENANTS; do
 }
 EOF
 done
-chown -R "$BACKEND_USER:" "$BKD"; chmod 700 "$BKD"
 cat > "$XFD/xmppfront.json" <<EOF
 {
   "workers": 1,
