@@ -212,6 +212,12 @@ static int finish_head(xf_http_reader *r)
                   ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
     if (q->head_len > r->max_head)
         return bad(r, 431, "request head over %zu bytes", r->max_head);
+    /* libhttp-parser (built without strict mode) takes any byte after the last CR as
+       the end of the head; the head we pass on must end like one (RFC 9112 §2.2). */
+    if (head[q->head_len - 1] != '\n')
+        return bad(r, 400, "malformed end of the request head");
+    if (q->major < 1)
+        return bad(r, 400, "HTTP/0.9 request");
 
     struct http_parser_url u;
     http_parser_url_init(&u);
