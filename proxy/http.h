@@ -96,12 +96,13 @@ int xf_http_reader_push(xf_http_reader *r, const char *data, size_t len);
 /* Parse what was pushed ("expect" style, style.md §9): returns one event of enum
    xf_http_ev. After XF_HTTP_HEAD the caller either answers the request and calls
    next again (XF_HTTP_END follows for a request without body; a request with a body is
-   not read further: the caller answers it and closes), or takes the raw bytes
-   (xf_http_reader_head / _rest) to pass them on and stops calling. After XF_HTTP_BAD
-   the reader stays bad. A request with a body is reported XF_HTTP_HEAD, never END. */
+   not read further: the caller answers it and closes; next then returns XF_HTTP_NEED),
+   or takes the raw bytes (xf_http_reader_head / _size) to pass them on and stops
+   calling. After XF_HTTP_BAD the reader stays bad. */
 int xf_http_reader_next(xf_http_reader *r);
 /* After XF_HTTP_HEAD: the request's bytes from its first byte; req.head_len of them are
-   the head, the rest (xf_http_reader_rest) is what followed (body, later requests). */
+   the head, the rest (up to xf_http_reader_size) is what followed (body, later
+   requests). */
 const char *xf_http_reader_head(const xf_http_reader *r);
 size_t xf_http_reader_size(const xf_http_reader *r);
 

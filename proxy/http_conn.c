@@ -171,8 +171,7 @@ static void serve(xf_conn *c)
             return;
         }
         if (ev == XF_HTTP_END) {
-            if (xf_http_reader_size(&h->rd) == 0)
-                request_timer(c);          /* the next request's time starts now */
+            request_timer(c);              /* the next request's time starts now */
             continue;
         }
         /* XF_HTTP_HEAD */
