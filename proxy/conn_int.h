@@ -13,6 +13,9 @@
  *        --<starttls/>--> TLS_HANDSHAKE  <------+
  *   TLS_HANDSHAKE --done--> TLS_HEADER --header, routed--> BACKEND_CONNECT
  *   BACKEND_CONNECT --connected--> BACKEND_HEADER --backend features--> RELAY
+ *   TLS_HEADER on a direct-TLS auto listener, ALPN http/1.1 or a request method first:
+ *       the HTTP side (http_conn.c, c->http) answers in TLS_HEADER, or relays to the
+ *       tenant's http_backend through BACKEND_CONNECT -> BACKEND_HEADER -> RELAY
  *   PLAIN_STARTTLS --s2s pair authenticated over plaintext--> BACKEND_CONNECT
  *       (only a server stream to a tenant whose federation policy is `open`: s2s_in.c
  *       negotiates it without TLS; its optional <starttls/> still leads to TLS_HANDSHAKE)
