@@ -15,7 +15,9 @@
 #      logged with its reason, and the proxy keeps serving
 #  (4) web.example: any other request reaches its http_backend, which sees the method,
 #      the path, the body and our X-Forwarded-For (the client's forged one dropped) and
-#      Connection: close; its answer comes back; a dead http_backend -> 502
+#      Connection: close; its answer comes back, also to a client that half-closed
+#      after its request; an Upgrade keeps Connection: Upgrade and, after the 101,
+#      bytes flow both ways; a dead http_backend -> 502
 #  (5) XMPP on the same port: slixmpp logs in and messages with ALPN xmpp-client and with
 #      no ALPN; an s2s stream with ALPN xmpp-server gets its features
 . "$(dirname "$0")/lib.sh"
@@ -53,6 +55,15 @@ class H(http.server.BaseHTTPRequestHandler):
                 'secret': self.headers.get('X-Secret'), 'host': self.headers.get('Host')}
         with open(sys.argv[2], 'a') as f:
             f.write(json.dumps(seen) + '\n')
+        if self.headers.get('Upgrade'):      # a WebSocket-like upgrade: 101, then echo 4 bytes
+            self.send_response(101)
+            self.send_header('Upgrade', self.headers['Upgrade'])
+            self.send_header('Connection', 'Upgrade')
+            self.end_headers()
+            self.wfile.flush()
+            self.wfile.write(b'echo:' + self.rfile.read(4))
+            self.close_connection = True
+            return
         out = ('backend saw %s %s body=%s' % (self.command, self.path, body)).encode()
         self.send_response(201)
         self.send_header('Content-Type', 'text/plain')
@@ -145,11 +156,14 @@ cat > tls_send.py <<'EOF'
 import socket, ssl, sys, time
 name, port, alpn, path, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 hold = float(sys.argv[6]) if len(sys.argv) > 6 else 8
+halfclose = len(sys.argv) > 7 and sys.argv[7] == 'halfclose'
 ctx = ssl.create_default_context(cafile=ca)
 if alpn:
     ctx.set_alpn_protocols(alpn.split(','))
 s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port), timeout=hold), server_hostname=name)
 s.sendall(open(path, 'rb').read())
+if halfclose:   # TCP FIN right after the request, TLS state kept (SSLSocket.shutdown drops it)
+    socket.socket.shutdown(s, socket.SHUT_WR)
 out, end = b'', time.time() + hold
 try:
     while time.time() < end:
@@ -162,7 +176,7 @@ except (socket.timeout, ssl.SSLError, ConnectionResetError):
 sys.stdout.write(out.decode('latin-1'))
 print('\n[alpn=%s closed_after=%.1fs]' % (s.selected_alpn_protocol(), hold - (end - time.time())))
 EOF
-tls_send() { "$XF_PY" tls_send.py "$1" "$P_AUTO" "$2" "$3" "$CA" "${4:-8}"; }
+tls_send() { "$XF_PY" tls_send.py "$1" "$P_AUTO" "$2" "$3" "$CA" "${4:-8}" ${5:-}; }
 
 echo "# (1) POSH documents"
 xf_check "own.example xmpp-client.json: its certificate's fingerprints, JSON, caching" posh_ok own.example client certs/own
@@ -268,6 +282,29 @@ EOF
 xf_check "web.example POST /some/page: reaches the http_backend (path, body, X-Forwarded-For), its answer returns" backend_ok
 xf_check "... the log names the backend route" xf_log_has "$XF_LOG" 'http POST host="web.example" path="/some/page"' '-> backend'
 webposh_ok() { posh_ok web.example client certs/web; }
+printf 'GET /xmpp-websocket HTTP/1.1\r\nHost: web.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nping' > upgrade.req
+upgrade_ok() {
+  local out; out=$(tls_send web.example http/1.1 upgrade.req 5); echo "$out"
+  grep -q '^HTTP/1.1 101' <<<"$out" && grep -q 'echo:ping' <<<"$out" || return 1
+  tail -1 backend.seen
+  "$XF_PY" -c '
+import json, sys
+seen = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert seen["path"] == "/xmpp-websocket" and seen["connection"] == ["Upgrade"], seen
+assert seen["xff"] == ["127.0.0.1"], seen' backend.seen
+}
+xf_check "an Upgrade request keeps Connection: Upgrade; after the 101 bytes flow both ways" upgrade_ok
+printf 'PUT /upload HTTP/1.1\r\nHost: web.example\r\nContent-Length: 4\r\n\r\ndata' > put.req
+halfclose_backend_ok() {
+  local out; out=$(tls_send web.example http/1.1 put.req 5 halfclose); echo "$out"
+  grep -q '^HTTP/1.1 201' <<<"$out" && grep -q 'backend saw PUT /upload body=data' <<<"$out"
+}
+xf_check "a client that half-closes right after its request still gets the backend's answer" halfclose_backend_ok
+halfclose_posh_ok() {
+  local out; out=$(tls_send own.example "" noalpn.req 5 halfclose); echo "$out"
+  grep -q '^HTTP/1.1 200 OK' <<<"$out"
+}
+xf_check "... and the POSH answer (no ALPN)" halfclose_posh_ok
 xf_check "web.example's POSH document is still served by xmppfront, not the backend" webposh_ok
 xf_check "web.example has no s2s_backend: no xmpp-server document, so it goes to the backend" \
   st_is 201 web.example /.well-known/posh/xmpp-server.json
