@@ -168,25 +168,35 @@ static int field_is(const char *head, const xf_http_field *f, const char *name)
 }
 
 /* "host[:port]" (RFC 9110 §7.2, an authority without userinfo) -> normalised name into
-   out, "" for an IP literal. Returns 0, or -1 when the value is not a valid host. */
+   out, "" for an IP literal or an empty value. Returns 0, or -1 when the value is not a
+   valid host. */
 static int parse_authority(const char *s, size_t n, char *out)
 {
     char tmp[XF_HTTP_NAME_MAX + 2];
     out[0] = '\0';
     while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
         n--;
-    if (n > 0 && s[0] == '[') {              /* IPv6 literal: no tenant by name */
+    if (n == 0)
+        return 0;                            /* an empty Host (RFC 9112 §3.2): no name */
+    const char *colon;
+    int v6 = s[0] == '[';
+    if (v6) {                                /* IPv6 literal: no tenant by name */
         const char *e = memchr(s, ']', n);
-        return e ? 0 : -1;
+        if (e == NULL || (e + 1 < s + n && e[1] != ':'))
+            return -1;
+        colon = e + 1 < s + n ? e + 1 : NULL;
+    } else {
+        colon = memchr(s, ':', n);
     }
-    const char *colon = memchr(s, ':', n);
-    if (colon) {
+    if (colon) {                             /* the port: digits only */
         size_t pl = n - (size_t)(colon + 1 - s);
         for (size_t i = 0; i < pl; i++)
             if (colon[1 + i] < '0' || colon[1 + i] > '9')
                 return -1;
         n = (size_t)(colon - s);
     }
+    if (v6)
+        return 0;
     if (n == 0 || n > XF_HTTP_NAME_MAX + 1)
         return -1;
     memcpy(tmp, s, n);

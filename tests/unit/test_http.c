@@ -161,6 +161,20 @@ static void test_reader_host_rules(void **state)
     assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n\r\n", &r), XF_HTTP_HEAD);
     assert_string_equal(r.req.name, "");
     xf_http_reader_free(&r);
+    assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", &r), XF_HTTP_HEAD);
+    xf_http_reader_free(&r);
+    assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: [2001:db8::1]x\r\n\r\n", &r), XF_HTTP_BAD);
+    xf_http_reader_free(&r);
+    assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: [2001:db8::1]:4a\r\n\r\n", &r), XF_HTTP_BAD);
+    xf_http_reader_free(&r);
+    assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: a.example:\r\n\r\n", &r), XF_HTTP_HEAD);
+    assert_string_equal(r.req.name, "a.example");          /* empty port: RFC 3986 §3.2.3 */
+    xf_http_reader_free(&r);
+    assert_int_equal(read_one("GET / HTTP/1.1\r\nHost:\r\n\r\n", &r), XF_HTTP_HEAD);
+    assert_string_equal(r.req.name, "");                   /* empty Host: the SNI decides */
+    xf_http_reader_free(&r);
+    assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: :443\r\n\r\n", &r), XF_HTTP_BAD);
+    xf_http_reader_free(&r);
     assert_int_equal(read_one("GET / HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n", &r), XF_HTTP_HEAD);
     assert_string_equal(r.req.name, "");
     assert_int_equal(r.req.has_host, 1);
