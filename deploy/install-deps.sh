@@ -22,7 +22,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libcmocka-dev libhttp-parser-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp python3-cryptography openssl testssl.sh sslscan
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
-           knot knot-dnsutils unbound lua-unbound iptables)   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
+           knot knot-dnsutils unbound lua-unbound iptables   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
+           nginx)   # tests/lab/test_posh_outbound.sh: the remote domains' POSH web server
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)

@@ -13,12 +13,13 @@
 #include <mbedtls/ssl.h>
 #include "proxy/backend_s2s.h"
 #include "proxy/log.h"
+#include "proxy/posh_fetch.h"
 #include "proxy/remote_int.h"
 
 const char *const xf_remote_state_names[] = {
     "resolve", "addr", "connect", "pre-header", "pre-features", "starttls-wait",
     "tls-handshake", "header", "features", "sasl-wait", "auth-header", "auth-features",
-    "db-wait", "verify-wait", "local-wait", "relay", "done", "tlsa-wait"
+    "db-wait", "verify-wait", "local-wait", "relay", "done", "tlsa-wait", "posh-wait"
 };
 
 /* ---------------------------------------------------------------- pure helpers */
@@ -132,6 +133,7 @@ static void handle_gone(xf_remote *r)
             xf_dns_result_free(&r->srv[i]);
     if (r->tlsa_have)
         xf_dns_result_free(&r->tlsa);
+    xf_posh_answer_unref(r->posh);
     xf_worker *w = r->w;
     xf_config_unref(r->cfg);
     free(r);
@@ -390,6 +392,8 @@ static xf_remote *start(xf_worker *w, const xf_tenant *t, const char *remote, in
         snprintf(name, sizeof(name), "_xmpp-server._tcp.%s", r->domain);
         r->q_srv[1] = r->q_srv[0] ? xf_dns_query_srv(w->dns, name, xf_remote_on_srv, r) : 0;
         bad = r->q_srv[0] == 0 || r->q_srv[1] == 0;
+        if (!bad && !verify)
+            xf_remote_posh_start(r);           /* in parallel with DNS */
     }
     if (bad) {
         xf_dns_cancel(w->dns, r->q_srv[0]);
@@ -549,6 +553,8 @@ void xf_remote_teardown(xf_remote *r, int graceful)
     xf_dns_cancel(dns, r->q_addr);
     xf_dns_cancel(dns, r->q_tlsa);
     r->q_srv[0] = r->q_srv[1] = r->q_addr = r->q_tlsa = 0;
+    xf_posh_fetch_cancel(r->w->posh, r->q_posh);
+    r->q_posh = 0;
     if (r->prev)
         r->prev->next = r->next;
     else if (r->w->remotes == r)

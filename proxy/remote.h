@@ -6,8 +6,8 @@
  *    for the backend's outgoing s2s (proxy/outbound.c). Resolve R (_xmpps-server and
  *    _xmpp-server merged, XEP-0368; A/AAAA:5269 fallback; proxy/dns.c + srvorder.c),
  *    connect candidates in order, TLS (direct TLS with SNI = R and ALPN xmpp-server, or
- *    STARTTLS), verify R's certificate (certs/: DANE per proxy/remote_dane.h, and PKIX;
- *    POSH later), then
+ *    STARTTLS), verify R's certificate (certs/: DANE per proxy/remote_dane.h, PKIX, and
+ *    POSH from R's document fetched in parallel, proxy/posh_fetch.h), then
  *    authenticate T: SASL EXTERNAL with T's certificate when offered, else dialback with
  *    xmppfront's own key K(R, T, remote stream id) (XEP-0185), whose <db:verify/> the
  *    remote sends to T's authoritative server = xmppfront's public s2s port, where

@@ -161,7 +161,7 @@ void xf_remote_tls_pump(xf_remote *r)
         xf_remote_tls_up(r);
     }
     while (!r->closed && r->ssl_on && r->state != R_TLS_HANDSHAKE && r->state != R_DONE &&
-           r->state != R_TLSA_WAIT && !r->paused) {
+           r->state != R_TLSA_WAIT && r->state != R_POSH_WAIT && !r->paused) {
         unsigned char buf[R_READ_CHUNK];
         int n = mbedtls_ssl_read(&r->ssl, buf, sizeof(buf));
         if (n > 0) {
@@ -220,7 +220,8 @@ void xf_remote_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             if (r->sink.on_close)
                 r->sink.on_close(r->sink.ud, m);
             xf_remote_teardown(r, 0);
-        } else if (r->state == R_TLS_HANDSHAKE || r->state == R_TLSA_WAIT) {
+        } else if (r->state == R_TLS_HANDSHAKE || r->state == R_TLSA_WAIT ||
+                   r->state == R_POSH_WAIT) {
             next_address(r, m);
         } else {
             xf_remote_fail(r, XF_DB_ERR_REMOTE_CONNECTION_FAILED, "%s in state %s", m,
@@ -489,7 +490,7 @@ void xf_remote_abort_target(xf_remote *r, const char *why)
     char m[260];
     snprintf(m, sizeof(m), "dane: %s (%.200s)", xf_proof_result_name(r->dane.result), why);
     if (r->peer[0] == '\0')
-        snprintf(r->peer, sizeof(r->peer), "%s:%u", c->host, c->port);
+        snprintf(r->peer, sizeof(r->peer), "%.70s:%u", c->host, c->port);
     add_trail(r, m);
     xf_remote_drop_sock(r);
     uv_timer_stop(&r->ctimer);

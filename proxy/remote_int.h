@@ -16,6 +16,8 @@
  *                          PRE_FEATURES -> (policy open, no TLS offered) plaintext
  *   TLS_HANDSHAKE -> HEADER -> FEATURES (the stream restart, RFC 6120 §5.4.3.3)
  *   TLS_HANDSHAKE -> TLSA_WAIT -> HEADER when the target's TLSA answer is still out
+ *   TLS_HANDSHAKE (or TLSA_WAIT) -> POSH_WAIT -> HEADER when neither DANE nor PKIX
+ *                          proved the peer and the POSH fetch is still out
  *
  * DANE (RFC 7673, proxy/remote_dane.h): when the target's SRV answer (or, without SRV,
  * the domain's address answer) and its address answer are DNSSEC-secure and the AD bit
@@ -25,6 +27,13 @@
  * TLSA records that the certificate does not match, abort that target (the next
  * candidate is tried; the attempt is in the trail and logged), never a fall back to
  * PKIX. A SERVFAIL of an SRV lookup already aborts the whole walk (srvorder.h).
+ *
+ * POSH (RFC 7711, proxy/posh_fetch.h): the document of the domain (the stream `to`) is
+ * fetched from the start of the walk, in parallel with DNS, once per xf_remote (all
+ * candidates share it). The certificate check uses the answer when it is in; when it
+ * is not yet and DANE or PKIX proved the peer, POSH is not waited for (NOT_TRIED);
+ * otherwise the stream waits in POSH_WAIT (bounded by the fetch's own time bound and
+ * negotiation_timeout_s). Not fetched for xf_remote_verify (a db:verify needs no proof).
  *   FEATURES -> SASL_WAIT  (XEP-0178: EXTERNAL with the tenant's certificate)
  *            -> SASL_WAIT --success--> AUTH_HEADER -> AUTH_FEATURES -> RELAY
  *            -> SASL_WAIT --failure--> DB_WAIT (dialback instead, XEP-0220 §2.1)
@@ -59,7 +68,7 @@
 enum r_state {
     R_RESOLVE, R_ADDR, R_CONNECT, R_PRE_HEADER, R_PRE_FEATURES, R_STARTTLS_WAIT,
     R_TLS_HANDSHAKE, R_HEADER, R_FEATURES, R_SASL_WAIT, R_AUTH_HEADER, R_AUTH_FEATURES,
-    R_DB_WAIT, R_VERIFY_WAIT, R_LOCAL_WAIT, R_RELAY, R_DONE, R_TLSA_WAIT
+    R_DB_WAIT, R_VERIFY_WAIT, R_LOCAL_WAIT, R_RELAY, R_DONE, R_TLSA_WAIT, R_POSH_WAIT
 };
 
 extern const char *const xf_remote_state_names[];   /* by enum r_state */
@@ -132,6 +141,12 @@ struct xf_remote {
     xf_proof dane;                     /* the DANE verdict so far for this candidate */
     char tlsa_owner[XF_SRV_HOST_MAX + 16];
 
+    /* POSH of the domain (whole walk) */
+    uint64_t q_posh;                   /* pending fetch id (0 = none) */
+    int posh_state;                    /* 0 not fetched, 1 pending, 2 answered */
+    const struct xf_posh_answer *posh; /* posh_state 2: the answer (a reference) */
+    int posh_cached;                   /* ... delivered from the worker's cache */
+
     r_sock *sock;                      /* current attempt */
     r_sock *lsock;                     /* closing gracefully (teardown), until FIN is out */
     int tls_mode;                      /* enum xf_srv_tls of the current candidate */
@@ -192,8 +207,11 @@ const char *xf_remote_target_host(const xf_remote *r);
 /* remote_negotiate.c: the initiator's negotiation */
 int xf_remote_send_header(xf_remote *r);
 void xf_remote_tls_up(xf_remote *r);
-/* The TLSA answer arrived while the state was TLSA_WAIT: judge the certificate, go on. */
+/* The TLSA answer arrived while the state was TLSA_WAIT (or the POSH answer while
+   POSH_WAIT): judge the certificate, go on. */
 void xf_remote_tls_verified(xf_remote *r);
+/* Start the POSH fetch of r->domain (xf_remote_open, not for a verify). */
+void xf_remote_posh_start(xf_remote *r);
 const char *xf_remote_stream_error_condition(const xf_xml_event *ev);
 void xf_remote_plain_input(xf_remote *r, const char *data, size_t len);
 

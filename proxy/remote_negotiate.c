@@ -13,7 +13,9 @@
 #include <mbedtls/ssl.h>
 #include "certs/dialback.h"
 #include "certs/pkix.h"
+#include "certs/posh.h"
 #include "proxy/log.h"
+#include "proxy/posh_fetch.h"
 #include "proxy/remote_dane.h"
 #include "proxy/tls_client.h"
 #include "proxy/remote_int.h"
@@ -54,12 +56,72 @@ static void new_stream(xf_remote *r, enum r_state wait)
 
 static void decide_and_act(xf_remote *r);
 
+/* ---------------------------------------------------------------- POSH */
+
+static void on_posh(void *ud, uint64_t id, const xf_posh_answer *a, int from_cache)
+{
+    xf_remote *r = ud;
+    (void)id;
+    r->q_posh = 0;
+    if (r->closed)
+        return;
+    r->posh = xf_posh_answer_ref(a);
+    r->posh_state = 2;
+    r->posh_cached = from_cache;
+    xf_debug("remote %s->%s: posh document %s%s", r->t->domain, r->domain, a->reason,
+             from_cache ? " (cached)" : "");
+    if (r->state == R_POSH_WAIT)
+        xf_remote_tls_verified(r);
+}
+
+void xf_remote_posh_start(xf_remote *r)
+{
+    r->q_posh = xf_posh_fetch(r->w->posh, r->domain, on_posh, r);
+    r->posh_state = r->q_posh ? 1 : 0;
+}
+
+/* The POSH prooftype (RFC 7711 §4, certs/posh.h xf_posh_check: a fingerprint of the
+   document served for the domain over PKIX-validated HTTPS matches the whole leaf,
+   which is within its dates; no name check) from the fetch's answer into p. */
+static void posh_judge(xf_remote *r, const mbedtls_x509_crt *peer, xf_proof *p)
+{
+    const xf_posh_answer *a = r->posh;
+    char why[120];
+    switch (a->status) {
+    case XF_POSHF_DOC:
+        if (peer != NULL && xf_posh_check(a->doc, peer, why, sizeof(why)) == XF_POSH_MATCH) {
+            p->result = XF_PROOF_VALID;
+            snprintf(p->reason, sizeof(p->reason), "%.70s; %.120s", why, a->reason);
+            xf_info("remote %s->%s peer %s: posh: valid (%s)%s", r->t->domain, r->domain,
+                    r->peer, p->reason, r->posh_cached ? " [document from the cache]" : "");
+        } else {
+            p->result = XF_PROOF_INVALID;
+            snprintf(p->reason, sizeof(p->reason), "%.70s; %.120s",
+                     peer ? why : "no certificate presented", a->reason);
+        }
+        return;
+    case XF_POSHF_ABSENT:
+        p->result = XF_PROOF_ABSENT;
+        break;
+    case XF_POSHF_INVALID:
+        p->result = XF_PROOF_INVALID;
+        break;
+    default:
+        p->result = XF_PROOF_ERROR;
+        break;
+    }
+    snprintf(p->reason, sizeof(p->reason), "%s", a->reason);
+}
+
 /* Verify the remote's certificate against its domain: the PKIX prooftype (RFC 6120
    §13.7.2, RFC 6125), with the SRV target as an extra reference identity when the SRV
-   answer was secure (RFC 7673 §4), and the DANE prooftype (RFC 7673, remote_dane.h)
-   from the target's TLSA answer. Returns 0, or -1 when the target was aborted (usable
-   TLSA records that the certificate does not match: PKIX alone is not enough). POSH
-   stays NOT_TRIED. */
+   answer was secure (RFC 7673 §4), the DANE prooftype (RFC 7673, remote_dane.h)
+   from the target's TLSA answer, and the POSH prooftype (posh_judge) once the fetch
+   has answered. Returns 0; -1 when the target was aborted (usable TLSA records that
+   the certificate does not match: PKIX alone is not enough); 1 when neither DANE nor
+   PKIX proved the peer and the POSH answer is still out (wait in POSH_WAIT; on_posh
+   calls xf_remote_tls_verified). POSH stays NOT_TRIED when DANE or PKIX proved the
+   peer before its answer came, or when nothing was fetched. */
 static int check_certificate(xf_remote *r)
 {
     xf_proof *p = &r->facts.proof[XF_PROOF_PKIX];
@@ -92,12 +154,25 @@ static int check_certificate(xf_remote *r)
     p->result = ok == 1 ? XF_PROOF_VALID : XF_PROOF_INVALID;
     snprintf(p->reason, sizeof(p->reason), "%.190s", v.reason[0] ? v.reason
              : ok == 1 ? "chain and name valid" : "verification failed");
+    xf_proof *h = &r->facts.proof[XF_PROOF_POSH];
+    memset(h, 0, sizeof(*h));
+    if (r->posh_state == 2)
+        posh_judge(r, peer, h);
+    else if (r->posh_state == 1 && p->result != XF_PROOF_VALID && d->result != XF_PROOF_VALID)
+        return 1;
     return 0;
 }
 
 void xf_remote_tls_verified(xf_remote *r)
 {
-    if (check_certificate(r) != 0) {
+    int c = check_certificate(r);
+    if (c == 1) {
+        xf_info("remote %s->%s peer %s: neither dane nor pkix proved it: waiting for the "
+                "posh document", r->t->domain, r->domain, r->peer);
+        xf_remote_set_state(r, R_POSH_WAIT);   /* on_posh goes on */
+        return;
+    }
+    if (c != 0) {
         xf_remote_abort_target(r, r->dane.reason);
         return;
     }
@@ -114,7 +189,14 @@ void xf_remote_tls_up(xf_remote *r)
         xf_remote_set_state(r, R_TLSA_WAIT);   /* on_tlsa goes on */
         return;
     }
-    if (check_certificate(r) != 0) {
+    int c = check_certificate(r);
+    if (c == 1) {
+        xf_info("remote %s->%s peer %s: neither dane nor pkix proved it: waiting for the "
+                "posh document", r->t->domain, r->domain, r->peer);
+        xf_remote_set_state(r, R_POSH_WAIT);   /* on_posh goes on */
+        return;
+    }
+    if (c != 0) {
         xf_remote_abort_target(r, r->dane.reason);
         return;
     }

@@ -10,6 +10,7 @@
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/outbound.h"
+#include "proxy/posh_fetch.h"
 #include "proxy/stats.h"
 #include "proxy/worker.h"
 
@@ -120,6 +121,8 @@ static void maybe_free_dns(xf_worker *w)
     if (w->draining && w->dns != NULL && w->n_conns == 0 && w->n_remotes == 0) {
         xf_dns_free(w->dns);
         w->dns = NULL;
+        xf_posh_fetcher_free(w->posh);
+        w->posh = NULL;
     }
 }
 
@@ -231,6 +234,10 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_cli
         if (probe_free(&cfg->listeners[j], err, errlen) != 0)
             return -1;
     unsigned n = cfg->workers ? cfg->workers : 1;
+    if (xf_posh_fetch_global_init() != 0) {
+        snprintf(err, errlen, "libcurl: global initialisation failed");
+        return -1;
+    }
     xf_worker *ws = calloc(n, sizeof(*ws));
     if (ws == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -251,6 +258,17 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_cli
         w->dns = xf_dns_new(&w->loop, &dc, derr, sizeof(derr));
         if (w->dns == NULL) {
             snprintf(err, errlen, "worker %u resolver: %s", i, derr);
+            return -1;
+        }
+        /* Its POSH fetcher (RFC 7711 documents of remote domains, outbound): web
+           servers verified against federation.ca_file, bounded by the connect timeout. */
+        xf_posh_fetch_conf pc = {0};
+        pc.ca_file = cfg->federation.ca_file;
+        pc.timeout_ms = cfg->federation.connect_timeout_s
+                        ? cfg->federation.connect_timeout_s * 1000 : 0;
+        w->posh = xf_posh_fetcher_new(&w->loop, &pc, derr, sizeof(derr));
+        if (w->posh == NULL) {
+            snprintf(err, errlen, "worker %u POSH fetcher: %s", i, derr);
             return -1;
         }
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
@@ -328,6 +346,8 @@ void xf_workers_join_and_free(xf_worker *ws, unsigned n)
         if (ws[i].dns != NULL) {             /* the loop never drained (start failed) */
             xf_dns_free(ws[i].dns);
             ws[i].dns = NULL;
+            xf_posh_fetcher_free(ws[i].posh);
+            ws[i].posh = NULL;
             uv_run(&ws[i].loop, UV_RUN_NOWAIT);
         }
         uv_loop_close(&ws[i].loop);

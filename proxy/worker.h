@@ -14,6 +14,7 @@
 
 struct xf_conn;
 struct xf_dns;
+struct xf_posh_fetcher;
 struct xf_tls_client;
 struct xf_remote;
 struct xf_outbound;
@@ -54,6 +55,7 @@ typedef struct xf_worker {
        (proxy/outbound.c; they also count in n_conns). The resolver is freed once the
        worker drains and the last connection and remote stream are gone. */
     struct xf_dns *dns;
+    struct xf_posh_fetcher *posh;    /* POSH documents (proxy/posh_fetch.h), freed with dns */
     const struct xf_tls_client *tlsc;
     struct xf_remote *remotes;
     size_t n_remotes;

@@ -3,7 +3,7 @@
 #   backend  ejabberd is the plaintext backend of both tenants (deploy/ejabberd/backend-s2s.yml:
 #            TLS off, dialback on, s2s on the backend's loopback address), run as user
 #            ejabberd (its outgoing s2s redirected by that uid); remote Prosody of types
-#            4, 5, 6 (FED_TYPES)
+#            1-6 (FED_TYPES), every policy
 #   remote   the Prosody backend as in the matrix, and one remote ejabberd of XEP-0238 type 5
 #            (certificate from the lab CA, s2s_use_starttls: required, dialback on)
 #            next to remote Prosody of type 5 and 6 (FED_REMOTE_TYPES)
@@ -21,7 +21,7 @@ if [ -z "${FED_EJ_VARIANT:-}" ]; then
   for v in ${1:-backend remote}; do
     case "$v" in
       backend) FED_EJ_VARIANT=backend FED_BACKEND=ejabberd FED_BACKEND_USER=ejabberd \
-                 FED_TYPES=${FED_TYPES:-4 5 6} FED_TEST_NAME=federation_ejabberd_backend \
+                 FED_TYPES=${FED_TYPES:-1 2 3 4 5 6} FED_TEST_NAME=federation_ejabberd_backend \
                  bash "$HERE/test_federation_ejabberd.sh" || rc=1 ;;
       remote)  FED_EJ_VARIANT=remote FED_EJABBERD_REMOTE=1 FED_TYPES=${FED_REMOTE_TYPES:-5 6} \
                  FED_TEST_NAME=federation_ejabberd_remote \
