@@ -234,6 +234,7 @@ static void on_handle_closed(uv_handle_t *h)
     xf_buf_free(&c->tls_out);
     xf_buf_free(&c->plain);
     xf_buf_free(&c->bplain);
+    xf_conn_http_free(c->http);
     xf_s2s_in_free(c->s2s);                 /* before the scanners: it may share c->cxml */
     xf_xml_free(c->xml);
     xf_xml_free(c->cxml);
@@ -275,7 +276,8 @@ void xf_conn_close(xf_conn *c, const char *reason)
             "sni=%s alpn=%s in=%llu out=%llu duration_ms=%llu%s reason=%s",
             (unsigned long long)c->id,
             xf_log_quote(qtenant, sizeof(qtenant), c->tenant ? c->tenant->domain : NULL),
-            service_name(c->service ? c->service : c->lconf->service), c->lconf->name,
+            c->http ? "http" : service_name(c->service ? c->service : c->lconf->service),
+            c->lconf->name,
             c->peer, ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
             xf_log_quote(qalpn, sizeof(qalpn), alpn), (unsigned long long)c->bytes_in,
             (unsigned long long)c->bytes_out,
@@ -373,6 +375,10 @@ void xf_conn_finish(xf_conn *c, const char *reason)
    stream has none yet, and followed by </stream:stream>; then the stream is closed. */
 void xf_conn_stream_error(xf_conn *c, const char *cond, const char *text, const char *reason)
 {
+    if (c->http != NULL) {                   /* no XML on the HTTP side: a status */
+        xf_conn_http_fail(c, cond, reason);
+        return;
+    }
     char out[1024];
     int n = 0;
     if (!c->header_sent) {

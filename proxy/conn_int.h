@@ -1,9 +1,10 @@
 /*
  * conn_int.h: the inbound connection's struct and the functions its files share.
  * Private to proxy/conn.c (lifecycle: states, close, timers, accept), proxy/relay.c
- * (writes, backpressure, socket reads), proxy/tlsbio.c (mbedTLS over memory BIOs) and
+ * (writes, backpressure, socket reads), proxy/tlsbio.c (mbedTLS over memory BIOs),
  * proxy/inbound.c (the inbound negotiation: STARTTLS, stream headers, routing, the
- * backend's first features). Nothing outside those files includes it.
+ * backend's first features) and proxy/http_conn.c (the HTTP side of an auto listener).
+ * Nothing outside those files includes it.
  *
  * The state machine:
  *
@@ -12,6 +13,9 @@
  *        --<starttls/>--> TLS_HANDSHAKE  <------+
  *   TLS_HANDSHAKE --done--> TLS_HEADER --header, routed--> BACKEND_CONNECT
  *   BACKEND_CONNECT --connected--> BACKEND_HEADER --backend features--> RELAY
+ *   TLS_HEADER on a direct-TLS auto listener, ALPN http/1.1 or a request method first:
+ *       the HTTP side (http_conn.c, c->http) answers in TLS_HEADER, or relays to the
+ *       tenant's http_backend through BACKEND_CONNECT -> BACKEND_HEADER -> RELAY
  *   PLAIN_STARTTLS --s2s pair authenticated over plaintext--> BACKEND_CONNECT
  *       (only a server stream to a tenant whose federation policy is `open`: s2s_in.c
  *       negotiates it without TLS; its optional <starttls/> still leads to TLS_HANDSHAKE)
@@ -96,6 +100,9 @@ typedef struct xf_conn {
     int header_sent;                        /* we answered the current client stream header */
     const xf_tenant *tenant;
     int service;                            /* XF_SVC_CLIENT / XF_SVC_SERVER once routed */
+    struct xf_http *http;                   /* the HTTP side (http_conn.c): set once a
+                                               direct-TLS auto connection turned out to
+                                               be HTTP; then no XMPP scanner runs */
     xf_s2s_in *s2s;                         /* a server stream negotiated by xmppfront
                                                (s2s_in.c): it gets the client's plaintext
                                                and the backend's bytes from routing on */
@@ -175,6 +182,19 @@ void xf_conn_plain_input(xf_conn *c, const char *data, size_t len);
    let go (c->s2s is NULL, c->xml is the pre-TLS scanner again) and c->plain holds
    only what followed </starttls>. Answers <proceed/> and starts TLS. */
 void xf_conn_s2s_starttls(xf_conn *c);
+
+/* http_conn.c: the HTTP side of a direct-TLS auto listener (proxy/http.h) */
+struct xf_http;
+/* Plaintext from the client: 1 if it belongs to the HTTP side (taken), 0 for XMPP.
+   Called first for every plaintext byte after TLS; decides once, on the first bytes
+   (ALPN http/1.1, or no ALPN and a request method). */
+int xf_conn_http_input(xf_conn *c, const char *data, size_t len);
+/* The client ended its side: 1 if the HTTP side handled it, 0 for the usual path. */
+int xf_conn_http_client_eof(xf_conn *c);
+/* xf_conn_stream_error on an HTTP connection (c->http set): an HTTP status instead of
+   a stream error (502 for remote-connection-failed ...), or a quiet close. */
+void xf_conn_http_fail(xf_conn *c, const char *cond, const char *reason);
+void xf_conn_http_free(struct xf_http *h);
 
 /* conn.c */
 /* The negotiation timer (limits.handshake_timeout_s), as at accept. */

@@ -150,6 +150,8 @@ static void on_tls_header(xf_conn *c, const xf_xml_event *ev)
     }
     const char *alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
     int service;
+    if (alpn != NULL && strcmp(alpn, "http/1.1") == 0)
+        alpn = NULL;                  /* http/1.1 after STARTTLS: route by namespace */
     if (alpn != NULL) {
         /* RFC 7301: the negotiated protocol is binding; a contradicting namespace is
            refused (spec-digest §9, project choice). */
@@ -464,6 +466,8 @@ void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len)
 void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
 {
     c->bytes_in += len;
+    if (xf_conn_http_input(c, data, len))     /* an HTTPS request on an auto listener */
+        return;
     if (c->s2s != NULL) {
         xf_s2s_in_client_input(c, data, len);
         return;

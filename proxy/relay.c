@@ -225,6 +225,8 @@ static void on_backend_shutdown(uv_shutdown_t *req, int status) { (void)req; (vo
 
 void xf_conn_on_client_eof(xf_conn *c)
 {
+    if (xf_conn_http_client_eof(c))           /* the HTTP side, before its relay */
+        return;
     if (c->state != XF_CONN_RELAY) {
         xf_conn_close(c, c->state == XF_CONN_TLS_HANDSHAKE ? "client closed during TLS handshake"
                                                         : "client closed before the stream was set up");

@@ -57,7 +57,10 @@ void xf_tls_apply_policy(mbedtls_ssl_config *conf)
 
 static const char *alpn_client[] = {"xmpp-client", NULL};
 static const char *alpn_server[] = {"xmpp-server", NULL};
-static const char *alpn_auto[] = {"xmpp-client", "xmpp-server", NULL};
+/* Auto listeners (443) share the port with HTTPS: http/1.1 goes to the HTTP side
+   (proxy/http.h). Last, so that a client offering an XMPP name gets it (the server's
+   order decides, RFC 7301 §3.2); h2 is not offered. */
+static const char *alpn_auto[] = {"xmpp-client", "xmpp-server", "http/1.1", NULL};
 
 /* Present t's certificate: its own, or for a tenant served with the hosting
    certificate ("present": "hosting", design.md §2) the hosting identity's. sel->chosen

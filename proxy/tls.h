@@ -8,7 +8,8 @@
  *
  * Policy (RFC 7590 / RFC 9325): TLS 1.2 and 1.3 only, AEAD suites with ECDHE only, no
  * compression (mbedTLS has none), no renegotiation, no session resumption, no 0-RTT.
- * ALPN: client listeners offer xmpp-client, server listeners xmpp-server, auto both.
+ * ALPN: client listeners offer xmpp-client, server listeners xmpp-server, auto both and
+ * http/1.1 (a direct-TLS auto listener's HTTPS side, proxy/http.h).
  */
 #ifndef XF_TLS_H
 #define XF_TLS_H

@@ -153,7 +153,7 @@ static int parse_backend(const xf_jconf *p, const char *key, const char *spec,
 
 static const char *const tenant_keys[] = {
     "domain", "aliases", "present", "certificate", "key", "next_certificate", "next_key",
-    "c2s_backend", "s2s_backend", "proxy_protocol", "federation", NULL };
+    "c2s_backend", "s2s_backend", "http_backend", "proxy_protocol", "federation", NULL };
 
 /* Load a certificate chain and its key, check that they pair and that the leaf covers
    `name` (xf_identity_covers_dns). ckey/kkey are the KEYs named in errors
@@ -363,6 +363,10 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
     if (s && parse_backend(&p, "c2s_backend", s, &t->c2s) < 0) goto fail;
     if (xf_jconf_get_str(&p, root, "s2s_backend", NULL, &s) < 0) goto fail;
     if (s && parse_backend(&p, "s2s_backend", s, &t->s2s) < 0) goto fail;
+    /* The tenant's web (plaintext HTTP), for requests on an auto listener that are not
+       POSH documents (proxy/http.c). Optional; not an XMPP service. */
+    if (xf_jconf_get_str(&p, root, "http_backend", NULL, &s) < 0) goto fail;
+    if (s && parse_backend(&p, "http_backend", s, &t->http) < 0) goto fail;
     if (!t->c2s.addrlen && !t->s2s.addrlen) {
         xf_jconf_fail(&p, "c2s_backend", "missing: at least one of c2s_backend and "
                  "s2s_backend is required");
@@ -410,6 +414,7 @@ void xf_tenant_free(xf_tenant *t)
     free(t->next_key_path);
     free(t->c2s.spec);
     free(t->s2s.spec);
+    free(t->http.spec);
     mbedtls_x509_crt_free(&t->chain);
     mbedtls_pk_free(&t->key);
     mbedtls_x509_crt_free(&t->next_chain);

@@ -46,6 +46,10 @@ typedef struct xf_tenant {
     const struct xf_tenant *hosting;   /* XF_PRESENT_HOSTING, once loaded into a
                                           registry: its hosting identity */
     xf_backend c2s, s2s;
+    xf_backend http;                   /* "http_backend": the tenant's web, plaintext
+                                          HTTP/1.1, for every request on an auto
+                                          listener other than the POSH documents
+                                          (proxy/http.h); addrlen 0 = none (404) */
     int proxy_protocol;                /* enum xf_proxy_protocol */
     int federation;                    /* enum xf_fed_policy (tenants/policy.h);
                                           default XF_FED_ENCRYPTED */
