@@ -104,7 +104,7 @@ int xf_s2s_in_dane_targets(int trusted, const struct xf_dns_result *xmpps,
    (usable records on some target that the certificate does not match), which beats
    ERROR (bogus or indeterminate TLSA), which beats ABSENT (no usable TLSA). So one
    matching secure target proves the peer, and a bogus answer is never read as
-   "absent". */
+   "absent". An equal verdict replaces acc only when acc has no reason yet. */
 struct xf_proof;
 void xf_s2s_in_dane_merge(struct xf_proof *acc, const struct xf_proof *one);
 

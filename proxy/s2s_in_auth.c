@@ -162,9 +162,9 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_s2s_in_set_verdict(s, v.reason);
     xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
     xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
-    xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
-            (unsigned long long)s->c->id, s->c->peer, t->domain,
-            xf_log_quote((char[700]){0}, 700, v.reason));
+    xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s "
+            "remote=%s", (unsigned long long)s->c->id, s->c->peer, t->domain,
+            xf_log_quote((char[700]){0}, 700, v.reason), s->from);
     static const char ok[] = "<success xmlns='" XF_NS_SASL "'/>";
     if (xf_s2s_in_say(s, ok, sizeof(ok) - 1) < 0)
         return -1;

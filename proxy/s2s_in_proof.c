@@ -118,7 +118,8 @@ static int rank(int result)
 
 void xf_s2s_in_dane_merge(xf_proof *acc, const xf_proof *one)
 {
-    if (rank(one->result) > rank(acc->result))
+    int a = rank(acc->result), o = rank(one->result);
+    if (o > a || (o == a && acc->reason[0] == '\0'))
         *acc = *one;
 }
 
