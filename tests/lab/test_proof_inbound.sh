@@ -24,10 +24,17 @@
 #                        the sender, the refusal names dane: invalid
 #   (d) in-ca.example    type 5, lab-CA certificate -> EXTERNAL by PKIX at once: no
 #                        lookup, no wait line for it
+#   (e) in-bogus.example type 4, SELF-SIGNED; its (matching) TLSA RRsets are zones of
+#                        their own with wrong anchors (LAB_BOGUS_ZONES): SERVFAIL ->
+#                        dane: error (bogus), never "absent": refused, bounced
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
 # Usage: bash tests/lab/test_proof_inbound.sh   (root; exit 0 only if every check passed)
 # shellcheck disable=SC2034  # read by lab.sh
 LAB_DNSSEC=1
+# shellcheck disable=SC2034
+LAB_ZONES="example _5269._tcp.in-bogus.example _5270._tcp.in-bogus.example"
+# shellcheck disable=SC2034
+LAB_BOGUS_ZONES="_5269._tcp.in-bogus.example _5270._tcp.in-bogus.example"
 # shellcheck source=lab.sh
 . "$(dirname "$0")/lab.sh"
 T=proof_inbound
@@ -67,10 +74,12 @@ lab_remote dane in-dane.example 4 "$NET.31" || xf_setup_failed "$T: remote dane"
 lab_remote posh in-posh.example 4 "$NET.32" || xf_setup_failed "$T: remote posh"
 lab_remote bad in-bad.example 4 "$NET.33" || xf_setup_failed "$T: remote bad"
 lab_remote ca in-ca.example 5 "$NET.34" || xf_setup_failed "$T: remote ca"
-REMOTES="dane posh bad ca"
+lab_remote bogus in-bogus.example 4 "$NET.35" || xf_setup_failed "$T: remote bogus"
+REMOTES="dane posh bad ca bogus"
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
 tlsa_for in-dane.example "$(tlsa311 "$LAB_DIR/remote/dane/pem/fullchain.pem")"
 tlsa_for in-bad.example "$(tlsa311 "$LAB_DIR/pki/other/cert.pem")"
+tlsa_for in-bogus.example "$(tlsa311 "$LAB_DIR/remote/bogus/pem/fullchain.pem")"
 
 WEB="$LAB_DIR/web"
 WK=.well-known/posh/xmpp-server.json
@@ -115,9 +124,12 @@ dns_check() {
   dig_flags SRV _xmpp-server._tcp.in-dane.example | grep -q ' ad' &&
   dig_flags TLSA _5269._tcp.in-dane.example | grep -q ' ad' &&
   lab_dig TLSA _5269._tcp.in-bad.example | grep -q 'TLSA' &&
-  lab_dig TLSA _5269._tcp.in-posh.example | grep -q 'status: NXDOMAIN'
+  lab_dig TLSA _5269._tcp.in-posh.example | grep -q 'status: NXDOMAIN' &&
+  dig_flags SRV _xmpp-server._tcp.in-bogus.example | grep -q ' ad' &&
+  lab_dig TLSA _5269._tcp.in-bogus.example | grep -q 'status: SERVFAIL' &&
+  lab_dig +cd TLSA _5269._tcp.in-bogus.example | grep -q 'TLSA'
 }
-xf_check "DNS: signed SRV and TLSA (AD) for in-dane; a TLSA for in-bad; none for in-posh" dns_check
+xf_check "DNS: signed SRV and TLSA (AD) for in-dane; a TLSA for in-bad; none for in-posh; in-bogus's TLSA SERVFAIL (there with +cd)" dns_check
 
 # ------------------------------------------------------------------------- backend
 BKD="$LAB_DIR/backend"
@@ -284,6 +296,17 @@ case_ca() {
     ! grep -q 'waiting for dane\|inbound proofs' <<<"$l"
 }
 xf_check "(d) CA-signed in-ca.example: SASL EXTERNAL by PKIX at once, no DANE/POSH lookup or wait" case_ca
+
+case_bogus() {
+  show bogus
+  local l
+  l=$(conn_lines in-bogus.example)
+  case "$(result_of bogus)" in error:*) ;; *) return 1 ;; esac
+  grep -Eq 'inbound proofs .* dane: error \("TLSA _(5269|5270)._tcp.in-bogus.example bogus \(SERVFAIL' <<<"$l" &&
+    grep 's2s refused' <<<"$l" | grep 'policy trusted' | grep -q 'dane: error (TLSA _52[67][09]._tcp.in-bogus.example bogus' &&
+    ! grep -q 's2s authenticated\|pair accepted' <<<"$l"
+}
+xf_check "(e) self-signed in-bogus.example whose TLSA answers are bogus (SERVFAIL): dane: error, not authenticated under trusted (bounce)" case_bogus
 
 # shellcheck disable=SC2016
 xf_check "xmppfront trusted its loopback resolver (no 'not on loopback' warning)" \
