@@ -27,6 +27,14 @@
 #   (e) in-bogus.example type 4, SELF-SIGNED; its (matching) TLSA RRsets are zones of
 #                        their own with wrong anchors (LAB_BOGUS_ZONES): SERVFAIL ->
 #                        dane: error (bogus), never "absent": refused, bounced
+#   (f) in-slow.example  type 4, SELF-SIGNED; its POSH document (fingerprint) comes slowly
+#                        (nginx $limit_rate, ~1.5 s): the features wait for it, then
+#                        EXTERNAL, delivered (the proofs line says how long)
+#   (g) in-stall.example no Prosody: openssl s_client with a self-signed client
+#                        certificate opens a stream from it and goes away after 1 s while
+#                        its POSH document is still coming (the fetch would time out at 3 s): the stream closes during
+#                        the wait (no proofs line), and xmppfront is still there after the
+#                        cancelled fetch would have ended
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
 # Usage: bash tests/lab/test_proof_inbound.sh   (root; exit 0 only if every check passed)
 # shellcheck disable=SC2034  # read by lab.sh
@@ -75,7 +83,10 @@ lab_remote posh in-posh.example 4 "$NET.32" || xf_setup_failed "$T: remote posh"
 lab_remote bad in-bad.example 4 "$NET.33" || xf_setup_failed "$T: remote bad"
 lab_remote ca in-ca.example 5 "$NET.34" || xf_setup_failed "$T: remote ca"
 lab_remote bogus in-bogus.example 4 "$NET.35" || xf_setup_failed "$T: remote bogus"
-REMOTES="dane posh bad ca bogus"
+lab_remote slow in-slow.example 4 "$NET.36" || xf_setup_failed "$T: remote slow"
+REMOTES="dane posh bad ca bogus slow"
+lab_host in-stall.example "$NET.37" || xf_setup_failed "$T: in-stall address"
+lab_self_signed "$LAB_DIR/pki/stall" in-stall.example || xf_setup_failed "$T: in-stall cert"
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
 tlsa_for in-dane.example "$(tlsa311 "$LAB_DIR/remote/dane/pem/fullchain.pem")"
 tlsa_for in-bad.example "$(tlsa311 "$LAB_DIR/pki/other/cert.pem")"
@@ -85,7 +96,13 @@ WEB="$LAB_DIR/web"
 WK=.well-known/posh/xmpp-server.json
 mkdir -p "$WEB/root/in-posh.example/.well-known/posh" "$WEB/logs"
 fpdoc "$LAB_DIR/remote/posh/pem/fullchain.pem" 3600 > "$WEB/root/in-posh.example/$WK"
-names=""
+# headers and ~300 bytes at 400 bytes/s: about 1.5 s; at 50 bytes/s: about 6 s
+mkdir -p "$WEB/root/in-slow.example/.well-known/posh" "$WEB/root/in-stall.example/.well-known/posh"
+{ fpdoc "$LAB_DIR/remote/slow/pem/fullchain.pem" 3600; printf '%0200d\n' 0 | tr 0 ' '; } \
+  > "$WEB/root/in-slow.example/$WK"
+{ fpdoc "$LAB_DIR/pki/stall/cert.pem" 3600; printf '%0200d\n' 0 | tr 0 ' '; } \
+  > "$WEB/root/in-stall.example/$WK"
+names="in-stall.example"
 for r in $REMOTES; do names="$names ${LAB_R_DOMAIN[$r]}"; done
 # shellcheck disable=SC2086
 xf_make_cert "$LAB_DIR/pki" "$WEB/cert" in-posh.example $names || xf_setup_failed "$T: web cert"
@@ -107,6 +124,8 @@ http {
     ssl_certificate $WEB/cert/fullchain.pem;
     ssl_certificate_key $WEB/cert/privkey.pem;
     root $WEB/root/\$host;
+    if (\$host = in-slow.example) { set \$limit_rate 400; }
+    if (\$host = in-stall.example) { set \$limit_rate 50; }
   }
 }
 EOF
@@ -236,6 +255,13 @@ done
 lab_xmpp "${ACC[@]}" "${SENDS[@]}" --timeout "$SEND_TIMEOUT" > "$OUT" 2>&1
 RC=$?
 xf_check "every account logged in, every send answered (lab_xmpp rc=$RC)" test "$RC" -eq 0
+
+# (g) a stream from in-stall.example that goes away during the wait
+HDR="<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='in-stall.example' to='$TENANT' version='1.0'>"
+{ printf '%s' "$HDR"; sleep 1; } | timeout 10 ip netns exec "$LAB_NS" openssl s_client -quiet -no_ign_eof \
+  -connect "$XF4:5270" -servername "$TENANT" -alpn xmpp-server \
+  -cert "$LAB_DIR/pki/stall/cert.pem" -key "$LAB_DIR/pki/stall/privkey.pem" \
+  > "$LAB_DIR/stall.out" 2>&1
 # the remotes go away: their streams to xmppfront close, with close lines
 for r in $REMOTES; do lab_remote_stop "$r"; done
 sleep 1
@@ -307,6 +333,32 @@ case_bogus() {
     ! grep -q 's2s authenticated\|pair accepted' <<<"$l"
 }
 xf_check "(e) self-signed in-bogus.example whose TLSA answers are bogus (SERVFAIL): dane: error, not authenticated under trusted (bounce)" case_bogus
+
+case_slow() {
+  show slow
+  local l ms
+  l=$(conn_lines in-slow.example)
+  ms=$(grep -o 'from=in-slow.example after [0-9]* ms' <<<"$l" | grep -o '[0-9]* ms' | cut -d' ' -f1)
+  echo "proofs after ${ms:-?} ms"
+  [ "$(result_of slow)" = delivered ] && [ -n "$ms" ] && [ "$ms" -ge 800 ] &&
+    grep 's2s authenticated' <<<"$l" | grep 'auth=sasl-external' | grep -q 'posh: valid'
+}
+xf_check "(f) self-signed in-slow.example whose POSH document comes in ~1.5 s: the features wait for it, then SASL EXTERNAL, delivered" case_slow
+
+case_stall() {
+  local id
+  sleep 3                             # the cancelled fetch would have timed out by now
+  id=$(grep -a 's2s stream from=in-stall.example: pkix did not prove it' "$XF_LOG" |
+    sed -E 's/.*conn id=([0-9]+) .*/\1/' | head -1)
+  echo "conn id=${id:-?}"; [ -n "$id" ] && grep -a "conn id=$id " "$XF_LOG" | cut -c1-600
+  [ -n "$id" ] &&
+    grep -a "conn id=$id " "$XF_LOG" | grep -q 'waiting for dane and posh' &&
+    grep -a "conn id=$id close" "$XF_LOG" | grep -q 'auth=none' &&
+    ! grep -a "conn id=$id s2s inbound proofs" "$XF_LOG" &&
+    kill -0 "$XF_PID" 2>/dev/null &&
+    lab_exec bash -c "exec 3<>/dev/tcp/$XF4/5269" 2>/dev/null
+}
+xf_check "(g) a stream from in-stall.example closing while its POSH fetch runs: closed during the wait, lookups cancelled, xmppfront still serving" case_stall
 
 # shellcheck disable=SC2016
 xf_check "xmppfront trusted its loopback resolver (no 'not on loopback' warning)" \
