@@ -35,6 +35,9 @@
 #                        its POSH document is still coming (the fetch would time out at 3 s): the stream closes during
 #                        the wait (no proofs line), and xmppfront is still there after the
 #                        cancelled fetch would have ended
+#   (h) in-stall2.example the same, staying 5 s: the wait bound (negotiation_timeout_s =
+#                        3 here, below the fetch's own 4 s bound) ends the wait: posh:
+#                        error (timed out … wait bound), features with dialback only
 # Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
 # Usage: bash tests/lab/test_proof_inbound.sh   (root; exit 0 only if every check passed)
 # shellcheck disable=SC2034  # read by lab.sh
@@ -87,6 +90,8 @@ lab_remote slow in-slow.example 4 "$NET.36" || xf_setup_failed "$T: remote slow"
 REMOTES="dane posh bad ca bogus slow"
 lab_host in-stall.example "$NET.37" || xf_setup_failed "$T: in-stall address"
 lab_self_signed "$LAB_DIR/pki/stall" in-stall.example || xf_setup_failed "$T: in-stall cert"
+lab_host in-stall2.example "$NET.38" || xf_setup_failed "$T: in-stall2 address"
+lab_self_signed "$LAB_DIR/pki/stall2" in-stall2.example || xf_setup_failed "$T: in-stall2 cert"
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
 tlsa_for in-dane.example "$(tlsa311 "$LAB_DIR/remote/dane/pem/fullchain.pem")"
 tlsa_for in-bad.example "$(tlsa311 "$LAB_DIR/pki/other/cert.pem")"
@@ -102,7 +107,9 @@ mkdir -p "$WEB/root/in-slow.example/.well-known/posh" "$WEB/root/in-stall.exampl
   > "$WEB/root/in-slow.example/$WK"
 { fpdoc "$LAB_DIR/pki/stall/cert.pem" 3600; printf '%0200d\n' 0 | tr 0 ' '; } \
   > "$WEB/root/in-stall.example/$WK"
-names="in-stall.example"
+mkdir -p "$WEB/root/in-stall2.example/.well-known/posh"
+cp "$WEB/root/in-stall.example/$WK" "$WEB/root/in-stall2.example/$WK"
+names="in-stall.example in-stall2.example"
 for r in $REMOTES; do names="$names ${LAB_R_DOMAIN[$r]}"; done
 # shellcheck disable=SC2086
 xf_make_cert "$LAB_DIR/pki" "$WEB/cert" in-posh.example $names || xf_setup_failed "$T: web cert"
@@ -126,6 +133,7 @@ http {
     root $WEB/root/\$host;
     if (\$host = in-slow.example) { set \$limit_rate 400; }
     if (\$host = in-stall.example) { set \$limit_rate 50; }
+    if (\$host = in-stall2.example) { set \$limit_rate 50; }
   }
 }
 EOF
@@ -207,8 +215,8 @@ cat > "$XFD/xmppfront.json" <<EOF
   "federation": {
     "ca_file": "$LAB_DIR/pki/ca.pem",
     "resolvers": ["$LAB_RESOLVER"],
-    "connect_timeout_s": 3,
-    "negotiation_timeout_s": ${LAB_S2S_TIMEOUT:-5}
+    "connect_timeout_s": 4,
+    "negotiation_timeout_s": 3
   }
 }
 EOF
@@ -262,6 +270,12 @@ HDR="<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='htt
   -connect "$XF4:5270" -servername "$TENANT" -alpn xmpp-server \
   -cert "$LAB_DIR/pki/stall/cert.pem" -key "$LAB_DIR/pki/stall/privkey.pem" \
   > "$LAB_DIR/stall.out" 2>&1
+# (h) the same from in-stall2.example, staying beyond the wait bound (in the background)
+{ printf '%s' "${HDR//in-stall.example/in-stall2.example}"; sleep 5; } | timeout 10 ip netns exec "$LAB_NS" \
+  openssl s_client -quiet -no_ign_eof -connect "$XF4:5270" -servername "$TENANT" -alpn xmpp-server \
+  -cert "$LAB_DIR/pki/stall2/cert.pem" -key "$LAB_DIR/pki/stall2/privkey.pem" \
+  > "$LAB_DIR/stall2.out" 2>&1 &
+STALL2=$!
 # the remotes go away: their streams to xmppfront close, with close lines
 for r in $REMOTES; do lab_remote_stop "$r"; done
 sleep 1
@@ -359,6 +373,17 @@ case_stall() {
     lab_exec bash -c "exec 3<>/dev/tcp/$XF4/5269" 2>/dev/null
 }
 xf_check "(g) a stream from in-stall.example closing while its POSH fetch runs: closed during the wait, lookups cancelled, xmppfront still serving" case_stall
+
+case_bound() {
+  local l
+  wait "$STALL2"
+  l=$(grep -a 's2s inbound proofs .* from=in-stall2.example ' "$XF_LOG")
+  echo "$l" | cut -c1-600; grep -o '<stream:features>.*</stream:features>' "$LAB_DIR/stall2.out"
+  grep -Eq 'after (29[0-9][0-9]|3[0-9][0-9][0-9]) ms: .*posh: error \("timed out after 3000 ms \(inbound proof wait bound\)' <<<"$l" &&
+    grep -q '<stream:features><dialback' "$LAB_DIR/stall2.out" &&
+    ! grep -q 'EXTERNAL' "$LAB_DIR/stall2.out"
+}
+xf_check "(h) in-stall2.example's POSH document slower than the wait bound (3 s): the wait ends at the bound (posh: error ... wait bound), features offer dialback only" case_bound
 
 # shellcheck disable=SC2016
 xf_check "xmppfront trusted its loopback resolver (no 'not on loopback' warning)" \
