@@ -371,34 +371,55 @@ void xf_s2s_in_start(xf_conn *c, const xf_xml_event *ev)
     c->auth_deadline_ms = xf_conn_now_ms(c) + (uint64_t)c->config->limits.auth_timeout_s * 1000;
     xf_conn_timer_stop(c);           /* the handshake timer gives way to the deadline */
 
-    int has_cert = c->tls_active && mbedtls_ssl_get_peer_cert(&c->ssl) != NULL, proves = 0;
     xf_proof pf;
     memset(&pf, 0, sizeof(pf));
-    if (s->from[0]) {
+    if (s->from[0])
         xf_s2s_in_pkix_proof(s, s->from, &pf);
-        proves = pf.result == XF_PROOF_VALID;
-    }
-    xf_s2s_in_offer(s->policy, c->tls_active, has_cert, proves, &s->offered_external,
-                    &s->offered_dialback);
-    char q[400];
-    xf_debug("conn id=%llu s2s stream from=%s tls=%s cert=%s pkix=%s external=%d dialback=%d",
-             (unsigned long long)c->id, s->from[0] ? s->from : "-",
-             c->tls_active ? "yes" : "no", has_cert ? "yes" : "no",
-             xf_log_quote(q, sizeof(q), pf.reason), s->offered_external, s->offered_dialback);
-    if (!s->offered_external && !s->offered_dialback) {
-        char r[600];
-        snprintf(r, sizeof(r), "policy %s; no method can succeed: %s",
-                 xf_fed_policy_name(s->policy), has_cert ? pf.reason : "no client certificate");
-        xf_s2s_in_log_refusal(s, s->from, s->to, "none", r);
-    }
-    if (send_header_and_features(s, s->offered_external) < 0)
-        return;
-    /* Whatever followed the header in the same read. */
+    /* Whatever followed the header in the same read (already in the scanner). */
     size_t used = (size_t)ev->span.end;
     if (used > xf_buf_size(&c->plain))
         used = xf_buf_size(&c->plain);
     xf_buf_consume(&c->plain, used);
     s->rbase = used;
+    /* PKIX does not prove `from`: DANE and POSH may (s2s_in_proof.c); the features wait
+       for them, within their bound and the auth deadline. */
+    if (s->from[0] && c->tls_active && mbedtls_ssl_get_peer_cert(&c->ssl) != NULL &&
+        pf.result != XF_PROOF_VALID && xf_s2s_in_proof_begin(s, pf.reason))
+        return;
+    xf_s2s_in_proceed(s);
+}
+
+void xf_s2s_in_proceed(xf_s2s_in *s)
+{
+    xf_conn *c = s->c;
+    if (xf_s2s_in_closing(s))
+        return;
+    int has_cert = c->tls_active && mbedtls_ssl_get_peer_cert(&c->ssl) != NULL, proves = 0;
+    xf_peer_facts f;
+    memset(&f, 0, sizeof(f));
+    if (s->from[0]) {
+        xf_s2s_in_cert_facts(s, s->from, &f);
+        proves = xf_s2s_in_cert_proves(&f);
+    }
+    const xf_proof *pf = &f.proof[XF_PROOF_PKIX];
+    xf_s2s_in_offer(s->policy, c->tls_active, has_cert, proves, &s->offered_external,
+                    &s->offered_dialback);
+    char q[400];
+    xf_debug("conn id=%llu s2s stream from=%s tls=%s cert=%s pkix=%s dane=%s posh=%s "
+             "external=%d dialback=%d", (unsigned long long)c->id, s->from[0] ? s->from : "-",
+             c->tls_active ? "yes" : "no", has_cert ? "yes" : "no",
+             xf_log_quote(q, sizeof(q), pf->reason),
+             xf_proof_result_name(f.proof[XF_PROOF_DANE].result),
+             xf_proof_result_name(f.proof[XF_PROOF_POSH].result),
+             s->offered_external, s->offered_dialback);
+    if (!s->offered_external && !s->offered_dialback) {
+        char r[600];
+        snprintf(r, sizeof(r), "policy %s; no method can succeed: %s",
+                 xf_fed_policy_name(s->policy), has_cert ? pf->reason : "no client certificate");
+        xf_s2s_in_log_refusal(s, s->from, s->to, "none", r);
+    }
+    if (send_header_and_features(s, s->offered_external) < 0)
+        return;
     process_remote(s);
 }
 
@@ -408,6 +429,14 @@ void xf_s2s_in_client_input(xf_conn *c, const char *data, size_t len)
     xf_xml *x = c->cxml ? c->cxml : s->rxml;
     if (xf_buf_append(&c->plain, data, len) < 0 || xf_xml_push(x, data, len) < 0) {
         xf_conn_close(c, "out of memory");
+        return;
+    }
+    if (s->pr.state == S2S_PROOF_PENDING) {
+        /* Our features are not out yet: the peer should wait for them (RFC 6120 §4.3.2).
+           Keep what it sends for later, bounded. */
+        if (xf_buf_size(&c->plain) > c->config->limits.max_header_bytes)
+            xf_conn_stream_error(c, "policy-violation", NULL,
+                                 "s2s: too much data before our stream features");
         return;
     }
     process_remote(s);
@@ -426,6 +455,7 @@ void xf_s2s_in_cancel(xf_s2s_in *s)
     if (s == NULL || s->cancelled)
         return;
     s->cancelled = 1;
+    xf_s2s_in_proof_cancel(s);
     for (unsigned i = 0; i < s->np; i++)
         if (s->p[i].verify != NULL) {
             xf_remote_close(s->p[i].verify, "inbound stream closed");

@@ -81,4 +81,31 @@ int xf_s2s_in_check_authzid(const char *text, size_t len, const char *from);
 void xf_s2s_in_offer(int policy, int tls, int has_cert, int proves_from, int *external,
                      int *dialback);
 
+/* The TLSA owners to ask for an inbound peer's `from` (s2s_in_proof.c; RFC 7673 §3
+   applied to the client certificate, as Prosody's mod_s2s_auth_dane_in), from the
+   answers for _xmpps-server._tcp.FROM (xmpps) and _xmpp-server._tcp.FROM (xmpp);
+   trusted = xf_dns_ad_trusted. Returns the number n > 0 of targets written to
+   out[0..max) (host lower case, port; the records of secure answers only, duplicates
+   dropped, in answer order, xmpps first); XF_S2S_DANE_FALLBACK when neither answer
+   has records (NXDOMAIN/NODATA: ask _5269._tcp.FROM if FROM's addresses are secure);
+   XF_S2S_DANE_ABSENT (DANE does not apply: resolver not trusted, SRV insecure, only
+   '.' targets) or XF_S2S_DANE_ERROR (an SRV answer bogus — SERVFAIL — or
+   indeterminate: never a downgrade to "absent"), with why[0..whylen) saying why. */
+struct xf_dns_result;
+struct xf_srv_target;
+#define XF_S2S_DANE_FALLBACK 0
+#define XF_S2S_DANE_ABSENT  -1
+#define XF_S2S_DANE_ERROR   -2
+int xf_s2s_in_dane_targets(int trusted, const struct xf_dns_result *xmpps,
+                           const struct xf_dns_result *xmpp, struct xf_srv_target *out,
+                           size_t max, char *why, size_t whylen);
+
+/* Combines one target's DANE verdict into acc (start: ABSENT): VALID beats INVALID
+   (usable records on some target that the certificate does not match), which beats
+   ERROR (bogus or indeterminate TLSA), which beats ABSENT (no usable TLSA). So one
+   matching secure target proves the peer, and a bogus answer is never read as
+   "absent". An equal verdict replaces acc only when acc has no reason yet. */
+struct xf_proof;
+void xf_s2s_in_dane_merge(struct xf_proof *acc, const struct xf_proof *one);
+
 #endif

@@ -138,7 +138,7 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     memset(&f, 0, sizeof(f));
     f.tls = s->c->tls_active;
     f.sasl_external = 1;
-    xf_s2s_in_pkix_proof(s, s->from, &f.proof[XF_PROOF_PKIX]);
+    xf_s2s_in_cert_facts(s, s->from, &f);        /* PKIX, and DANE / POSH of `from` */
     f.dialback = XF_DB_NOT_TRIED;
     int d = xf_fed_decide(t ? t->federation : XF_FED_DEFAULT, &f, &v);
     if (d != XF_FED_ACCEPT_EXTERNAL || t == NULL || s->np >= S2S_MAX_PAIRS)
@@ -162,9 +162,9 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_s2s_in_set_verdict(s, v.reason);
     xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
     xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
-    xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s",
-            (unsigned long long)s->c->id, s->c->peer, t->domain,
-            xf_log_quote((char[700]){0}, 700, v.reason));
+    xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s "
+            "remote=%s", (unsigned long long)s->c->id, s->c->peer, t->domain,
+            xf_log_quote((char[700]){0}, 700, v.reason), s->from);
     static const char ok[] = "<success xmlns='" XF_NS_SASL "'/>";
     if (xf_s2s_in_say(s, ok, sizeof(ok) - 1) < 0)
         return -1;
@@ -221,7 +221,7 @@ static void on_verified(void *ud, xf_remote *r, const xf_remote_result *res)
     xf_peer_facts f;
     memset(&f, 0, sizeof(f));
     f.tls = s->c->tls_active;
-    xf_s2s_in_pkix_proof(s, p->remote, &f.proof[XF_PROOF_PKIX]);
+    xf_s2s_in_cert_facts(s, p->remote, &f);
     if (res->ok && res->answer == XF_DB_TYPE_VALID) {
         f.dialback = XF_DB_VALID;
     } else if (res->ok && res->answer == XF_DB_TYPE_INVALID) {
@@ -279,8 +279,9 @@ int xf_s2s_in_db_result(xf_s2s_in *s, const xf_xml_event *ev)
     xf_peer_facts f;
     memset(&f, 0, sizeof(f));
     f.tls = s->c->tls_active;        /* plaintext only for policy open (inbound.c) */
-    xf_s2s_in_pkix_proof(s, R, &f.proof[XF_PROOF_PKIX]);
-    if (f.proof[XF_PROOF_PKIX].result == XF_PROOF_VALID) {
+    xf_s2s_in_cert_facts(s, R, &f);   /* DANE / POSH too when R is the stream's from;
+                                         a piggybacked R: PKIX only */
+    if (xf_s2s_in_cert_proves(&f)) {
         /* XEP-0344 §2.4 "dialback without dialback": the certificate proves R. */
         f.dialback = XF_DB_VALID;
         snprintf(f.dialback_reason, sizeof(f.dialback_reason),

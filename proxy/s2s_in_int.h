@@ -14,6 +14,8 @@
 #include "proxy/backend_s2s.h"
 #include "proxy/buf.h"
 #include "proxy/conn_int.h"
+#include "proxy/dnswire.h"
+#include "proxy/srvorder.h"
 #include "proxy/remote.h"
 #include "proxy/s2s.h"
 #include "proxy/s2s_in.h"
@@ -32,6 +34,26 @@ struct in_pair {
     int accepted;                    /* our decision: yes; waiting for the backend */
     int answered;                    /* the remote got its answer */
     int sasl;                        /* authenticated by SASL EXTERNAL */
+};
+
+/* The DANE and POSH prooftypes of the stream's `from` (s2s_in_proof.c). */
+#define S2S_PROOF_MAX_TARGETS 4          /* SRV targets whose TLSA is asked */
+#define S2S_PROOF_WAIT_MS 5000           /* features held at most this long (or
+                                            federation.negotiation_timeout_s if lower) */
+enum { S2S_PROOF_NONE = 0, S2S_PROOF_PENDING, S2S_PROOF_DONE };
+struct in_proof {
+    int state;                       /* S2S_PROOF_*: NONE = not asked (PKIX proved
+                                        `from`, no certificate, no TLS ...) */
+    xf_proof dane, posh;             /* DONE: the verdicts for s->from */
+    uint64_t q_srv[2], q_addr, q_posh;   /* pending ids (0 = none) */
+    uint64_t q_tlsa[S2S_PROOF_MAX_TARGETS];
+    xf_srv_target t[S2S_PROOF_MAX_TARGETS];
+    unsigned n_tlsa;
+    xf_dns_result srv[2];            /* copies: [0] xmpps, [1] xmpp (srv_done) */
+    int srv_done[2], addr_done, addr_status, addr_ad;
+    int dane_done, posh_done;
+    uint64_t t0_ms;
+    unsigned bound_ms;
 };
 
 struct xf_s2s_in {
@@ -55,6 +77,7 @@ struct xf_s2s_in {
                                         header (after SASL <success/>) */
     xf_xml *rxml;                    /* the remote's scanner once RELAY (c->cxml before) */
     uint64_t rbase;                  /* remote stream offset of c->plain's head */
+    struct in_proof pr;              /* DANE / POSH of `from` (s2s_in_proof.c) */
     int cancelled;
 };
 
@@ -79,6 +102,24 @@ int xf_s2s_in_sasl_failure(xf_s2s_in *s, const char *cond, const char *reason);
 int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len);
 int xf_s2s_in_db_result(xf_s2s_in *s, const xf_xml_event *ev);
 int xf_s2s_in_db_verify(xf_s2s_in *s, const xf_xml_event *ev);
+
+/* The lookups are done (or were not needed): offer, send header and features, go on
+   with what the remote sent meanwhile. */
+void xf_s2s_in_proceed(xf_s2s_in *s);
+
+/* s2s_in_proof.c: DANE and POSH of the stream's `from` */
+/* Starts the lookups for s->from (TLS, a client certificate, PKIX did not prove it);
+   pkix_reason for the log. 1: waiting (xf_s2s_in_proceed comes from a callback or the
+   wait bound's timer); 0: nothing to wait for (s->pr.state DONE or NONE). */
+int xf_s2s_in_proof_begin(xf_s2s_in *s, const char *pkix_reason);
+/* Cancels every query and the fetch: no callback afterwards. Idempotent. */
+void xf_s2s_in_proof_cancel(xf_s2s_in *s);
+/* The certificate prooftypes for `domain` into f->proof[]: PKIX always; DANE and POSH
+   (the stored verdicts) when domain is the stream's `from` and they were looked up.
+   Piggybacked domains get PKIX only. */
+void xf_s2s_in_cert_facts(xf_s2s_in *s, const char *domain, xf_peer_facts *f);
+/* 1 if any prooftype in f is VALID. */
+int xf_s2s_in_cert_proves(const xf_peer_facts *f);
 
 /* s2s_in_backend.c: the backend stream */
 /* The remote's answer for pair p (none for a SASL pair: <success/> was it). */

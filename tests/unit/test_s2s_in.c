@@ -12,7 +12,9 @@
 #include <cmocka.h>
 #include "certs/dialback.h"
 #include "proxy/backend_s2s.h"
+#include "proxy/dnswire.h"
 #include "proxy/s2s_in.h"
+#include "proxy/srvorder.h"
 #include "tenants/policy.h"
 
 static void test_authzid(void **state)
@@ -228,11 +230,94 @@ static void test_bs2s_refusals(void **state)
     xf_bs2s_free(b);
 }
 
+
+/* An SRV answer with n records (targets t[i], port 5269 + i). */
+static xf_dns_result srv_answer(int status, int ad, xf_srv_rec *recs, size_t n)
+{
+    xf_dns_result r;
+    memset(&r, 0, sizeof(r));
+    r.status = status;
+    r.ad = ad;
+    r.srv = recs;
+    r.n_srv = n;
+    return r;
+}
+
+static void test_dane_targets(void **state)
+{
+    (void)state;
+    xf_srv_rec a[3] = { { 5, 0, 5270, "XMPP.Remote.example." }, { 10, 0, 5270, "b.remote.example" },
+                        { 20, 0, 5270, "c.remote.example" } };
+    xf_srv_rec b[2] = { { 5, 0, 5269, "xmpp.remote.example" }, { 5, 0, 5270, "xmpp.remote.example" } };
+    xf_srv_rec dot[1] = { { 0, 0, 0, "." } };
+    xf_srv_target t[4];
+    char why[160];
+    xf_dns_result s1 = srv_answer(XF_DNS_NOERROR, 1, a, 3), s2 = srv_answer(XF_DNS_NOERROR, 1, b, 2);
+    /* secure answers: every target, lower case without the dot, duplicates (same host
+       and port) dropped, xmpps first; bounded by max */
+    assert_int_equal(xf_s2s_in_dane_targets(1, &s1, &s2, t, 4, why, sizeof(why)), 4);
+    assert_string_equal(t[0].host, "xmpp.remote.example");
+    assert_int_equal(t[0].port, 5270);
+    assert_string_equal(t[3].host, "xmpp.remote.example");
+    assert_int_equal(t[3].port, 5269);
+    assert_int_equal(xf_s2s_in_dane_targets(1, &s1, &s2, t, 2, why, sizeof(why)), 2);
+    /* not trusted: absent, never asked */
+    assert_int_equal(xf_s2s_in_dane_targets(0, &s1, &s2, t, 4, why, sizeof(why)), XF_S2S_DANE_ABSENT);
+    assert_non_null(strstr(why, "not trusted"));
+    /* one answer insecure: only the secure one's targets */
+    xf_dns_result in1 = srv_answer(XF_DNS_NOERROR, 0, a, 3);
+    assert_int_equal(xf_s2s_in_dane_targets(1, &in1, &s2, t, 4, why, sizeof(why)), 2);
+    assert_int_equal(t[0].port, 5269);
+    assert_int_equal(t[1].port, 5270);
+    assert_int_equal(t[0].tls, XF_SRV_TLS_STARTTLS);
+    /* both insecure: absent (SRV insecure) */
+    xf_dns_result in2 = srv_answer(XF_DNS_NOERROR, 0, b, 2);
+    assert_int_equal(xf_s2s_in_dane_targets(1, &in1, &in2, t, 4, why, sizeof(why)), XF_S2S_DANE_ABSENT);
+    assert_non_null(strstr(why, "insecure"));
+    /* bogus (SERVFAIL) or indeterminate: error, not absent, even beside a secure set */
+    xf_dns_result sf = srv_answer(XF_DNS_SERVFAIL, 0, NULL, 0), to = srv_answer(XF_DNS_TIMEOUT, 0, NULL, 0);
+    assert_int_equal(xf_s2s_in_dane_targets(1, &sf, &s2, t, 4, why, sizeof(why)), XF_S2S_DANE_ERROR);
+    assert_non_null(strstr(why, "bogus"));
+    assert_int_equal(xf_s2s_in_dane_targets(1, &s1, &to, t, 4, why, sizeof(why)), XF_S2S_DANE_ERROR);
+    /* no SRV at all: the fallback (_5269._tcp.FROM) */
+    xf_dns_result nx = srv_answer(XF_DNS_NXDOMAIN, 1, NULL, 0), nd = srv_answer(XF_DNS_NODATA, 1, NULL, 0);
+    assert_int_equal(xf_s2s_in_dane_targets(1, &nx, &nd, t, 4, why, sizeof(why)), XF_S2S_DANE_FALLBACK);
+    /* only "." targets: no service, nothing to ask */
+    xf_dns_result d = srv_answer(XF_DNS_NOERROR, 1, dot, 1);
+    assert_int_equal(xf_s2s_in_dane_targets(1, &d, &nd, t, 4, why, sizeof(why)), XF_S2S_DANE_ABSENT);
+}
+
+static void test_dane_merge(void **state)
+{
+    (void)state;
+    xf_proof acc = { .result = XF_PROOF_ABSENT, .reason = "start" };
+    xf_proof err = { .result = XF_PROOF_ERROR, .reason = "bogus" };
+    xf_proof inv = { .result = XF_PROOF_INVALID, .reason = "mismatch" };
+    xf_proof ok = { .result = XF_PROOF_VALID, .reason = "match" };
+    xf_proof abs = { .result = XF_PROOF_ABSENT, .reason = "none" };
+    xf_s2s_in_dane_merge(&acc, &abs);
+    assert_string_equal(acc.reason, "start");
+    xf_s2s_in_dane_merge(&acc, &err);            /* bogus is never read as absent */
+    assert_int_equal(acc.result, XF_PROOF_ERROR);
+    xf_s2s_in_dane_merge(&acc, &abs);
+    assert_int_equal(acc.result, XF_PROOF_ERROR);
+    xf_s2s_in_dane_merge(&acc, &inv);
+    assert_int_equal(acc.result, XF_PROOF_INVALID);
+    xf_s2s_in_dane_merge(&acc, &err);
+    assert_string_equal(acc.reason, "mismatch");
+    xf_s2s_in_dane_merge(&acc, &ok);             /* one matching target proves */
+    assert_int_equal(acc.result, XF_PROOF_VALID);
+    xf_s2s_in_dane_merge(&acc, &inv);
+    assert_string_equal(acc.reason, "match");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_authzid),
         cmocka_unit_test(test_offer),
+        cmocka_unit_test(test_dane_targets),
+        cmocka_unit_test(test_dane_merge),
         cmocka_unit_test(test_bs2s_assert),
         cmocka_unit_test(test_bs2s_refusals),
     };
