@@ -160,38 +160,8 @@ xf_check "DNS: signed SRV and TLSA (AD) for in-dane; a TLSA for in-bad; none for
 
 # ------------------------------------------------------------------------- backend
 BKD="$LAB_DIR/backend"
-mkdir -p "$BKD/data"
-cat > "$BKD/prosody.cfg.lua" <<EOF
--- Backend behind xmppfront (s2s part as deploy/prosody/backend-s2s.cfg.lua).
-pidfile = "$BKD/prosody.pid"
-data_path = "$BKD/data"
-log = { { levels = { min = "info" }, to = "file", filename = "$BKD/prosody.log" }; }
-interfaces = { "$BK4" }
-local_interfaces = { "$BK4" }
-c2s_ports = { 5222 }
-s2s_ports = { 5269 }
-c2s_direct_tls_ports = { }
-s2s_direct_tls_ports = { }
-http_ports = { }
-https_ports = { }
-component_ports = { }
-modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "dialback" }
-modules_disabled = { "tls" }
-s2s_require_encryption = false
-s2s_secure_auth = false
-s2s_timeout = ${LAB_S2S_TIMEOUT:-5}
-unbound = { resolvconf = true, hoststxt = true }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-authentication = "internal_plain"
-storage = "internal"
-allow_registration = false
-VirtualHost "$TENANT"
-EOF
-hd=$(printf '%s' "$TENANT" | sed -e 's/%/%25/g' -e 's/\./%2e/g' -e 's/-/%2d/g')
-mkdir -p "$BKD/data/$hd/accounts"
-printf 'return {\n\t["password"] = "pass1";\n};\n' > "$BKD/data/$hd/accounts/user1.dat"
-chown -R "$BACKEND_USER:" "$BKD"; chmod 700 "$BKD"
+lab_backend_prosody "$BKD" "$BK4" "$BACKEND_USER" "$TENANT" ||
+  xf_setup_failed "$T: backend config"
 
 # ------------------------------------------------------------------------- xmppfront
 cat > "$XFD/tenants/$TENANT.json" <<EOF
