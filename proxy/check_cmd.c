@@ -387,7 +387,7 @@ static void probe(ctx *c, const endpoint *e)
     for (size_t i = 0; i < n && i < MAX_ADDRS; i++) {
         a = &c->q[e->addr_q].res;      /* c->q may have moved (queries added meanwhile) */
         xf_check_addr_text(&a->addr[i], addr, sizeof(addr));
-        snprintf(subj, sizeof(subj), "%s %s:%u %s", sv->name, e->host, e->port, addr);
+        snprintf(subj, sizeof(subj), "%.40s %.200s:%u %.63s", sv->name, e->host, e->port, addr);
         if (xf_check_now_ms() >= c->deadline) {
             xf_check_add(&c->rep, XF_CHECK_FAIL, "tcp", subj, "raise --timeout",
                          "not checked: the overall time limit was reached");
