@@ -419,6 +419,10 @@ static void start_tlsa(xf_remote *r, int addr_ad)
 {
     const xf_srv_target *c = &r->cand[r->i_cand];
     char why[120];
+    if (!xf_proof_accepted(&r->t->proofs, XF_PROOF_DANE)) {
+        r->dane_state = R_DANE_NA;             /* no TLSA asked: DANE NOT_TRIED */
+        return;
+    }
     if (!xf_rdane_applies(r->ad_trusted, r->srv_secure, c->fallback, addr_ad, why, sizeof(why))) {
         r->dane_state = R_DANE_NA;
         r->dane.result = XF_PROOF_ABSENT;

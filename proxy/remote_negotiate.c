@@ -76,6 +76,8 @@ static void on_posh(void *ud, uint64_t id, const xf_posh_answer *a, int from_cac
 
 void xf_remote_posh_start(xf_remote *r)
 {
+    if (!xf_proof_accepted(&r->t->proofs, XF_PROOF_POSH))
+        return;                                /* not the tenant's: no fetch, NOT_TRIED */
     r->q_posh = xf_posh_fetch(r->w->posh, r->domain, on_posh, r);
     r->posh_state = r->q_posh ? 1 : 0;
 }
@@ -158,8 +160,8 @@ static int check_certificate(xf_remote *r)
     memset(h, 0, sizeof(*h));
     if (r->posh_state == 2)
         posh_judge(r, peer, h);
-    else if (r->posh_state == 1 && p->result != XF_PROOF_VALID && d->result != XF_PROOF_VALID)
-        return 1;
+    else if (r->posh_state == 1 && xf_fed_proven_by(&r->t->proofs, &r->facts) < 0)
+        return 1;                              /* no accepted prooftype proved it yet */
     return 0;
 }
 
@@ -236,7 +238,7 @@ static void send_db_result(xf_remote *r)
 /* The policy decision (tenants/policy.h) on what is known, and the next step. */
 static void decide_and_act(xf_remote *r)
 {
-    xf_fed_decide(r->t->federation, &r->facts, &r->verdict);
+    xf_fed_decide(r->t->federation, &r->t->proofs, &r->facts, &r->verdict);
     switch (r->verdict.decision) {
     case XF_FED_ACCEPT_EXTERNAL:
         if (r->state == R_SASL_WAIT || r->state == R_AUTH_HEADER || r->state == R_AUTH_FEATURES)

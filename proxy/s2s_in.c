@@ -383,8 +383,11 @@ void xf_s2s_in_start(xf_conn *c, const xf_xml_event *ev)
     s->rbase = used;
     /* PKIX does not prove `from`: DANE and POSH may (s2s_in_proof.c); the features wait
        for them, within their bound and the auth deadline. */
+    const xf_proof_order *po = &c->tenant->proofs;
     if (s->from[0] && c->tls_active && mbedtls_ssl_get_peer_cert(&c->ssl) != NULL &&
-        pf.result != XF_PROOF_VALID && xf_s2s_in_proof_begin(s, pf.reason))
+        (pf.result != XF_PROOF_VALID || !xf_proof_accepted(po, XF_PROOF_PKIX)) &&
+        (xf_proof_accepted(po, XF_PROOF_DANE) || xf_proof_accepted(po, XF_PROOF_POSH)) &&
+        xf_s2s_in_proof_begin(s, pf.reason))
         return;
     xf_s2s_in_proceed(s);
 }
@@ -399,7 +402,7 @@ void xf_s2s_in_proceed(xf_s2s_in *s)
     memset(&f, 0, sizeof(f));
     if (s->from[0]) {
         xf_s2s_in_cert_facts(s, s->from, &f);
-        proves = xf_s2s_in_cert_proves(&f);
+        proves = xf_s2s_in_cert_proves(&f, &c->tenant->proofs);
     }
     const xf_proof *pf = &f.proof[XF_PROOF_PKIX];
     xf_s2s_in_offer(s->policy, c->tls_active, has_cert, proves, &s->offered_external,

@@ -51,12 +51,13 @@ void xf_s2s_in_offer(int policy, int tls, int has_cert, int proves_from, int *ex
     f.tls = tls;
     f.sasl_external = 1;
     f.proof[XF_PROOF_PKIX].result = proves_from ? XF_PROOF_VALID : XF_PROOF_INVALID;
-    *external = proves_from && xf_fed_decide(policy, &f, &v) == XF_FED_ACCEPT_EXTERNAL;
+    /* proves_from already counts only the tenant's prooftypes: the default order here. */
+    *external = proves_from && xf_fed_decide(policy, NULL, &f, &v) == XF_FED_ACCEPT_EXTERNAL;
     /* Dialback: refused outright only when no outcome of it could be accepted. */
     f.sasl_external = 0;
     f.dialback = XF_DB_VALID;
     f.proof[XF_PROOF_PKIX].result = has_cert ? XF_PROOF_VALID : XF_PROOF_ABSENT;
-    *dialback = xf_fed_decide(policy, &f, &v) == XF_FED_ACCEPT_DIALBACK;
+    *dialback = xf_fed_decide(policy, NULL, &f, &v) == XF_FED_ACCEPT_DIALBACK;
 }
 
 /* The PKIX prooftype for `domain` (RFC 6120 §13.7.2, XEP-0178): the client certificate
@@ -140,7 +141,7 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     f.sasl_external = 1;
     xf_s2s_in_cert_facts(s, s->from, &f);        /* PKIX, and DANE / POSH of `from` */
     f.dialback = XF_DB_NOT_TRIED;
-    int d = xf_fed_decide(t ? t->federation : XF_FED_DEFAULT, &f, &v);
+    int d = xf_fed_decide(t ? t->federation : XF_FED_DEFAULT, t ? &t->proofs : NULL, &f, &v);
     if (d != XF_FED_ACCEPT_EXTERNAL || t == NULL || s->np >= S2S_MAX_PAIRS)
         return xf_s2s_in_sasl_failure(s, "not-authorized", v.reason);
     struct in_pair *p = &s->p[s->np++];
@@ -179,7 +180,7 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
 static int decide_pair(xf_s2s_in *s, struct in_pair *p, xf_peer_facts *f)
 {
     xf_fed_verdict v;
-    int d = xf_fed_decide(p->tenant->federation, f, &v);
+    int d = xf_fed_decide(p->tenant->federation, &p->tenant->proofs, f, &v);
     if (d == XF_FED_NEED_DIALBACK)
         return 1;                                     /* caller starts the verification */
     if (d == XF_FED_ACCEPT_DIALBACK || d == XF_FED_ACCEPT_EXTERNAL) {
@@ -281,7 +282,7 @@ int xf_s2s_in_db_result(xf_s2s_in *s, const xf_xml_event *ev)
     f.tls = s->c->tls_active;        /* plaintext only for policy open (inbound.c) */
     xf_s2s_in_cert_facts(s, R, &f);   /* DANE / POSH too when R is the stream's from;
                                          a piggybacked R: PKIX only */
-    if (xf_s2s_in_cert_proves(&f)) {
+    if (xf_s2s_in_cert_proves(&f, &t->proofs)) {
         /* XEP-0344 §2.4 "dialback without dialback": the certificate proves R. */
         f.dialback = XF_DB_VALID;
         snprintf(f.dialback_reason, sizeof(f.dialback_reason),

@@ -118,8 +118,8 @@ void xf_s2s_in_proof_cancel(xf_s2s_in *s);
    (the stored verdicts) when domain is the stream's `from` and they were looked up.
    Piggybacked domains get PKIX only. */
 void xf_s2s_in_cert_facts(xf_s2s_in *s, const char *domain, xf_peer_facts *f);
-/* 1 if any prooftype in f is VALID. */
-int xf_s2s_in_cert_proves(const xf_peer_facts *f);
+/* 1 if a prooftype the tenant accepts (proofs, tenants/policy.h) is VALID in f. */
+int xf_s2s_in_cert_proves(const xf_peer_facts *f, const xf_proof_order *proofs);
 
 /* s2s_in_backend.c: the backend stream */
 /* The remote's answer for pair p (none for a SASL pair: <success/> was it). */

@@ -367,7 +367,11 @@ int xf_s2s_in_proof_begin(xf_s2s_in *s, const char *pkix_reason)
     if (neg > 0 && neg * 1000u < pr->bound_ms)
         pr->bound_ms = neg * 1000u;
 
-    if (!xf_dns_ad_trusted(c->w->dns)) {
+    const xf_proof_order *po = &c->tenant->proofs;
+    if (!xf_proof_accepted(po, XF_PROOF_DANE)) {
+        pr->dane_done = 1;                       /* not the tenant's: no lookups */
+        pr->dane.result = XF_PROOF_NOT_TRIED;
+    } else if (!xf_dns_ad_trusted(c->w->dns)) {
         pr->dane_done = 1;
         snprintf(pr->dane.reason, sizeof(pr->dane.reason),
                  "not applicable: resolver not trusted for DNSSEC (not on loopback)");
@@ -382,8 +386,11 @@ int xf_s2s_in_proof_begin(xf_s2s_in *s, const char *pkix_reason)
             dane_verdict(s, XF_PROOF_ERROR, "cannot ask SRV/A for the stream's from");
         }
     }
-    pr->q_posh = xf_posh_fetch(c->w->posh, s->from, on_posh, s);
-    if (pr->q_posh == 0) {
+    pr->q_posh = xf_proof_accepted(po, XF_PROOF_POSH)
+        ? xf_posh_fetch(c->w->posh, s->from, on_posh, s) : 0;
+    if (!xf_proof_accepted(po, XF_PROOF_POSH)) {
+        pr->posh_done = 1;                       /* not the tenant's: NOT_TRIED */
+    } else if (pr->q_posh == 0) {
         pr->posh_done = 1;
         pr->posh.result = XF_PROOF_ERROR;
         snprintf(pr->posh.reason, sizeof(pr->posh.reason), "cannot fetch POSH for the stream's from");
@@ -433,10 +440,7 @@ void xf_s2s_in_cert_facts(xf_s2s_in *s, const char *domain, xf_peer_facts *f)
     }
 }
 
-int xf_s2s_in_cert_proves(const xf_peer_facts *f)
+int xf_s2s_in_cert_proves(const xf_peer_facts *f, const xf_proof_order *proofs)
 {
-    for (int i = 0; i < XF_PROOF_COUNT; i++)
-        if (f->proof[i].result == XF_PROOF_VALID)
-            return 1;
-    return 0;
+    return xf_fed_proven_by(proofs, f) >= 0;
 }

@@ -153,7 +153,8 @@ static int parse_backend(const xf_jconf *p, const char *key, const char *spec,
 
 static const char *const tenant_keys[] = {
     "domain", "aliases", "present", "certificate", "key", "next_certificate", "next_key",
-    "c2s_backend", "s2s_backend", "http_backend", "proxy_protocol", "federation", NULL };
+    "c2s_backend", "s2s_backend", "http_backend", "proxy_protocol", "federation", "proofs",
+    NULL };
 
 /* Load a certificate chain and its key, check that they pair and that the leaf covers
    `name` (xf_identity_covers_dns). ckey/kkey are the KEYs named in errors
@@ -272,6 +273,41 @@ static int parse_present(const xf_jconf *p, yajl_val root, xf_tenant *t)
     return 0;
 }
 
+/* "proofs": an array of distinct prooftype names (tenants/policy.h), in the order of
+   preference; absent = the default order. Empty is dialback only, which a trusted
+   tenant cannot have (it needs a certificate proof). Parsed after "federation". */
+static int parse_proofs(const xf_jconf *p, yajl_val root, xf_tenant *t)
+{
+    yajl_val v = xf_jconf_get(root, "proofs");
+    char key[32];
+    if (!v) return 0;
+    if (!YAJL_IS_ARRAY(v))
+        return xf_jconf_fail(p, "proofs", "must be an array of strings, not %s",
+                             xf_jconf_type_name(v));
+    size_t n = v->u.array.len;
+    xf_proof_order o = { 0, { 0 } };
+    for (size_t i = 0; i < n; i++) {
+        yajl_val a = v->u.array.values[i];
+        snprintf(key, sizeof key, "proofs[%zu]", i);
+        if (!YAJL_IS_STRING(a))
+            return xf_jconf_fail(p, key, "must be a string, not %s", xf_jconf_type_name(a));
+        int pt = xf_proof_parse(a->u.string);
+        if (pt < 0)
+            return xf_jconf_fail(p, key, "\"%.40s\" is not \"dane\", \"pkix\" or \"posh\"",
+                                 a->u.string);
+        for (int j = 0; j < o.n; j++)
+            if (o.type[j] == pt)
+                return xf_jconf_fail(p, key, "\"%s\" repeats proofs[%d]", a->u.string, j);
+        o.type[o.n++] = pt;            /* at most XF_PROOF_COUNT: no repeats */
+    }
+    if (o.n == 0 && t->federation == XF_FED_TRUSTED)
+        return xf_jconf_fail(p, "proofs", "empty, but federation \"trusted\" requires a "
+                             "certificate proof: name at least one of \"dane\", \"pkix\", "
+                             "\"posh\" (or use federation \"encrypted\" for dialback only)");
+    t->proofs = o;
+    return 0;
+}
+
 static xf_tenant *tenant_new(void)
 {
     xf_tenant *t = calloc(1, sizeof *t);
@@ -281,6 +317,7 @@ static xf_tenant *tenant_new(void)
     mbedtls_x509_crt_init(&t->next_chain);
     mbedtls_pk_init(&t->next_key);
     t->federation = XF_FED_DEFAULT;
+    t->proofs = xf_proof_order_default;
     return t;
 }
 
@@ -388,6 +425,8 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
                       "\"trusted\"", s);
         goto fail;
     }
+
+    if (parse_proofs(&p, root, t) < 0) goto fail;
 
     if (load_files && tenant_load_files(&p, t) < 0) goto fail;
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <mbedtls/x509_crt.h>
 #include <mbedtls/pk.h>
+#include "tenants/policy.h"
 
 typedef struct xf_backend {
     char *spec;                        /* as configured, "127.0.0.1:15222" or "[::1]:15222" */
@@ -53,6 +54,11 @@ typedef struct xf_tenant {
     int proxy_protocol;                /* enum xf_proxy_protocol */
     int federation;                    /* enum xf_fed_policy (tenants/policy.h);
                                           default XF_FED_ENCRYPTED */
+    xf_proof_order proofs;             /* tenant file "proofs": the certificate
+                                          prooftypes accepted, in order of preference
+                                          (tenants/policy.h); default dane, pkix,
+                                          posh; empty = dialback only (not with
+                                          trusted) */
     unsigned char *alias_covered;      /* [n_aliases]: 1 if the certificate covers that
                                           alias (checked only when files are loaded; an
                                           uncovered alias is allowed, worth a log line) */

@@ -20,6 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (const char *p = t->domain; *p; p++)
             if (*p >= 'A' && *p <= 'Z') abort();
         if (!t->c2s.addrlen && !t->s2s.addrlen) abort();
+        /* "proofs": distinct prooftypes; trusted never without one. */
+        if (t->proofs.n < 0 || t->proofs.n > XF_PROOF_COUNT) abort();
+        if (t->federation == XF_FED_TRUSTED && t->proofs.n == 0) abort();
+        for (int i = 0; i < t->proofs.n; i++)
+            for (int j = 0; j < i; j++)
+                if (t->proofs.type[i] == t->proofs.type[j]) abort();
         xf_tenant_free(t);
     } else if (t || strncmp(err, "/fuzz/t.json: ", 14) != 0) {
         abort();

@@ -92,7 +92,7 @@ xf_check "(6) reply a.example -> type6.example delivered (outbound side)" \
   reply_out
 xf_check "(5) type5.example -> user2@a.example delivered" send_in t5 user2 "$LAB_DIR/in5.out"
 xf_check "(5) ... by SASL EXTERNAL: Prosody uses it when offered and its certificate is CA-signed" \
-  grep -qE 's2s authenticated peer=[^ ]+ tenant=a.example auth=sasl-external verdict="policy encrypted; tls; pkix: valid \(DNS-ID type5.example' "$OB_LOG"
+  grep -qE 's2s authenticated peer=[^ ]+ tenant=a.example auth=sasl-external verdict="policy encrypted; tls; decided by pkix; pkix: valid \(DNS-ID type5.example' "$OB_LOG"
 xf_check "(4) type4.example (self-signed) -> user1@a.example delivered (dialback verified with its authoritative server)" \
   send_in t4 user1 "$LAB_DIR/in4.out"
 xf_check "(4) ... xmppfront's verdict: pkix invalid, dialback valid" \

@@ -24,7 +24,16 @@
 #  (b1) the tenant's s2s backend is down: <remote-connection-failed/> after authentication;
 #  (a1) a stream that never authenticates: <connection-timeout/> after auth_timeout_s;
 #  (t1) policy trusted, self-signed peer: dialback refused with not-authorized, logged with
-#       the pkix verdict.
+#       the pkix verdict;
+#  (o1) the tenant's prooftypes ("proofs", issue 8): a CA-valid peer (PKIX only, no TLSA)
+#       is accepted by the trusted tenant b.example with the default list (EXTERNAL
+#       offered, <success/>, dialback skipped over the certificate; "decided by pkix"),
+#       but refused by the trusted tenant d.example with "proofs": ["dane"]: EXTERNAL
+#       not offered (<invalid-mechanism/> when tried), <db:result/> -> not-authorized
+#       (no XEP-0344 skip), logged "pkix: not accepted by the tenant's policy (ignored:
+#       valid)", no POSH fetched; an encrypted tenant with "proofs": [] offers dialback
+#       only; --check-config refuses a repeated or unknown prooftype and an empty list
+#       under trusted, naming the file and the key.
 . "$(dirname "$0")/lib.sh"
 T=inbound_s2s_scripted
 xf_init "$T" || exit 1
@@ -35,6 +44,8 @@ xf_make_cert "$XF_TMP/pki" "$C/remote.example" remote.example remote.example pig
   xf_setup_failed "$T: remote cert"
 xf_make_cert "$XF_TMP/pki" "$C/other.example" other.example other.example ||
   xf_setup_failed "$T: other cert"
+xf_make_cert "$XF_TMP/pki" "$C/d.example" d.example d.example || xf_setup_failed "$T: d cert"
+xf_make_cert "$XF_TMP/pki" "$C/e.example" e.example e.example || xf_setup_failed "$T: e cert"
 mkdir -p "$C/self"
 openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 30 \
   -keyout "$C/self/privkey.pem" -out "$C/self/cert.pem" -subj "/CN=remote.example" \
@@ -101,6 +112,12 @@ xf_tenant_write "$XF_TMP/xf/tenants" b.example "" "$C/b.example" "127.0.0.1:1" "
 xf_tenant_write "$XF_TMP/xf/tenants" w.example "" "$C/w.example" "127.0.0.1:1" "127.0.0.1:1"
 sed -i 's/"proxy_protocol": "none"/"proxy_protocol": "none", "federation": "trusted"/' \
   "$XF_TMP/xf/tenants/b.example.json"
+xf_tenant_write "$XF_TMP/xf/tenants" d.example "" "$C/d.example" "127.0.0.1:1" "127.0.0.1:$P_BE"
+sed -i 's/"proxy_protocol": "none"/"proxy_protocol": "none", "federation": "trusted", "proofs": ["dane"]/' \
+  "$XF_TMP/xf/tenants/d.example.json"
+xf_tenant_write "$XF_TMP/xf/tenants" e.example "" "$C/e.example" "127.0.0.1:1" "127.0.0.1:$P_BE"
+sed -i 's/"proxy_protocol": "none"/"proxy_protocol": "none", "proofs": []/' \
+  "$XF_TMP/xf/tenants/e.example.json"
 XF_CFG="$XF_TMP/xf/xmppfront.json"
 XF_LOG="$XF_TMP/xf/xmppfront.log"
 cat > "$XF_CFG" <<EOF
@@ -147,7 +164,7 @@ xf_check "(e1) the backend got a stream from='remote.example' to='a.example', a 
     waitfor '$RAW/$N.in' hello-from-remote && grep -q \"from='remote.example' to='a.example' version='1.0'\" '$RAW/$N.in' &&
     grep -q \"<db:result from='remote.example' to='a.example'>\" '$RAW/$N.in'"
 xf_check "(e1) the close line names auth=sasl-external and the verdict" \
-  waitfor "$XF_LOG" 'close tenant="a.example" service=server.* auth=sasl-external verdict="policy encrypted; tls; pkix: valid'
+  waitfor "$XF_LOG" 'close tenant="a.example" service=server.* auth=sasl-external verdict="policy encrypted; tls; decided by pkix; pkix: valid'
 
 xf_check "(e1) STARTTLS listener: the client certificate is asked for there too: EXTERNAL offered, <success/>" \
   xf_peer --port "$P_S2S_ST" --mode starttls --to a.example --from remote.example --ns jabber:server --db \
@@ -222,7 +239,7 @@ N=$(raw_last)
 xf_check "(d3) ... the backend accepted xmppfront's key and got the message" \
   waitfor "$RAW/$N.in" hello-from-remote
 xf_check "(d3) the close line names auth=dialback" \
-  waitfor "$XF_LOG" 'auth=dialback verdict="policy encrypted; tls; pkix: valid'
+  waitfor "$XF_LOG" 'auth=dialback verdict="policy encrypted; tls; decided by pkix; pkix: valid'
 # ---- (p1) piggybacking
 xf_check "(p1) piggybacked piggy.example (covered by the certificate): valid, its stanza relayed; forged.example: refused, its stanza -> <invalid-from/>" \
   peer "$C/remote.example" remote.example a.example "send:$AUTH_EQ" "expect:<success" restart \
@@ -245,6 +262,49 @@ xf_check "(t1) b.example (trusted), self-signed peer: <db:result/> -> not-author
 # (PKIX did not prove the peer, so DANE and POSH were tried too: docs/federation.md §3c)
 xf_check "(t1) ... logged with the dane, pkix and posh verdicts" \
   waitfor "$XF_LOG" 'tenant=b.example remote="remote.example" local="b.example" method=dialback verdict="policy trusted; tls; dane: absent (not applicable: resolver not trusted for DNSSEC (not on loopback)); pkix: invalid (.*); posh: error'
+
+# ---- (o1) the tenant's prooftypes
+xf_check "(o1) b.example (trusted, default proofs), CA-valid remote.example: EXTERNAL offered, <success/>" \
+  peer "$C/remote.example" remote.example b.example "expect:$EXT_FEATURE" "send:$AUTH_EQ" \
+    "expect:<success xmlns='$NS_SASL'/>" restart "absent:stream:error:0.5"
+xf_check "(o1) ... logged as decided by pkix" \
+  waitfor "$XF_LOG" 's2s authenticated peer=[^ ]* tenant=b.example auth=sasl-external verdict="policy trusted; tls; decided by pkix; pkix: valid'
+xf_check "(o1) b.example, the same peer by dialback: valid at once over the certificate (XEP-0344)" \
+  peer "$C/remote.example" remote.example b.example \
+    "send:<db:result from='remote.example' to='b.example'>anykey</db:result>" \
+    "expect:<db:result from='b.example' to='remote.example' type='valid'/>"
+xf_check "(o1) d.example (trusted, \"proofs\": [\"dane\"]), the same CA-valid peer: EXTERNAL not offered; tried anyway -> <invalid-mechanism/>" \
+  peer "$C/remote.example" remote.example d.example "absent:$EXT_FEATURE:0.5" \
+    "expect:urn:xmpp:features:dialback" "send:$AUTH_EQ" "expect:<invalid-mechanism/>"
+xf_check "(o1) d.example: <db:result/> -> not-authorized (no dialback skip: pkix is not its prooftype)" \
+  peer "$C/remote.example" remote.example d.example \
+    "send:<db:result from='remote.example' to='d.example'>anykey</db:result>" \
+    "expect:type='error'><error type='cancel'><not-authorized"
+# "posh: not accepted" without "(ignored: ...)": no POSH verdict exists, nothing was fetched
+xf_check "(o1) ... logged with pkix ignored and posh not accepted (not fetched)" \
+  waitfor "$XF_LOG" "tenant=d.example remote=\"remote.example\" local=\"d.example\" method=dialback verdict=\"policy trusted; tls; dane: [^;]*; pkix: not accepted by the tenant's policy (ignored: valid); posh: not accepted by the tenant's policy; refused: policy trusted requires a certificate proof"
+xf_check "(o1) e.example (encrypted, \"proofs\": []), the same peer: EXTERNAL not offered, dialback is" \
+  peer "$C/remote.example" remote.example e.example "absent:$EXT_FEATURE:0.5" "expect:urn:xmpp:features:dialback"
+mkdir -p "$XF_TMP/badp/tenants"
+cp "$XF_TMP/xf/tenants/"*.json "$XF_TMP/badp/tenants/"
+sed 's|"tenants": "tenants"|"tenants": "'"$XF_TMP/badp/tenants"'"|' "$XF_CFG" > "$XF_TMP/badp/x.json"
+bad_proofs() {   # bad_proofs JSON-LIST FEDERATION EXPECTED-ERROR
+  sed -i 's/"proofs": [^]]*]/"proofs": '"$1"'/; s/"federation": "[a-z]*"/"federation": "'"$2"'"/' \
+    "$XF_TMP/badp/tenants/d.example.json"
+  local out rc; out=$("$XF_BIN" --check-config -c "$XF_TMP/badp/x.json" 2>&1); rc=$?
+  echo "exit $rc: $out"
+  [ "$rc" = 1 ] && grep -qF "$XF_TMP/badp/tenants/d.example.json: $3" <<<"$out"
+}
+xf_check "(o1) --check-config accepts the tenants with proofs (exit 0)" "$XF_BIN" --check-config -c "$XF_TMP/badp/x.json"
+xf_check "(o1) --check-config refuses a repeated prooftype, naming the file and the key (exit 1)" \
+  bad_proofs '["dane", "pkix", "dane"]' trusted 'proofs[2]: "dane" repeats proofs[0]'
+xf_check "(o1) --check-config refuses an unknown prooftype (exit 1)" \
+  bad_proofs '["dane", "dnssec"]' trusted 'proofs[1]: "dnssec" is not "dane", "pkix" or "posh"'
+xf_check "(o1) --check-config refuses an empty list under trusted (exit 1)" \
+  bad_proofs '[]' trusted 'proofs: empty, but federation "trusted" requires a certificate proof'
+xf_check "(o1) ... the same empty list under encrypted loads (exit 0)" \
+  bash -c "sed -i 's/\"federation\": \"trusted\"/\"federation\": \"encrypted\"/' '$XF_TMP/badp/tenants/d.example.json' &&
+    '$XF_BIN' --check-config -c '$XF_TMP/badp/x.json'"
 
 # ---- (b1) the backend is down
 xf_check "(b1) w.example's s2s backend is down: after EXTERNAL, <remote-connection-failed/> at once" \

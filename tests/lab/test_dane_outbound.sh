@@ -229,7 +229,7 @@ case_ok() {
   show ok
   [ "$(result_of ok)" = delivered ] &&
     xf_lines dane-ok.example | grep -q 'dane: valid (record 1 (3 1 1): DANE-EE' &&
-    xf_lines dane-ok.example | grep 'authenticated auth=' | grep -q 'dane: valid' &&
+    xf_lines dane-ok.example | grep 'authenticated auth=' | grep -q 'decided by dane; dane: valid' &&
     # the PKIX verdict of that self-signed certificate is invalid: DANE alone proved it
     xf_lines dane-ok.example | grep 'authenticated auth=' | grep -q 'pkix: invalid'
 }
@@ -239,7 +239,7 @@ case_ok_dialback() {
   echo "send: $(result_of ok "$TENANT_B")"; xf_lines dane-ok.example "$TENANT_B" | cut -c1-900
   [ "$(result_of ok "$TENANT_B")" = delivered ] &&
     xf_lines dane-ok.example "$TENANT_B" | grep 'authenticated auth=dialback' |
-      grep 'policy encrypted; tls; dane: valid' | grep 'pkix: invalid' | grep -q 'dialback: valid' &&
+      grep 'policy encrypted; tls; decided by dane; dane: valid' | grep 'pkix: invalid' | grep -q 'dialback: valid' &&
     grep -q "lab-s2s dir=incoming from=$TENANT_B to=dane-ok.example .*mechanism=dialback" \
       "$LAB_DIR/remote/ok/prosody.log"
 }

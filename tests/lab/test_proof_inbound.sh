@@ -271,7 +271,7 @@ case_dane() {
     grep -q 'waiting for dane and posh' <<<"$l" &&
     grep -q 'inbound proofs .* dane: valid ("record 1 (3 1 1): DANE-EE' <<<"$l" &&
     grep 's2s authenticated' <<<"$l" | grep 'auth=sasl-external' | grep 'dane: valid' | grep -q 'pkix: invalid' &&
-    grep ' close ' <<<"$l" | grep -q 'auth=sasl-external verdict=.*dane: valid'
+    grep ' close ' <<<"$l" | grep -q 'auth=sasl-external verdict=.*decided by dane; dane: valid'
 }
 xf_check "(a) self-signed in-dane.example with a matching TLSA 3 1 1 (signed zone) -> a.example (trusted): delivered by SASL EXTERNAL, dane: valid (pkix invalid), close line too" case_dane
 
@@ -282,7 +282,7 @@ case_posh() {
   [ "$(result_of posh)" = delivered ] &&
     grep -Eq 'inbound proofs .* dane: absent \("no TLSA at _(5269|5270)._tcp.in-posh.example' <<<"$l" &&
     grep 's2s authenticated' <<<"$l" | grep 'auth=sasl-external' | grep -q 'posh: valid' &&
-    grep ' close ' <<<"$l" | grep -q 'auth=sasl-external verdict=.*posh: valid'
+    grep ' close ' <<<"$l" | grep -q 'auth=sasl-external verdict=.*decided by posh;.*posh: valid'
 }
 xf_check "(b) self-signed in-posh.example with its fingerprint in a POSH document (no TLSA): delivered by SASL EXTERNAL, posh: valid" case_posh
 

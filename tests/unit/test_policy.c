@@ -53,7 +53,7 @@ struct row {
    situation in the comment. */
 static const struct row rows[] = {
     /* Plaintext stream (peer type 1, or a type 2/3 that skipped STARTTLS). */
-    { O, 0, NT, NT, NT, DV, 0, DBK, NULL, "policy open; no tls; dialback: valid; auth=dialback" },
+    { O, 0, NT, NT, NT, DV, 0, DBK, NULL, "policy open; no tls; decided by dialback; dialback: valid; auth=dialback" },
     { O, 0, NT, NT, NT, DN, 0, NEED, NULL, "policy open; no tls; dialback: not tried; dialback needed" },
     { O, 0, NT, NT, NT, DI, 0, REF, "forbidden",
       "policy open; no tls; dialback: invalid (key mismatch); refused: the dialback key is invalid" },
@@ -70,9 +70,9 @@ static const struct row rows[] = {
 
     /* TLS, certificate proves nothing (self-signed: peer types 2 and 4). */
     { O, 1, NT, PI, NT, DV, 0, DBK, NULL,
-      "policy open; tls; pkix: invalid (certificate not trusted: self-signed); dialback: valid; auth=dialback" },
+      "policy open; tls; decided by dialback; pkix: invalid (certificate not trusted: self-signed); dialback: valid; auth=dialback" },
     { E, 1, NT, PI, NT, DV, 0, DBK, NULL,
-      "policy encrypted; tls; pkix: invalid (certificate not trusted: self-signed); dialback: valid; auth=dialback" },
+      "policy encrypted; tls; decided by dialback; pkix: invalid (certificate not trusted: self-signed); dialback: valid; auth=dialback" },
     { E, 1, NT, PI, NT, DN, 0, NEED, NULL,
       "policy encrypted; tls; pkix: invalid (certificate not trusted: self-signed); dialback: not tried; dialback needed" },
     { E, 1, NT, PI, NT, DI, 0, REF, "forbidden",
@@ -85,33 +85,33 @@ static const struct row rows[] = {
       "policy trusted; tls; dane: absent (no TLSA records); pkix: invalid (certificate not trusted: self-signed); posh: error (HTTP 503); refused: policy trusted requires a certificate proof of the domain; dialback alone is not enough" },
     /* TLS without any client certificate (no proof tried). */
     { E, 1, NT, NT, NT, DV, 0, DBK, NULL,
-      "policy encrypted; tls; no certificate proof tried; dialback: valid; auth=dialback" },
+      "policy encrypted; tls; decided by dialback; no certificate proof tried; dialback: valid; auth=dialback" },
     { T, 1, NT, NT, NT, DV, 0, REF, "not-authorized",
       "policy trusted; tls; no certificate proof tried; refused: policy trusted requires a certificate proof of the domain; dialback alone is not enough" },
 
     /* TLS, CA certificate for the domain (peer types 3, 5, 6). */
     { O, 1, NT, PV, NT, DN, 1, EXT, NULL,
-      "policy open; tls; pkix: valid (DNS-ID peer.example); auth=sasl-external" },
+      "policy open; tls; decided by pkix; pkix: valid (DNS-ID peer.example); auth=sasl-external" },
     { E, 1, NT, PV, NT, DN, 1, EXT, NULL,
-      "policy encrypted; tls; pkix: valid (DNS-ID peer.example); auth=sasl-external" },
+      "policy encrypted; tls; decided by pkix; pkix: valid (DNS-ID peer.example); auth=sasl-external" },
     { T, 1, NT, PV, NT, DN, 1, EXT, NULL,
-      "policy trusted; tls; pkix: valid (DNS-ID peer.example); auth=sasl-external" },
+      "policy trusted; tls; decided by pkix; pkix: valid (DNS-ID peer.example); auth=sasl-external" },
     /* ... EXTERNAL refused (serverAuth-only certificate) or not used: dialback. */
     { T, 1, NT, PV, NT, DN, 0, NEED, NULL,
       "policy trusted; tls; pkix: valid (DNS-ID peer.example); dialback: not tried; dialback needed (the certificate proves the domain, XEP-0344)" },
     { T, 1, NT, PV, NT, DV, 0, DBK, NULL,
-      "policy trusted; tls; pkix: valid (DNS-ID peer.example); dialback: valid; auth=dialback" },
+      "policy trusted; tls; decided by pkix; pkix: valid (DNS-ID peer.example); dialback: valid; auth=dialback" },
     { E, 1, NT, PV, NT, DV, 0, DBK, NULL,
-      "policy encrypted; tls; pkix: valid (DNS-ID peer.example); dialback: valid; auth=dialback" },
+      "policy encrypted; tls; decided by pkix; pkix: valid (DNS-ID peer.example); dialback: valid; auth=dialback" },
     { T, 1, NT, PV, NT, DI, 0, REF, "forbidden",
       "policy trusted; tls; pkix: valid (DNS-ID peer.example); dialback: invalid (key mismatch); refused: the dialback key is invalid" },
     { T, 1, NT, PV, NT, DU, 0, REF, "policy-violation",
       "policy trusted; tls; pkix: valid (DNS-ID peer.example); dialback: not offered; refused: no usable authentication: SASL EXTERNAL not available and no dialback" },
     /* Another prooftype proves it (DANE/POSH seam): EXTERNAL through it. */
     { T, 1, PV, PI, NT, DN, 1, EXT, NULL,
-      "policy trusted; tls; dane: valid; pkix: invalid (certificate not trusted: self-signed); auth=sasl-external" },
+      "policy trusted; tls; decided by dane; dane: valid; pkix: invalid (certificate not trusted: self-signed); auth=sasl-external" },
     { T, 1, PA, PI, PV, DN, 1, EXT, NULL,
-      "policy trusted; tls; dane: absent (no TLSA records); pkix: invalid (certificate not trusted: self-signed); posh: valid; auth=sasl-external" },
+      "policy trusted; tls; decided by posh; dane: absent (no TLSA records); pkix: invalid (certificate not trusted: self-signed); posh: valid; auth=sasl-external" },
 };
 
 static void test_table(void **st)
@@ -122,7 +122,7 @@ static void test_table(void **st)
         xf_peer_facts f;
         xf_fed_verdict v;
         facts(&f, r->tls, r->dane, r->pkix, r->posh, r->db, r->ext);
-        int d = xf_fed_decide(r->policy, &f, &v);
+        int d = xf_fed_decide(r->policy, NULL, &f, &v);
         if (d != r->want || strcmp(v.reason, r->reason) != 0 ||
             (r->cond ? !v.condition || strcmp(v.condition, r->cond) : v.condition != NULL))
             print_error("row %zu: want %s [%s] '%s'\n        got  %s [%s] '%s'\n", i,
@@ -135,6 +135,15 @@ static void test_table(void **st)
         else assert_null(v.condition);
         assert_string_equal(v.auth, r->want == EXT ? "sasl-external"
                                     : r->want == DBK ? "dialback" : "none");
+        if (r->want == EXT || r->want == DBK) {
+            char want[40];
+            assert_non_null(v.decided_by);
+            snprintf(want, sizeof want, "; decided by %s;", v.decided_by);
+            assert_non_null(strstr(v.reason, want));
+        } else {
+            assert_null(v.decided_by);
+            assert_null(strstr(v.reason, "decided by"));
+        }
     }
 }
 
@@ -157,7 +166,7 @@ static void test_exhaustive_invariants(void **st)
         xf_peer_facts f;
         xf_fed_verdict v;
         facts(&f, tls, pr[dn], pr[pk], pr[po], dbs[db], ext);
-        int d = xf_fed_decide(pol[a], &f, &v);
+        int d = xf_fed_decide(pol[a], NULL, &f, &v);
         int proven = tls && (pr[dn] == PV || pr[pk] == PV || pr[po] == PV);
         cases++;
         assert_true(d >= XF_FED_REFUSE && d <= XF_FED_NEED_DIALBACK);
@@ -208,14 +217,14 @@ static void test_names_and_args(void **st)
     xf_peer_facts f;
     xf_fed_verdict v;
     facts(&f, 1, NT, PV, NT, DV, 1);
-    assert_int_equal(xf_fed_decide(0, &f, &v), -1);
+    assert_int_equal(xf_fed_decide(0, NULL, &f, &v), -1);
     assert_int_equal(v.decision, REF);
-    assert_int_equal(xf_fed_decide(T, NULL, &v), -1);
-    assert_int_equal(xf_fed_decide(T, &f, NULL), -1);
+    assert_int_equal(xf_fed_decide(T, NULL, NULL, &v), -1);
+    assert_int_equal(xf_fed_decide(T, NULL, &f, NULL), -1);
     /* A reason with a newline stays one line. */
     snprintf(f.proof[XF_PROOF_PKIX].reason, XF_PROOF_REASON_MAX, "bad\nname");
     f.proof[XF_PROOF_PKIX].result = PI;
-    xf_fed_decide(E, &f, &v);
+    xf_fed_decide(E, NULL, &f, &v);
     assert_null(strchr(v.reason, '\n'));
     assert_non_null(strstr(v.reason, "pkix: invalid (bad?name)"));
 }
@@ -252,9 +261,9 @@ static int connect_types(int a, int b, int *auth)
     xf_peer_facts f;
     xf_fed_verdict v1, v2;
     view(&f, i, tls, ext, db);
-    int d1 = xf_fed_decide(r->policy, &f, &v1);
+    int d1 = xf_fed_decide(r->policy, NULL, &f, &v1);
     view(&f, r, tls, ext, db);
-    int d2 = xf_fed_decide(i->policy, &f, &v2);
+    int d2 = xf_fed_decide(i->policy, NULL, &f, &v2);
     *auth = d1;
     return d1 != REF && d1 != NEED && d2 != REF && d2 != NEED;
 }
@@ -309,9 +318,268 @@ static void test_xep0238_table(void **st)
                       got[a][3], got[a][4], got[a][5], got[a][6], xep_table[a] + 1);
 }
 
+/* ------------------------------------------------------------------ prooftype order */
+
+static xf_proof_order order(int n, int a, int b, int c)
+{
+    xf_proof_order o = { n, { a, b, c } };
+    return o;
+}
+enum { DANE = XF_PROOF_DANE, PKIX = XF_PROOF_PKIX, POSH = XF_PROOF_POSH };
+
+static void test_order_names(void **st)
+{
+    (void)st;
+    assert_int_equal(xf_proof_parse("dane"), DANE);
+    assert_int_equal(xf_proof_parse("pkix"), PKIX);
+    assert_int_equal(xf_proof_parse("posh"), POSH);
+    assert_int_equal(xf_proof_parse("PKIX"), -1);
+    assert_int_equal(xf_proof_parse("dialback"), -1);
+    assert_int_equal(xf_proof_parse(NULL), -1);
+    /* The default: dane, pkix, posh (issue 8). */
+    assert_int_equal(xf_proof_order_default.n, 3);
+    assert_int_equal(xf_proof_order_default.type[0], DANE);
+    assert_int_equal(xf_proof_order_default.type[1], PKIX);
+    assert_int_equal(xf_proof_order_default.type[2], POSH);
+    xf_proof_order o = order(1, PKIX, 0, 0);
+    assert_true(xf_proof_accepted(&o, PKIX));
+    assert_false(xf_proof_accepted(&o, DANE));
+    assert_false(xf_proof_accepted(&o, POSH));
+    assert_true(xf_proof_accepted(NULL, POSH));
+    o.n = 0;
+    assert_false(xf_proof_accepted(&o, PKIX));
+    /* A bad order is an internal error, never a silent default. */
+    xf_peer_facts f;
+    xf_fed_verdict v;
+    facts(&f, 1, NT, PV, NT, DV, 1);
+    o = order(2, PKIX, PKIX, 0);
+    assert_int_equal(xf_fed_decide(E, &o, &f, &v), -1);
+    assert_int_equal(v.decision, REF);
+    o = order(1, 7, 0, 0);
+    assert_int_equal(xf_fed_decide(E, &o, &f, &v), -1);
+    o = order(4, DANE, PKIX, POSH);
+    assert_int_equal(xf_fed_decide(E, &o, &f, &v), -1);
+    assert_int_equal(xf_fed_proven_by(&o, &f), -1);
+}
+
+/* The tenant's list restricts what can prove: a peer proven only by a prooftype the
+   tenant does not accept is unproven (trusted refuses it; encrypted falls back to
+   dialback), and the reason says why. */
+static void test_order_restricted(void **st)
+{
+    (void)st;
+    xf_peer_facts f;
+    xf_fed_verdict v;
+    xf_proof_order pkix_only = order(1, PKIX, 0, 0), dane_only = order(1, DANE, 0, 0);
+
+    /* DANE-only peer (self-signed, TLSA matches), tenant ["pkix"], trusted: refused. */
+    facts(&f, 1, PV, PI, NT, DN, 1);
+    assert_int_equal(xf_fed_decide(T, &pkix_only, &f, &v), REF);
+    assert_string_equal(v.condition, "not-authorized");
+    assert_int_equal(v.proven_by, -1);
+    assert_null(v.decided_by);
+    assert_string_equal(v.reason,
+        "policy trusted; tls; pkix: invalid (certificate not trusted: self-signed); "
+        "dane: not accepted by the tenant's policy (ignored: valid); "
+        "posh: not accepted by the tenant's policy; refused: policy trusted requires a "
+        "certificate proof of the domain; dialback alone is not enough");
+    assert_int_equal(xf_fed_proven_by(&pkix_only, &f), -1);
+    /* ... the default accepts the same peer by EXTERNAL through DANE. */
+    assert_int_equal(xf_fed_decide(T, NULL, &f, &v), EXT);
+    assert_int_equal(v.proven_by, DANE);
+    assert_string_equal(v.decided_by, "dane");
+
+    /* PKIX-only peer (CA certificate, no TLSA), tenant ["dane"]: trusted refuses,
+       encrypted does not offer it EXTERNAL but accepts dialback. */
+    facts(&f, 1, PA, PV, NT, DN, 1);
+    assert_int_equal(xf_fed_decide(T, &dane_only, &f, &v), REF);
+    assert_string_equal(v.condition, "not-authorized");
+    assert_string_equal(v.reason,
+        "policy trusted; tls; dane: absent (no TLSA records); "
+        "pkix: not accepted by the tenant's policy (ignored: valid); "
+        "posh: not accepted by the tenant's policy; refused: policy trusted requires a "
+        "certificate proof of the domain; dialback alone is not enough");
+    assert_int_equal(xf_fed_decide(E, &dane_only, &f, &v), NEED);
+    assert_string_equal(v.reason,
+        "policy encrypted; tls; dane: absent (no TLSA records); "
+        "pkix: not accepted by the tenant's policy (ignored: valid); "
+        "posh: not accepted by the tenant's policy; dialback: not tried; dialback needed");
+    f.dialback = DV;
+    f.sasl_external = 0;
+    assert_int_equal(xf_fed_decide(E, &dane_only, &f, &v), DBK);
+    assert_string_equal(v.decided_by, "dialback");
+    assert_int_equal(strncmp(v.reason, "policy encrypted; tls; decided by dialback; dane: ", 50), 0);
+    /* An XEP-0344 dialback skip must not come from an ignored prooftype. */
+    assert_int_equal(xf_fed_proven_by(&dane_only, &f), -1);
+    assert_int_equal(xf_fed_proven_by(NULL, &f), PKIX);
+
+    /* Nothing accepted was tried. */
+    facts(&f, 1, NT, PV, NT, DN, 1);
+    assert_int_equal(xf_fed_decide(T, &dane_only, &f, &v), REF);
+    assert_non_null(strstr(v.reason, "policy trusted; tls; no certificate proof tried; "
+                                     "pkix: not accepted by the tenant's policy (ignored: valid)"));
+}
+
+/* The order decides proven_by and the order of the reason. */
+static void test_order_preference(void **st)
+{
+    (void)st;
+    xf_peer_facts f;
+    xf_fed_verdict v;
+    facts(&f, 1, PV, PV, PV, DN, 1);
+    snprintf(f.proof[DANE].reason, XF_PROOF_REASON_MAX, "DANE-EE");
+    snprintf(f.proof[POSH].reason, XF_PROOF_REASON_MAX, "fingerprint 1");
+    assert_int_equal(xf_fed_decide(T, NULL, &f, &v), EXT);
+    assert_int_equal(v.proven_by, DANE);
+    assert_string_equal(v.reason, "policy trusted; tls; decided by dane; dane: valid (DANE-EE); "
+                        "pkix: valid (DNS-ID peer.example); posh: valid (fingerprint 1); "
+                        "auth=sasl-external");
+    xf_proof_order o = order(3, POSH, PKIX, DANE);
+    assert_int_equal(xf_fed_decide(T, &o, &f, &v), EXT);
+    assert_int_equal(v.proven_by, POSH);
+    assert_string_equal(v.decided_by, "posh");
+    assert_string_equal(v.reason, "policy trusted; tls; decided by posh; posh: valid (fingerprint 1); "
+                        "pkix: valid (DNS-ID peer.example); dane: valid (DANE-EE); "
+                        "auth=sasl-external");
+    o = order(2, PKIX, DANE, 0);
+    assert_int_equal(xf_fed_decide(E, &o, &f, &v), EXT);
+    assert_int_equal(v.proven_by, PKIX);
+    assert_string_equal(v.reason, "policy encrypted; tls; decided by pkix; "
+                        "pkix: valid (DNS-ID peer.example); dane: valid (DANE-EE); "
+                        "posh: not accepted by the tenant's policy (ignored: valid); "
+                        "auth=sasl-external");
+    /* The first listed prooftype that is VALID, not the first listed. */
+    f.proof[PKIX].result = PI;
+    assert_int_equal(xf_fed_decide(E, &o, &f, &v), EXT);
+    assert_int_equal(v.proven_by, DANE);
+    assert_int_equal(xf_fed_proven_by(&o, &f), DANE);
+    /* Dialback over a proven certificate (XEP-0344): decided by the proof. */
+    f.sasl_external = 0;
+    f.dialback = DV;
+    assert_int_equal(xf_fed_decide(T, &o, &f, &v), DBK);
+    assert_string_equal(v.decided_by, "dane");
+}
+
+/* An empty list: no certificate proof, dialback only (where the policy allows). */
+static void test_order_empty(void **st)
+{
+    (void)st;
+    xf_peer_facts f;
+    xf_fed_verdict v;
+    xf_proof_order none = order(0, 0, 0, 0);
+    facts(&f, 1, PV, PV, PV, DN, 1);
+    assert_int_equal(xf_fed_decide(E, &none, &f, &v), NEED);
+    assert_int_equal(v.proven_by, -1);
+    assert_string_equal(v.reason, "policy encrypted; tls; certificate proofs: none accepted "
+                        "by the tenant's policy; dialback: not tried; dialback needed");
+    f.dialback = DV;
+    assert_int_equal(xf_fed_decide(O, &none, &f, &v), DBK);
+    assert_string_equal(v.decided_by, "dialback");
+    assert_string_equal(v.reason, "policy open; tls; decided by dialback; certificate proofs: "
+                        "none accepted by the tenant's policy; dialback: valid; auth=dialback");
+    /* trusted with an empty list cannot be loaded (registry); if asked, it refuses. */
+    assert_int_equal(xf_fed_decide(T, &none, &f, &v), REF);
+    assert_string_equal(v.condition, "not-authorized");
+    assert_int_equal(xf_fed_proven_by(&none, &f), -1);
+}
+
+/* Every order (all 16 ordered subsets) x policy x facts: only listed prooftypes
+   prove, proven_by is the first listed VALID, the reason names listed tried
+   prooftypes in the tenant's order and every unlisted one as not accepted, and the
+   explicit default order behaves exactly like NULL. */
+static void test_order_exhaustive(void **st)
+{
+    (void)st;
+    xf_proof_order orders[16];
+    int no = 0;
+    orders[no++] = order(0, 0, 0, 0);
+    for (int a = 0; a < 3; a++) {
+        orders[no++] = order(1, a, 0, 0);
+        for (int b = 0; b < 3; b++) {
+            if (b == a) continue;
+            orders[no++] = order(2, a, b, 0);
+            orders[no++] = order(3, a, b, 3 - a - b);
+        }
+    }
+    assert_int_equal(no, 16);
+    static const int pol[] = { O, E, T };
+    static const int pr[] = { NT, PV, PI, PA, PE };
+    static const char *const nm[] = { "; dane: ", "; pkix: ", "; posh: " };
+    size_t cases = 0;
+    for (int oi = 0; oi < no; oi++)
+    for (size_t a = 0; a < 3; a++)
+    for (size_t dn = 0; dn < 5; dn++)
+    for (size_t pk = 0; pk < 5; pk++)
+    for (size_t po = 0; po < 5; po++)
+    for (int ext = 0; ext < 2; ext++) {
+        const xf_proof_order *o = &orders[oi];
+        xf_peer_facts f;
+        xf_fed_verdict v, vd;
+        facts(&f, 1, pr[dn], pr[pk], pr[po], DN, ext);
+        int d = xf_fed_decide(pol[a], o, &f, &v);
+        int want_by = -1;
+        for (int i = 0; i < o->n && want_by < 0; i++)
+            if (f.proof[o->type[i]].result == PV) want_by = o->type[i];
+        cases++;
+        assert_int_equal(v.proven_by, want_by);
+        assert_int_equal(xf_fed_proven_by(o, &f), want_by);
+        if (d == EXT) assert_true(want_by >= 0 && ext);
+        if (want_by >= 0 && ext) {
+            assert_int_equal(d, EXT);
+            assert_string_equal(v.decided_by, xf_proof_name(want_by));
+        }
+        if (pol[a] == T && want_by < 0) assert_int_equal(d, REF);
+        const char *prev = v.reason;
+        for (int i = 0; i < o->n; i++) {
+            int t = o->type[i];
+            const char *at = strstr(v.reason, nm[t]);
+            if (f.proof[t].result == NT) { assert_null(at); continue; }
+            assert_non_null(at);
+            assert_true(at > prev);        /* in the tenant's order */
+            prev = at;
+        }
+        for (int t = 0; t < 3; t++) {
+            if (xf_proof_accepted(o, t)) continue;
+            char want[64];
+            snprintf(want, sizeof want, "%snot accepted by the tenant's policy", nm[t]);
+            assert_non_null(o->n ? strstr(v.reason, want)
+                                 : strstr(v.reason, "none accepted by the tenant's policy"));
+        }
+        if (o->n == 3 && o->type[0] == DANE && o->type[1] == PKIX) {
+            assert_int_equal(xf_fed_decide(pol[a], NULL, &f, &vd), d);
+            assert_string_equal(vd.reason, v.reason);
+        }
+    }
+    assert_int_equal(cases, 16 * 3 * 5 * 5 * 5 * 2);
+}
+
+/* "decided by" comes right after the policy and TLS: a log line that cuts a long
+   reason still names what decided. */
+static void test_decided_by_survives_long_reasons(void **st)
+{
+    (void)st;
+    xf_peer_facts f;
+    xf_fed_verdict v;
+    facts(&f, 1, PI, PI, PV, DN, 1);
+    for (int t = 0; t < 3; t++) {
+        memset(f.proof[t].reason, 'x', XF_PROOF_REASON_MAX - 1);
+        f.proof[t].reason[XF_PROOF_REASON_MAX - 1] = '\0';
+    }
+    assert_int_equal(xf_fed_decide(T, NULL, &f, &v), EXT);
+    assert_int_equal(strncmp(v.reason, "policy trusted; tls; decided by posh; dane: invalid (x", 54), 0);
+    assert_true(strlen(v.reason) < sizeof v.reason);
+    assert_non_null(strstr(v.reason, "; auth=sasl-external"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_names),
+        cmocka_unit_test(test_order_restricted),
+        cmocka_unit_test(test_order_preference),
+        cmocka_unit_test(test_order_empty),
+        cmocka_unit_test(test_order_exhaustive),
+        cmocka_unit_test(test_decided_by_survives_long_reasons),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_exhaustive_invariants),
         cmocka_unit_test(test_names_and_args),

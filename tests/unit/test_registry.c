@@ -318,6 +318,38 @@ static void test_tenant_errors(void **state)
     expect_terr("{\"domain\": \"a.example\", " CK ", \"s2s_backend\": \"127.0.0.1:1\", "
                 "\"federation\": \"\"}",
                 "/t/x.json: federation: must not be empty");
+#define S2 "\"s2s_backend\": \"127.0.0.1:1\""
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"proofs\": \"pkix\"}",
+                "/t/x.json: proofs: must be an array of strings, not a string");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"proofs\": [\"pkix\", 1]}",
+                "/t/x.json: proofs[1]: must be a string, not a number");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"proofs\": [\"dane\", \"x509\"]}",
+                "/t/x.json: proofs[1]: \"x509\" is not \"dane\", \"pkix\" or \"posh\"");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"proofs\": [\"PKIX\"]}",
+                "/t/x.json: proofs[0]: \"PKIX\" is not \"dane\", \"pkix\" or \"posh\"");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"proofs\": [\"dialback\"]}",
+                "/t/x.json: proofs[0]: \"dialback\" is not \"dane\", \"pkix\" or \"posh\"");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", "
+                "\"proofs\": [\"pkix\", \"dane\", \"pkix\"]}",
+                "/t/x.json: proofs[2]: \"pkix\" repeats proofs[0]");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", "
+                "\"proofs\": [\"dane\", \"pkix\", \"posh\", \"posh\"]}",
+                "/t/x.json: proofs[3]: \"posh\" repeats proofs[2]");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"federation\": \"trusted\", "
+                "\"proofs\": []}",
+                "/t/x.json: proofs: empty, but federation \"trusted\" requires a certificate "
+                "proof: name at least one of \"dane\", \"pkix\", \"posh\" (or use federation "
+                "\"encrypted\" for dialback only)");
+    /* the order of keys in the file does not matter for that check */
+    expect_terr("{\"domain\": \"a.example\", \"proofs\": [], " CK ", " S2 ", "
+                "\"federation\": \"trusted\"}",
+                "/t/x.json: proofs: empty, but federation \"trusted\" requires a certificate "
+                "proof: name at least one of \"dane\", \"pkix\", \"posh\" (or use federation "
+                "\"encrypted\" for dialback only)");
+    expect_terr("{\"domain\": \"a.example\", " CK ", " S2 ", \"proofs\": [\"pkix\"], "
+                "\"proofs\": [\"dane\"]}",
+                "/t/x.json: proofs: duplicate key");
+#undef S2
     expect_terr("{\"domain\": \"a.example\", \"domain\": \"b.example\"}",
                 "/t/x.json: domain: duplicate key");
     expect_terr("[1]", "/t/x.json: (document): must be a JSON object, not an array");
@@ -349,6 +381,40 @@ static void test_tenant_parse_ok(void **state)
         assert_int_equal(xf_tenant_parse(j2, strlen(j2), "/t/x.json", 0, &t, err,
                                          sizeof err), 0);
         assert_int_equal(t->federation, want[i]);
+        xf_tenant_free(t);
+    }
+}
+
+/* "proofs": the tenant's certificate prooftypes in its order; default dane, pkix,
+   posh; an empty list is dialback only (not with trusted: test_tenant_errors). */
+static void test_tenant_proofs(void **state)
+{
+    (void)state;
+    static const struct { const char *json; int n, t0, t1, t2; } cases[] = {
+        { "", 3, XF_PROOF_DANE, XF_PROOF_PKIX, XF_PROOF_POSH },          /* default */
+        { ", \"proofs\": [\"dane\", \"pkix\", \"posh\"]", 3, XF_PROOF_DANE,
+          XF_PROOF_PKIX, XF_PROOF_POSH },
+        { ", \"proofs\": [\"posh\", \"dane\"]", 2, XF_PROOF_POSH, XF_PROOF_DANE, -1 },
+        { ", \"proofs\": [\"pkix\"], \"federation\": \"trusted\"", 1, XF_PROOF_PKIX, -1, -1 },
+        { ", \"proofs\": []", 0, -1, -1, -1 },
+        { ", \"proofs\": [], \"federation\": \"open\"", 0, -1, -1, -1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char j[300], err[256] = "";
+        xf_tenant *t = NULL;
+        snprintf(j, sizeof j, "{\"domain\": \"a.example\", " CK ", \"s2s_backend\": "
+                 "\"127.0.0.1:1\"%s}", cases[i].json);
+        int rc = xf_tenant_parse(j, strlen(j), "/t/x.json", 0, &t, err, sizeof err);
+        if (rc) print_error("%s: %s\n", j, err);
+        assert_int_equal(rc, 0);
+        assert_int_equal(t->proofs.n, cases[i].n);
+        const int want[3] = { cases[i].t0, cases[i].t1, cases[i].t2 };
+        for (int k = 0; k < cases[i].n; k++) assert_int_equal(t->proofs.type[k], want[k]);
+        for (int p = 0; p < XF_PROOF_COUNT; p++) {
+            int listed = 0;
+            for (int k = 0; k < cases[i].n; k++) listed |= want[k] == p;
+            assert_int_equal(xf_proof_accepted(&t->proofs, p), listed);
+        }
         xf_tenant_free(t);
     }
 }
@@ -545,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_cert_not_covering),
         cmocka_unit_test(test_tenant_errors),
         cmocka_unit_test(test_tenant_parse_ok),
+        cmocka_unit_test(test_tenant_proofs),
         cmocka_unit_test(test_hosting),
         cmocka_unit_test(test_next_pair),
         cmocka_unit_test(test_present_errors),

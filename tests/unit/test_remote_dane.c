@@ -209,19 +209,19 @@ static void test_policy_counts_dane(void **st)
     f.proof[XF_PROOF_PKIX].result = XF_PROOF_INVALID;
     snprintf(f.proof[XF_PROOF_PKIX].reason, sizeof f.proof[XF_PROOF_PKIX].reason, "self-signed");
     f.sasl_external = 1;
-    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_ACCEPT_EXTERNAL);
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, NULL, &f, &v), XF_FED_ACCEPT_EXTERNAL);
     assert_int_equal(v.proven_by, XF_PROOF_DANE);
-    assert_non_null(strstr(v.reason, "tls; dane: valid (record 1 (3 1 1)"));
+    assert_non_null(strstr(v.reason, "tls; decided by dane; dane: valid (record 1 (3 1 1)"));
     assert_non_null(strstr(v.reason, "pkix: invalid (self-signed)"));
     f.sasl_external = 0;
     f.dialback = XF_DB_NOT_TRIED;
-    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_NEED_DIALBACK);
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, NULL, &f, &v), XF_FED_NEED_DIALBACK);
     assert_non_null(strstr(v.reason, "the certificate proves the domain"));
     f.dialback = XF_DB_VALID;
-    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_ACCEPT_DIALBACK);
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, NULL, &f, &v), XF_FED_ACCEPT_DIALBACK);
     /* DANE absent: PKIX invalid alone is refused under trusted. */
     f.proof[XF_PROOF_DANE].result = XF_PROOF_ABSENT;
-    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, &f, &v), XF_FED_REFUSE);
+    assert_int_equal(xf_fed_decide(XF_FED_TRUSTED, NULL, &f, &v), XF_FED_REFUSE);
 }
 
 int main(void)
