@@ -21,7 +21,11 @@
 #                                 zones in LAB_BOGUS_ZONES get a wrong anchor: their answers
 #                                 are bogus, i.e. SERVFAIL from the resolver; zones in
 #                                 LAB_INSECURE_ZONES get no anchor: insecure (no AD) when
-#                                 delegated from a signed lab zone (no DS) or on their own
+#                                 delegated from a signed lab zone (no DS) or on their own;
+#                                 the same anchors (DNSKEY lines) in $LAB_ANCHORS, for
+#                                 validators of their own (libunbound's trustfile)
+#   lab_remote_extra NAME LINES   more global Prosody settings for remote NAME (e.g. use_dane,
+#                                 an unbound trustfile of $LAB_ANCHORS); before its start
 #   lab_remote_start NAME... | lab_remotes_start   start (all in parallel), wait for the ports
 #   lab_remote_stop NAME / lab_remote_restart NAME  (Prosody keeps s2s sessions: restart
 #                                 between policy changes)
@@ -32,6 +36,8 @@
 #                                 the namespace (the backend → xmppfront outbound path)
 #   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
 #   lab_send FROM TO [TIMEOUT]    user1@FROM -> user2@TO (remote names); 0 iff delivered
+#   lab_xf_out_lines LOG TENANT REMOTE   xmppfront's lines about its stream TENANT -> REMOTE
+#   lab_xf_in_lines LOG FROM      xmppfront's lines of every inbound connection from FROM
 #   lab_down                      kill what the lab started (by PID), flush its nft tables,
 #                                 delete the namespace and /etc/netns/$LAB_NS; idempotent
 #   lab_leftovers                 prints what lab_down should have removed and did not
@@ -63,9 +69,10 @@ LAB_REMOTES=()                       # names declared with lab_remote
 LAB_NFT_TABLES=()                    # "family name" of nft tables made in the namespace
 LAB_KNOT_PID=""
 LAB_UNBOUND_PID=""
+LAB_ANCHORS=""                       # lab_unbound_start: the zones' trust anchors (DNSKEY lines)
 # shellcheck disable=SC2034  # for callers: the address in the namespace's resolv.conf
 LAB_RESOLVER=""
-declare -A LAB_R_DOMAIN LAB_R_TYPE LAB_R_ADDR4 LAB_R_ADDR6 LAB_R_PID
+declare -A LAB_R_DOMAIN LAB_R_TYPE LAB_R_ADDR4 LAB_R_ADDR6 LAB_R_PID LAB_R_EXTRA
 
 lab_log() { xf_log "lab: $*"; }
 
@@ -306,6 +313,7 @@ lab_dns_start() {
 lab_unbound_start() {
   local dir="$LAB_DIR/resolver" z key i
   mkdir -p "$dir"
+  : > "$dir/anchors"
   { lab_addr "$LAB_RESOLVER4" && lab_addr "$LAB_RESOLVER6"; } || return 1
   {
     cat <<EOF
@@ -338,7 +346,8 @@ EOF
       printf '    local-zone: "%s." nodefault\n' "$z"
       case " $LAB_INSECURE_ZONES " in
         *" $z "*) ;;                         # no anchor: the unsigned delegation says insecure
-        *) printf '    trust-anchor: "%s. DNSKEY %s"\n' "$z" "$key" ;;
+        *) printf '    trust-anchor: "%s. DNSKEY %s"\n' "$z" "$key"
+           printf '%s. DNSKEY %s\n' "$z" "$key" >> "$dir/anchors" ;;
       esac
     done
     for z in $LAB_ZONES; do
@@ -346,6 +355,9 @@ EOF
     done
   } > "$dir/unbound.conf" || return 1
   chown -R unbound:unbound "$dir"
+  chmod 644 "$dir/anchors"
+  # shellcheck disable=SC2034  # read by callers
+  LAB_ANCHORS="$dir/anchors"
   unbound-checkconf "$dir/unbound.conf" >"$dir/checkconf.log" 2>&1 ||
     { lab_log "unbound config invalid:"; cat "$dir/checkconf.log" >&2; return 1; }
   ip netns exec "$LAB_NS" unbound -d -c "$dir/unbound.conf" >"$dir/unbound.stdout" 2>&1 &
@@ -475,7 +487,7 @@ modules_disabled = { $dis }
 ssl = { cafile = "$dir/ca.pem" }
 certificates = "$dir/certs"
 -- resolution: libunbound (lua-unbound) reads /etc/resolv.conf, i.e. the lab DNS
-unbound = { resolvconf = true, hoststxt = true }
+$(case "${LAB_R_EXTRA[$name]:-}" in *"unbound ="*) ;; *) echo 'unbound = { resolvconf = true, hoststxt = true }' ;; esac)
 
 s2s_require_encryption = $(lab_bool lab_type_reqenc "$t")
 s2s_secure_auth = $(lab_bool lab_type_secure "$t")
@@ -488,9 +500,20 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
+${LAB_R_EXTRA[$name]:-}
 
 VirtualHost "$d"
 EOF
+}
+
+# lab_remote_extra NAME LINES — LINES (Prosody config, global section) for remote NAME,
+# after lab.sh's own settings; rewrites its config. Prosody refuses an option set twice:
+# LINES may set `unbound = …` (lab.sh's own line is then left out), no other lab.sh option.
+lab_remote_extra() {
+  local dir="$LAB_DIR/remote/$1"
+  [ -f "$dir/prosody.cfg.lua" ] || { lab_log "no remote $1"; return 1; }
+  LAB_R_EXTRA[$1]=$2
+  lab_remote_config "$1" > "$dir/prosody.cfg.lua" && chown "$LAB_RUN_AS:" "$dir/prosody.cfg.lua"
 }
 
 lab_remote_start() {
@@ -609,6 +632,23 @@ lab_xmpp() { timeout "${LAB_CLIENT_TIMEOUT:-60}" ip netns exec "$LAB_NS" "$XF_PY
 # lab_account NAME USER — "JID PASS HOST PORT" for lab_xmpp --account (four words: use it
 # unquoted).
 lab_account() { printf '%s@%s pass%s %s 5222' "$2" "${LAB_R_DOMAIN[$1]}" "${2#user}" "${LAB_R_ADDR4[$1]}"; }
+
+# ---------------------------------------------------------------------------- xmppfront's log
+# lab_xf_out_lines LOG TENANT REMOTE — the lines of xmppfront's log LOG about its outbound
+# stream TENANT -> REMOTE (its "remote T->R" and "outbound ... tenant=T remote=R" lines).
+lab_xf_out_lines() {
+  grep -a -e "$2->$3[: ]" -e "tenant=\"$2\" remote=\"$3\"" "$1"
+}
+
+# lab_xf_in_lines LOG FROM — every line of each inbound connection (conn id=N) of LOG whose
+# proofs, refusal or authenticated line names the peer domain FROM.
+lab_xf_in_lines() {
+  local id
+  for id in $(grep -a -E "s2s (inbound proofs peer=[^ ]+ from=$2 |refused .* remote=\"?$2\"? |authenticated .* remote=$2\$)" "$1" |
+              sed -E 's/.*conn id=([0-9]+) .*/\1/' | sort -u); do
+    grep -a "conn id=$id " "$1"
+  done
+}
 
 # lab_send FROM_REMOTE TO_REMOTE [TIMEOUT_S] — user1@FROM sends user2@TO one message;
 # prints lab_xmpp's RESULT line; 0 only when it was delivered.

@@ -219,10 +219,7 @@ result_of() {
 }
 # xmppfront's lines about remote R from tenant D (its "remote D->R" and "outbound ...
 # tenant=D remote=R" lines)
-xf_lines() {
-  local d=${2:-$TENANT}
-  grep -a -e "$d->$1[: ]" -e "tenant=\"$d\" remote=\"$1\"" "$XF_LOG"
-}
+xf_lines() { lab_xf_out_lines "$XF_LOG" "${2:-$TENANT}" "$1"; }
 show() { echo "send: $(result_of "$1")"; xf_lines "${LAB_R_DOMAIN[$1]}" | cut -c1-900; }
 
 case_ok() {

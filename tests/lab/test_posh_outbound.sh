@@ -233,10 +233,7 @@ result_of() {
     '$1 == "RESULT" && $2 == f && $3 == t { print $4 }' "$1"
 }
 # xmppfront's lines about remote R from tenant D
-xf_lines() {
-  local d=${2:-a.example}
-  grep -a -e "$d->$1[: ]" -e "tenant=\"$d\" remote=\"$1\"" "$XF_LOG"
-}
+xf_lines() { lab_xf_out_lines "$XF_LOG" "${2:-a.example}" "$1"; }
 # fetches PATH — how often nginx served PATH (any host)
 fetches() { grep -c " $1 " "$ACCESS" 2>/dev/null || true; }
 verdict() { xf_lines "$@" | grep -E 'authenticated auth=|refused'; }

@@ -254,13 +254,9 @@ sleep 1
 result_of() {
   awk -v f="user1@${LAB_R_DOMAIN[$1]}" -v t="user1@$TENANT" '$1 == "RESULT" && $2 == f && $3 == t { print $4 }' "$OUT"
 }
-# conn_ids DOMAIN — xmppfront's inbound connections from DOMAIN (its proof, refusal or
-# authenticated lines name it)
-conn_ids() {
-  grep -a -E "s2s (inbound proofs peer=[^ ]+ from=$1 |refused .* remote=\"?$1\"? |authenticated .* remote=$1\$)" "$XF_LOG" |
-    sed -E 's/.*conn id=([0-9]+) .*/\1/' | sort -u
-}
-conn_lines() { local id; for id in $(conn_ids "$1"); do grep -a "conn id=$id " "$XF_LOG"; done; }
+# conn_lines DOMAIN — the lines of xmppfront's inbound connections from DOMAIN (its proof,
+# refusal or authenticated lines name it)
+conn_lines() { lab_xf_in_lines "$XF_LOG" "$1"; }
 show() { echo "send: $(result_of "$1")"; conn_lines "${LAB_R_DOMAIN[$1]}" | cut -c1-1000; }
 
 case_dane() {
