@@ -522,7 +522,7 @@ static int drop_field(const char *head, const xf_http_req *req, const xf_http_fi
 int xf_http_backend_head(const char *head, const xf_http_req *req,
                          const struct sockaddr *peer, xf_buf *out)
 {
-    char addr[INET6_ADDRSTRLEN + 2] = "unknown", fwd[INET6_ADDRSTRLEN + 4] = "unknown";
+    char addr[INET6_ADDRSTRLEN + 2] = "unknown", fwd[INET6_ADDRSTRLEN + 8] = "unknown";
     if (peer && peer->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, addr, sizeof addr);
         snprintf(fwd, sizeof fwd, "%s", addr);
