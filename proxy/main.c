@@ -5,6 +5,7 @@
  *   xmppfront proof ...               certificate and proof tools (docs/proof.md)
  *   xmppfront records DOMAIN [-c FILE] the SRV/TLSA/POSH records to publish (docs/records.md)
  *   xmppfront check DOMAIN [...]      audit a domain as a peer sees it (docs/check.md)
+ *   xmppfront rollover DOMAIN [...]   switch to the next key once DNS serves it (docs/rollover.md)
  */
 #include <getopt.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
 #include "proxy/records_cmd.h"
+#include "proxy/rollover_cmd.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
 #include "proxy/worker.h"
@@ -41,6 +43,8 @@ static void usage(FILE *f)
           "       xmppfront records DOMAIN [--config FILE] (see docs/records.md)\n"
           "       xmppfront check DOMAIN [--config FILE] [--json] [--timeout S]\n"
           "                       [--resolver IP:PORT ...] [--ca FILE] (see docs/check.md)\n"
+          "       xmppfront rollover DOMAIN [--config FILE] [--resolver IP:PORT ...]\n"
+          "                       [--timeout S] [--state DIR] (see docs/rollover.md)\n"
           "  -c, --config FILE    main configuration file (JSON)\n"
           "      --check-config   validate the configuration and its tenants, then exit\n"
           "  -V, --version        print the version\n"
@@ -97,6 +101,8 @@ int main(int argc, char **argv)
         return xf_records_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "check") == 0)
         return xf_check_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "rollover") == 0)
+        return xf_rollover_main(argc - 1, argv + 1);
 
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
