@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Key rollover (issue 8, "Proving tenants" / Tests "Rollover"; docs/rollover.md):
+# `xmppfront rollover DOMAIN` switches a tenant to its next_certificate / next_key only
+# once DNS serves the next key's TLSA records securely for two TTLs, and a peer that
+# verifies the tenant by DANE keeps accepting it before and after the switch.
+#
+# The world (tests/lab/lab.sh, LAB_DNSSEC=1, LAB_TTL=2 so that two TTLs are 4 s):
+#   xf1 (127.0.1.100 = hosting.example, self-signed hosting identity): tenant own.example
+#       with a SELF-SIGNED certificate of its own (no PKIX can prove it: only DANE) and a
+#       second self-signed pair as next_certificate / next_key, `trusted`, on a plaintext
+#       backend Prosody (user xfbackend, redirected to xf1's outbound listener). Its
+#       records are what `xmppfront records own.example` prints (SRV -> the target
+#       own-example.hosting.example, TLSA at _5269/_5270 of it), the next key's TLSA
+#       left out at first.
+#   xf2 (127.0.1.110 = hosting2.example): a second xmppfront as the peer, tenant
+#       far.example (hosting-served, `trusted`, own backend, user xfbackend2): it proves
+#       own.example's client certificate inbound by DANE (proxy/s2s_in_proof.c).
+# Cases:
+#   (0) own.example -> far.example with the old key: delivered, xf2 `dane: valid`.
+#   (1) rollover with the next TLSA not published: exit 1, the reason, files unchanged;
+#       with a resolver off loopback: exit 1 (AD not trusted).
+#   (2) next TLSA published (knotc, TTL 2): exit 1, "published since N s; switch allowed
+#       after 2×TTL = M s", state file written, files unchanged.
+#   (3) after 2 TTLs: exit 0; the tenant file names the new pair, no next_*, backup equal
+#       to the old file, state gone, the configuration loads; xf1 restarted serves the
+#       new key; own.example -> far.example: delivered, a new xf2 `dane: valid`.
+# Knobs: XF_BIN, XF_VERBOSE=1, XF_KEEP=1, LAB_DEBUG=1, LAB_S2S_TIMEOUT (5).
+# Usage: bash tests/lab/test_rollover.sh   (root; exit 0 only if every check passed)
+# shellcheck disable=SC2034  # read by lab.sh
+LAB_DNSSEC=1
+# shellcheck disable=SC2034
+LAB_TTL=2
+# shellcheck source=lab.sh
+. "$(dirname "$0")/lab.sh"
+T=rollover
+T0=$(date +%s.%N)
+elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+XF1=127.0.1.100; XF2=127.0.1.110
+BK1=127.0.2.1;   BK2=127.0.2.2
+OUT1=15269;      OUT2=15279
+D1=own.example; DF=far.example; TGT=own-example.hosting.example
+SEND_TIMEOUT=$(( ${LAB_S2S_TIMEOUT:-5} * 2 + 12 ))
+
+lab_init "$T" || exit 1
+[ -x "$XF_BIN" ] || xf_setup_failed "$T: no xmppfront binary at $XF_BIN (build first)"
+lab_up || xf_setup_failed "$T: lab_up"
+for u in xfbackend xfbackend2; do
+  id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$u" || xf_setup_failed "$T: cannot create user $u"
+done
+
+# xf_instance N ADDR HOSTING OUT_PORT BACKEND — config dir $LAB_DIR/xfN, self-signed hosting.
+xf_instance() {
+  local n=$1 addr=$2 host=$3 out=$4 bk=$5 dir="$LAB_DIR/xf$1"
+  mkdir -p "$dir/tenants" && lab_self_signed "$dir/certs/hosting" "$host" || return 1
+  cat > "$dir/xmppfront.json" <<EOF
+{
+  "workers": 1,
+  "tenants": "tenants",
+  "log_level": "info",
+  "hosting": {"name": "$host", "certificate": "certs/hosting/fullchain.pem", "key": "certs/hosting/privkey.pem"},
+  "listeners": [$(xf_listener "$addr" 5269 starttls server), $(xf_listener "$addr" 5270 direct server),
+    {"address": "127.0.0.1", "port": $out, "tls": "none", "service": "outbound", "transparent": true}],
+  "limits": { "handshake_timeout_s": 10, "backend_timeout_s": 5, "auth_timeout_s": 20, "drain_timeout_s": 0 },
+  "federation": {
+    "ca_file": "$LAB_DIR/pki/ca.pem",
+    "resolvers": ["$LAB_RESOLVER4"],
+    "connect_timeout_s": 4,
+    "negotiation_timeout_s": ${LAB_S2S_TIMEOUT:-5}
+  }
+}
+EOF
+  lab_host "$host" "$addr"
+}
+# spki_hash CERT — the data of TLSA 3 1 1 (docs/records.md)
+spki_hash() {
+  openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1
+}
+# publish N DOMAIN [SKIP_RDATA] — the records `xmppfront records DOMAIN` prints for instance
+# N into the lab zone, except TLSA records with SKIP_RDATA
+publish() {
+  local out owner ttl cls type rdata
+  out=$("$XF_BIN" records "$2" --config "$LAB_DIR/xf$1/xmppfront.json") || return 1
+  while read -r owner ttl cls type rdata; do
+    case "$owner" in ''|';'*) continue ;; esac
+    [ "$type" = TLSA ] && [ -n "${3:-}" ] && [ "$rdata" = "$3" ] && continue
+    lab_rr "$owner" "$type" "$rdata"
+  done <<< "$out"
+}
+
+lab_ca || xf_setup_failed "$T: CA"
+xf_instance 1 "$XF1" hosting.example "$OUT1" "$BK1" || xf_setup_failed "$T: xf1 config"
+xf_instance 2 "$XF2" hosting2.example "$OUT2" "$BK2" || xf_setup_failed "$T: xf2 config"
+C1="$LAB_DIR/xf1/certs"
+{ lab_self_signed "$C1/cur" "$D1" && lab_self_signed "$C1/next" "$D1"; } || xf_setup_failed "$T: tenant certificates"
+TF="$LAB_DIR/xf1/tenants/$D1.json"
+cat > "$TF" <<EOF
+{
+  "domain": "$D1",
+  "certificate": "../certs/cur/fullchain.pem",
+  "key": "../certs/cur/privkey.pem",
+  "next_certificate": "../certs/next/fullchain.pem",
+  "next_key": "../certs/next/privkey.pem",
+  "c2s_backend": "$BK1:5222", "s2s_backend": "$BK1:5269",
+  "federation": "trusted"
+}
+EOF
+printf '{"domain": "%s", "c2s_backend": "%s:5222", "s2s_backend": "%s:5269", "federation": "trusted"}\n' \
+  "$DF" "$BK2" "$BK2" > "$LAB_DIR/xf2/tenants/$DF.json"
+cp "$TF" "$LAB_DIR/tenant.orig"
+CUR="3 1 1 $(spki_hash "$C1/cur/cert.pem")"; NEXT="3 1 1 $(spki_hash "$C1/next/cert.pem")"
+{ publish 1 "$D1" "$NEXT" && publish 2 hosting2.example && publish 2 "$DF"; } ||
+  xf_setup_failed "$T: xmppfront records"
+lab_host "$TGT" "$XF1" || xf_setup_failed "$T: target address"
+lab_addr "$BK1" && lab_addr "$BK2" || xf_setup_failed "$T: addresses"
+lab_dns_start || xf_setup_failed "$T: DNS (knot + unbound)"
+
+lab_backend_prosody "$LAB_DIR/bk1" "$BK1" xfbackend "$D1" || xf_setup_failed "$T: backend 1"
+lab_backend_prosody "$LAB_DIR/bk2" "$BK2" xfbackend2 "$DF" || xf_setup_failed "$T: backend 2"
+declare -A XFPID BKPID
+xf_start() {
+  ip netns exec "$LAB_NS" "$XF_BIN" -c "$LAB_DIR/xf$1/xmppfront.json" 2>>"$LAB_DIR/xf$1/xmppfront.log" &
+  XFPID[$1]=$!; xf_track $!
+  local o=$OUT1; [ "$1" = 2 ] && o=$OUT2
+  lab_wait_port 127.0.0.1 "$o" 10 "${XFPID[$1]}" || { tail -5 "$LAB_DIR/xf$1/xmppfront.log" >&2; return 1; }
+}
+for n in 1 2; do
+  u=xfbackend; [ "$n" = 2 ] && u=xfbackend2
+  ip netns exec "$LAB_NS" setpriv --reuid="$u" --regid="$u" --clear-groups -- \
+    env HOME="$LAB_DIR/bk$n" prosody --config "$LAB_DIR/bk$n/prosody.cfg.lua" >"$LAB_DIR/bk$n/prosody.stdout" 2>&1 &
+  BKPID[$n]=$!; xf_track $!
+  xf_start "$n" || xf_setup_failed "$T: xf$n"
+done
+for n in 1 2; do
+  a=$BK1; [ "$n" = 2 ] && a=$BK2
+  lab_wait_port "$a" 5269 20 "${BKPID[$n]}" "$LAB_DIR/bk$n/prosody.log" ||
+    { tail -20 "$LAB_DIR/bk$n/prosody.stdout" "$LAB_DIR/bk$n/prosody.log" >&2; xf_setup_failed "$T: backend $n"; }
+done
+{ lab_redirect_uid "$(id -u xfbackend)" "$OUT1" "5269, 5270" &&
+  lab_redirect_uid "$(id -u xfbackend2)" "$OUT2" "5269, 5270"; } || xf_setup_failed "$T: redirect rules"
+XL1="$LAB_DIR/xf1/xmppfront.log"; XL2="$LAB_DIR/xf2/xmppfront.log"
+echo "  lab up in $(elapsed)s: namespace $LAB_NS, resolver $LAB_RESOLVER"
+
+# ------------------------------------------------------------------------- helpers
+tlsa_at() {  # "3 1 1 hex" per record at _PORT._tcp.TGT, as the resolver answers
+  lab_dig +short TLSA "_$1._tcp.$TGT" | awk '{ h = ""; for (i = 4; i <= NF; i++) h = h $i; print $1, $2, $3, tolower(h) }'
+}
+# send N [new]: user N of own.example -> user N of far.example; 0 iff delivered (and with
+# `new`, xf2 logged a new inbound authentication of own.example by DANE: SASL EXTERNAL,
+# dane: valid; without it the stream of an earlier send may carry the message)
+send() {
+  local out before after
+  before=$(lab_xf_in_lines "$XL2" "$D1" | grep 's2s authenticated' | grep 'auth=sasl-external' | grep -c 'dane: valid')
+  # shellcheck disable=SC2046
+  out=$(lab_xmpp --account "user$1@$D1" "pass$1" "$BK1" 5222 --account "user$1@$DF" "pass$1" "$BK2" 5222 \
+    --send "user$1@$D1" "user$1@$DF" --timeout "$SEND_TIMEOUT" 2>&1)
+  echo "$out" | grep '^RESULT'
+  sleep 0.3
+  after=$(lab_xf_in_lines "$XL2" "$D1" | grep 's2s authenticated' | grep 'auth=sasl-external' | grep -c 'dane: valid')
+  lab_xf_in_lines "$XL2" "$D1" | grep 's2s authenticated' | tail -1 | cut -c1-400
+  grep -q '^RESULT .* delivered' <<< "$out" && { [ "${2:-}" != new ] || [ "$after" -gt "$before" ]; }
+}
+ROUT="$LAB_DIR/rollover.out"
+rollover() { lab_exec "$XF_BIN" rollover "$D1" --config "$LAB_DIR/xf1/xmppfront.json" "$@" >"$ROUT" 2>&1; }
+unchanged() { cmp -s "$TF" "$LAB_DIR/tenant.orig" && ! ls "$TF".*.bak >/dev/null 2>&1; }
+STATE="$LAB_DIR/xf1/tenants/$D1.rollover-state"
+
+# ------------------------------------------------------------------------- (0) old key
+dns0() { tlsa_at 5269 | grep -qx "$CUR" && ! tlsa_at 5269 | grep -qx "$NEXT" && tlsa_at 5270 | grep -qx "$CUR"; }
+xf_check "DNS: the current key's TLSA at _5269/_5270._tcp.$TGT, not the next key's" dns0
+xf_check "(0) $D1 (old key) -> $DF (xf2, trusted): delivered; xf2 proves $D1 by DANE (dane: valid, SASL EXTERNAL)" send 1 new
+
+# ------------------------------------------------------------------------- (1) not published
+case1() {
+  rollover; local rc=$?; cat "$ROUT"
+  [ "$rc" = 1 ] && [ "$(wc -l < "$ROUT")" = 1 ] &&
+    grep -q "refused: the next key's TLSA at _5269._tcp.$TGT.: not published" "$ROUT" &&
+    unchanged && [ ! -e "$STATE" ]
+}
+xf_check "(1) rollover before the next TLSA is published: exit 1, one line naming the reason, files unchanged, no state" case1
+case1b() {
+  rollover --resolver 198.18.1.1:53; local rc=$?; cat "$ROUT"
+  [ "$rc" = 1 ] && grep -q "refused: the resolver (198.18.1.1:53) is not on loopback" "$ROUT" && unchanged
+}
+xf_check "(1') rollover through a resolver off loopback: exit 1 (AD not trusted), files unchanged" case1b
+
+# ------------------------------------------------------------------------- (2) published
+KC=(knotc -c "$LAB_DIR/dns/knot.conf")
+zone_add() {
+  "${KC[@]}" zone-begin example >/dev/null &&
+  "${KC[@]}" zone-set example "_5269._tcp.$TGT." 2 TLSA "$NEXT" >/dev/null &&
+  "${KC[@]}" zone-set example "_5270._tcp.$TGT." 2 TLSA "$NEXT" >/dev/null &&
+  "${KC[@]}" zone-commit example >/dev/null
+}
+xf_check "the next key's TLSA added to the signed zone (knotc, TTL 2)" zone_add
+dns1() {
+  local i
+  for ((i = 0; i < 80; i++)); do
+    tlsa_at 5269 | grep -qx "$NEXT" && tlsa_at 5270 | grep -qx "$NEXT" && tlsa_at 5269 | grep -qx "$CUR" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+xf_check "DNS (the resolver): both keys' TLSA at _5269 and _5270" dns1
+WAIT=""
+case2() {
+  rollover; local rc=$?; cat "$ROUT"; cat "$STATE" 2>/dev/null
+  WAIT=$(sed -n 's/.*switch allowed after 2×TTL = \([0-9]*\) s (at .*/\1/p' "$ROUT")
+  [ "$rc" = 1 ] && [ "$(wc -l < "$ROUT")" = 1 ] &&
+    grep -q "refused: the next key's TLSA published since [01] s; switch allowed after 2×TTL = [0-9]* s (at 20" "$ROUT" &&
+    [ -n "$WAIT" ] && [ "$WAIT" -ge 2 ] && [ "$WAIT" -le 4 ] &&
+    grep -q "\"next_tlsa\":\"$NEXT\"" "$STATE" && unchanged
+}
+xf_check "(2) published, not yet two TTLs: exit 1 'published since N s; switch allowed after 2×TTL = M s', state file written, files unchanged" case2
+
+# ------------------------------------------------------------------------- (3) switch
+case3() {
+  local i rc=1
+  [ -n "$WAIT" ] || return 1
+  sleep "$WAIT"
+  for ((i = 0; i < 4 && rc != 0; i++)); do
+    rollover; rc=$?; [ "$rc" = 0 ] || { cat "$ROUT"; sleep 1; }
+  done
+  cat "$ROUT"
+  local bak; bak=$(ls "$TF".*.bak 2>/dev/null | head -1)
+  [ "$rc" = 0 ] && [ "$i" = 1 ] && grep -q "$D1 switched keys" "$ROUT" && grep -q 'restart xmppfront' "$ROUT" &&
+    grep -q '"certificate": "../certs/next/fullchain.pem"' "$TF" &&
+    grep -q '"key": "../certs/next/privkey.pem"' "$TF" && ! grep -q next_ "$TF" &&
+    grep -q '"federation": "trusted"' "$TF" &&
+    [ -n "$bak" ] && cmp -s "$bak" "$LAB_DIR/tenant.orig" && [ ! -e "$STATE" ] &&
+    "$XF_BIN" --check-config -c "$LAB_DIR/xf1/xmppfront.json" >/dev/null
+}
+xf_check "(3) after 2×TTL: exit 0; tenant file names the next pair (no next_*, other keys kept), backup = old file, state gone, configuration loads" case3
+xf_check "peers keep verifying after the rewrite, before the restart (old key still served)" send 2
+restart() {
+  xf_stop_pid "${XFPID[1]}" 5
+  xf_start 1
+}
+xf_check "xf1 restarted" restart
+served_new() {
+  local got
+  got=$(lab_exec timeout 5 openssl s_client -connect "$XF1:5269" -starttls xmpp-server -xmpphost "$D1" \
+        -servername "$D1" </dev/null 2>/dev/null | openssl x509 -pubkey -noout |
+        openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+  echo "served: 3 1 1 $got"
+  [ "3 1 1 $got" = "$NEXT" ]
+}
+xf_check "xf1 now serves the new key for $D1 (STARTTLS on 5269)" served_new
+xf_check "(3') $D1 (new key) -> $DF: delivered; xf2 proves $D1 by DANE with the new key (dane: valid)" send 1 new
+
+lab_down
+NS=$LAB_NS
+down_check() { local left; left=$(lab_leftovers "$NS") && return 0; echo "$left"; return 1; }
+xf_check "lab_down: no process, namespace, /etc/netns entry or nft table left" down_check
+echo "  total $(elapsed)s"
+xf_finish "$T"
