@@ -19,8 +19,10 @@
 #   (0) own.example -> far.example with the old key: delivered, xf2 `dane: valid`.
 #   (1) rollover with the next TLSA not published: exit 1, the reason, files unchanged;
 #       with a resolver off loopback: exit 1 (AD not trusted).
+#       A hosting-served tenant: exit 1 (it rolls with the hosting identity).
 #   (2) next TLSA published (knotc, TTL 2): exit 1, "published since N s; switch allowed
-#       after 2×TTL = M s", state file written, files unchanged.
+#       after 2×TTL = M s", state file written, files unchanged; withdrawn at one port:
+#       exit 1, the state is reset; published again: the wait starts from 0.
 #   (3) after 2 TTLs: exit 0; the tenant file names the new pair, no next_*, backup equal
 #       to the old file, state gone, the configuration loads; xf1 restarted serves the
 #       new key; own.example -> far.example: delivered, a new xf2 `dane: valid`.
@@ -112,7 +114,7 @@ CUR="3 1 1 $(spki_hash "$C1/cur/cert.pem")"; NEXT="3 1 1 $(spki_hash "$C1/next/c
 { publish 1 "$D1" "$NEXT" && publish 2 hosting2.example && publish 2 "$DF"; } ||
   xf_setup_failed "$T: xmppfront records"
 lab_host "$TGT" "$XF1" || xf_setup_failed "$T: target address"
-lab_addr "$BK1" && lab_addr "$BK2" || xf_setup_failed "$T: addresses"
+{ lab_addr "$BK1" && lab_addr "$BK2"; } || xf_setup_failed "$T: addresses"
 lab_dns_start || xf_setup_failed "$T: DNS (knot + unbound)"
 
 lab_backend_prosody "$LAB_DIR/bk1" "$BK1" xfbackend "$D1" || xf_setup_failed "$T: backend 1"
@@ -162,7 +164,7 @@ send() {
 }
 ROUT="$LAB_DIR/rollover.out"
 rollover() { lab_exec "$XF_BIN" rollover "$D1" --config "$LAB_DIR/xf1/xmppfront.json" "$@" >"$ROUT" 2>&1; }
-unchanged() { cmp -s "$TF" "$LAB_DIR/tenant.orig" && ! ls "$TF".*.bak >/dev/null 2>&1; }
+unchanged() { cmp -s "$TF" "$LAB_DIR/tenant.orig" && [ -z "$(find "$(dirname "$TF")" -maxdepth 1 -name "$D1.json.*.bak")" ]; }
 STATE="$LAB_DIR/xf1/tenants/$D1.rollover-state"
 
 # ------------------------------------------------------------------------- (0) old key
@@ -184,26 +186,41 @@ case1b() {
 }
 xf_check "(1') rollover through a resolver off loopback: exit 1 (AD not trusted), files unchanged" case1b
 
+case1c() {
+  lab_exec "$XF_BIN" rollover "$DF" --config "$LAB_DIR/xf2/xmppfront.json" >"$ROUT" 2>&1; local rc=$?; cat "$ROUT"
+  [ "$rc" = 1 ] && grep -q "refused: $DF is served with the hosting certificate and rolls with the hosting identity: .xmppfront rollover hosting2.example." "$ROUT" &&
+  { lab_exec "$XF_BIN" rollover nope.example --config "$LAB_DIR/xf1/xmppfront.json"; [ $? = 2 ]; }
+}
+xf_check "(1'') a hosting-served tenant: exit 1 (it rolls with the hosting identity); an unknown domain: exit 2" case1c
+
 # ------------------------------------------------------------------------- (2) published
 KC=(knotc -c "$LAB_DIR/dns/knot.conf")
-zone_add() {
-  "${KC[@]}" zone-begin example >/dev/null &&
-  "${KC[@]}" zone-set example "_5269._tcp.$TGT." 2 TLSA "$NEXT" >/dev/null &&
-  "${KC[@]}" zone-set example "_5270._tcp.$TGT." 2 TLSA "$NEXT" >/dev/null &&
+# zone_next set|unset PORT... — the next key's TLSA at _PORT._tcp.TGT in the signed zone
+zone_next() {
+  local op=$1 p; shift
+  "${KC[@]}" zone-begin example >/dev/null || return 1
+  for p in "$@"; do
+    if [ "$op" = set ]; then "${KC[@]}" zone-set example "_$p._tcp.$TGT." 2 TLSA "$NEXT"
+    else "${KC[@]}" zone-unset example "_$p._tcp.$TGT." TLSA "$NEXT"; fi >/dev/null ||
+      { "${KC[@]}" zone-abort example >/dev/null; return 1; }
+  done
   "${KC[@]}" zone-commit example >/dev/null
 }
-xf_check "the next key's TLSA added to the signed zone (knotc, TTL 2)" zone_add
-dns1() {
+# dns_next yes|no PORT — wait until the resolver serves (or no longer serves) the next key there
+dns_next() {
   local i
   for ((i = 0; i < 80; i++)); do
-    tlsa_at 5269 | grep -qx "$NEXT" && tlsa_at 5270 | grep -qx "$NEXT" && tlsa_at 5269 | grep -qx "$CUR" && return 0
+    if tlsa_at "$2" | grep -qx "$NEXT"; then [ "$1" = yes ] && tlsa_at "$2" | grep -qx "$CUR" && return 0
+    else [ "$1" = no ] && return 0; fi
     sleep 0.1
   done
   return 1
 }
-xf_check "DNS (the resolver): both keys' TLSA at _5269 and _5270" dns1
+xf_check "the next key's TLSA added to the signed zone (knotc, TTL 2); the resolver serves both keys at _5269 and _5270" \
+  eval 'zone_next set 5269 5270 && dns_next yes 5269 && dns_next yes 5270'
 WAIT=""
-case2() {
+# case_wait — exit 1 "published since N s; switch allowed after 2×TTL = M s (at ...)", WAIT=M
+case_wait() {
   rollover; local rc=$?; cat "$ROUT"; cat "$STATE" 2>/dev/null
   WAIT=$(sed -n 's/.*switch allowed after 2×TTL = \([0-9]*\) s (at .*/\1/p' "$ROUT")
   [ "$rc" = 1 ] && [ "$(wc -l < "$ROUT")" = 1 ] &&
@@ -211,7 +228,15 @@ case2() {
     [ -n "$WAIT" ] && [ "$WAIT" -ge 2 ] && [ "$WAIT" -le 4 ] &&
     grep -q "\"next_tlsa\":\"$NEXT\"" "$STATE" && unchanged
 }
-xf_check "(2) published, not yet two TTLs: exit 1 'published since N s; switch allowed after 2×TTL = M s', state file written, files unchanged" case2
+xf_check "(2) published, not yet two TTLs: exit 1 'published since N s; switch allowed after 2×TTL = M s', state file written, files unchanged" case_wait
+case_reset() {
+  zone_next unset 5270 && dns_next no 5270 || return 1
+  rollover; local rc=$?; cat "$ROUT"
+  [ "$rc" = 1 ] && grep -q "refused: the next key's TLSA at _5270._tcp.$TGT.: not published.*the wait starts again" "$ROUT" &&
+    [ ! -e "$STATE" ] && unchanged
+}
+xf_check "(2') the next TLSA withdrawn at _5270: exit 1 'not published', the state is reset" case_reset
+xf_check "(2'') published again: the wait starts from 0" eval 'zone_next set 5270 && dns_next yes 5270 && case_wait'
 
 # ------------------------------------------------------------------------- (3) switch
 case3() {
@@ -222,7 +247,7 @@ case3() {
     rollover; rc=$?; [ "$rc" = 0 ] || { cat "$ROUT"; sleep 1; }
   done
   cat "$ROUT"
-  local bak; bak=$(ls "$TF".*.bak 2>/dev/null | head -1)
+  local bak; bak=$(find "$(dirname "$TF")" -maxdepth 1 -name "$D1.json.*.bak" | head -1)
   [ "$rc" = 0 ] && [ "$i" = 1 ] && grep -q "$D1 switched keys" "$ROUT" && grep -q 'restart xmppfront' "$ROUT" &&
     grep -q '"certificate": "../certs/next/fullchain.pem"' "$TF" &&
     grep -q '"key": "../certs/next/privkey.pem"' "$TF" && ! grep -q next_ "$TF" &&
@@ -231,6 +256,8 @@ case3() {
     "$XF_BIN" --check-config -c "$LAB_DIR/xf1/xmppfront.json" >/dev/null
 }
 xf_check "(3) after 2×TTL: exit 0; tenant file names the next pair (no next_*, other keys kept), backup = old file, state gone, configuration loads" case3
+case3b() { rollover; local rc=$?; cat "$ROUT"; [ "$rc" = 1 ] && grep -q "names no next_certificate" "$ROUT"; }
+xf_check "(3b) once more: exit 1, no next key left to switch to" case3b
 xf_check "peers keep verifying after the rewrite, before the restart (old key still served)" send 2
 restart() {
   xf_stop_pid "${XFPID[1]}" 5
@@ -246,7 +273,7 @@ served_new() {
   [ "3 1 1 $got" = "$NEXT" ]
 }
 xf_check "xf1 now serves the new key for $D1 (STARTTLS on 5269)" served_new
-xf_check "(3') $D1 (new key) -> $DF: delivered; xf2 proves $D1 by DANE with the new key (dane: valid)" send 1 new
+xf_check "(3c) $D1 (new key) -> $DF: delivered; xf2 proves $D1 by DANE with the new key (dane: valid)" send 1 new
 
 lab_down
 NS=$LAB_NS
