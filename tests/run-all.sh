@@ -68,7 +68,7 @@ XF_BIN="$root/build/xmppfront" bash tests/integration/run.sh \
     tests/lab/test_lab_smoke.sh tests/lab/test_federation_redirect.sh \
     tests/lab/test_federation_ejabberd.sh tests/lab/test_federation_matrix.sh \
     tests/lab/test_dane_outbound.sh tests/lab/test_posh_outbound.sh tests/lab/test_proof_inbound.sh \
-    tests/lab/test_check_cmd.sh \
+    tests/lab/test_check_cmd.sh tests/lab/test_rollover.sh \
     tests/lab/test_delegation.sh || lab_ok=0
 [ "$lab_ok" = 1 ] || failed+=("lab")
 
