@@ -22,7 +22,8 @@
 #       A hosting-served tenant: exit 1 (it rolls with the hosting identity).
 #   (2) next TLSA published (knotc, TTL 2): exit 1, "published since N s; switch allowed
 #       after 2×TTL = M s", state file written, files unchanged; withdrawn at one port:
-#       exit 1, the state is reset; published again: the wait starts from 0.
+#       exit 1, the state is reset; published again: the wait starts from 0; the current
+#       key's TLSA withdrawn at one port: a warning, the wait goes on.
 #   (3) after 2 TTLs: exit 0; the tenant file names the new pair, no next_*, backup equal
 #       to the old file, state gone, the configuration loads; xf1 restarted serves the
 #       new key; own.example -> far.example: delivered, a new xf2 `dane: valid`.
@@ -196,12 +197,13 @@ xf_check "(1'') a hosting-served tenant: exit 1 (it rolls with the hosting ident
 # ------------------------------------------------------------------------- (2) published
 KC=(knotc -c "$LAB_DIR/dns/knot.conf")
 # zone_next set|unset PORT... — the next key's TLSA at _PORT._tcp.TGT in the signed zone
+# (REC: another record's data)
 zone_next() {
-  local op=$1 p; shift
+  local op=$1 p rec=${REC:-$NEXT}; shift
   "${KC[@]}" zone-begin example >/dev/null || return 1
   for p in "$@"; do
-    if [ "$op" = set ]; then "${KC[@]}" zone-set example "_$p._tcp.$TGT." 2 TLSA "$NEXT"
-    else "${KC[@]}" zone-unset example "_$p._tcp.$TGT." TLSA "$NEXT"; fi >/dev/null ||
+    if [ "$op" = set ]; then "${KC[@]}" zone-set example "_$p._tcp.$TGT." 2 TLSA "$rec"
+    else "${KC[@]}" zone-unset example "_$p._tcp.$TGT." TLSA "$rec"; fi >/dev/null ||
       { "${KC[@]}" zone-abort example >/dev/null; return 1; }
   done
   "${KC[@]}" zone-commit example >/dev/null
@@ -237,6 +239,24 @@ case_reset() {
 }
 xf_check "(2') the next TLSA withdrawn at _5270: exit 1 'not published', the state is reset" case_reset
 xf_check "(2'') published again: the wait starts from 0" eval 'zone_next set 5270 && dns_next yes 5270 && case_wait'
+# dns_cur yes|no PORT — wait until the resolver serves (or no longer serves) the current key there
+dns_cur() {
+  local i
+  for ((i = 0; i < 80; i++)); do
+    if tlsa_at "$2" | grep -qx "$CUR"; then [ "$1" = yes ] && return 0; else [ "$1" = no ] && return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+case_cur() {
+  REC=$CUR zone_next unset 5270 && dns_cur no 5270 || return 1
+  rollover; local rc=$?; cat "$ROUT"
+  REC=$CUR zone_next set 5270 && dns_cur yes 5270 || return 1
+  [ "$rc" = 1 ] && [ "$(wc -l < "$ROUT")" = 2 ] &&
+    grep -q "warning: the current key's TLSA _5270._tcp.$TGT. TLSA $CUR: not published" "$ROUT" &&
+    grep -q "refused: the next key's TLSA published since [0-9]* s" "$ROUT" && [ -e "$STATE" ] && unchanged
+}
+xf_check "(2c) the current key's TLSA withdrawn at _5270 (then restored): a warning line, the wait goes on" case_cur
 
 # ------------------------------------------------------------------------- (3) switch
 case3() {
