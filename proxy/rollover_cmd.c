@@ -643,6 +643,14 @@ int xf_rollover_main(int argc, char **argv)
             goto out;
         }
         xf_tenant_free(nt);
+    } else {
+        /* the main file must still parse (its pair was loaded and checked as next_*) */
+        xf_config *nc = NULL;
+        if (xf_config_parse(neu, neu_len, file_path, &nc, err, sizeof(err)) != 0) {
+            fprintf(stderr, "xmppfront rollover: the rewritten file would not load: %s\n", err);
+            goto out;
+        }
+        xf_config_unref(nc);
     }
     {
         char stamp[32];

@@ -24,6 +24,8 @@
 #       after 2×TTL = M s", state file written, files unchanged; withdrawn at one port:
 #       exit 1, the state is reset; published again: the wait starts from 0; the current
 #       key's TLSA withdrawn at one port: a warning, the wait goes on.
+#   The hosting identity of xf2 rolls too (next pair in the main file's "hosting" object,
+#   its TLSA published from the start): refused with the wait, then switched.
 #   (3) after 2 TTLs: exit 0; the tenant file names the new pair, no next_*, backup equal
 #       to the old file, state gone, the configuration loads; xf1 restarted serves the
 #       new key; own.example -> far.example: delivered, a new xf2 `dane: valid`.
@@ -94,6 +96,13 @@ publish() {
 lab_ca || xf_setup_failed "$T: CA"
 xf_instance 1 "$XF1" hosting.example "$OUT1" "$BK1" || xf_setup_failed "$T: xf1 config"
 xf_instance 2 "$XF2" hosting2.example "$OUT2" "$BK2" || xf_setup_failed "$T: xf2 config"
+# xf2's hosting identity rolls too (the next pair in the main file's "hosting" object)
+MF2="$LAB_DIR/xf2/xmppfront.json"
+lab_self_signed "$LAB_DIR/xf2/certs/hosting-next" hosting2.example || xf_setup_failed "$T: hosting2 next"
+sed -i 's|"key": "certs/hosting/privkey.pem"}|"key": "certs/hosting/privkey.pem", "next_certificate": "certs/hosting-next/fullchain.pem", "next_key": "certs/hosting-next/privkey.pem"}|' "$MF2"
+grep -q next_key "$MF2" || xf_setup_failed "$T: hosting2 next pair"
+cp "$MF2" "$LAB_DIR/main2.orig"
+HNEXT="3 1 1 $(spki_hash "$LAB_DIR/xf2/certs/hosting-next/cert.pem")"
 C1="$LAB_DIR/xf1/certs"
 { lab_self_signed "$C1/cur" "$D1" && lab_self_signed "$C1/next" "$D1"; } || xf_setup_failed "$T: tenant certificates"
 TF="$LAB_DIR/xf1/tenants/$D1.json"
@@ -150,18 +159,20 @@ tlsa_at() {  # "3 1 1 hex" per record at _PORT._tcp.TGT, as the resolver answers
 }
 # send N [new]: user N of own.example -> user N of far.example; 0 iff delivered (and with
 # `new`, xf2 logged a new inbound authentication of own.example by DANE: SASL EXTERNAL,
-# dane: valid; without it the stream of an earlier send may carry the message)
+# dane: valid, and xf1 proved xf2 outbound by DANE; without it the stream of an earlier send may carry the message)
 send() {
-  local out before after
+  local out before after ob oa
   before=$(lab_xf_in_lines "$XL2" "$D1" | grep 's2s authenticated' | grep 'auth=sasl-external' | grep -c 'dane: valid')
+  ob=$(lab_xf_out_lines "$XL1" "$D1" "$DF" | grep 'authenticated auth=sasl-external' | grep -c 'dane: valid')
   # shellcheck disable=SC2046
   out=$(lab_xmpp --account "user$1@$D1" "pass$1" "$BK1" 5222 --account "user$1@$DF" "pass$1" "$BK2" 5222 \
     --send "user$1@$D1" "user$1@$DF" --timeout "$SEND_TIMEOUT" 2>&1)
   echo "$out" | grep '^RESULT'
   sleep 0.3
   after=$(lab_xf_in_lines "$XL2" "$D1" | grep 's2s authenticated' | grep 'auth=sasl-external' | grep -c 'dane: valid')
+  oa=$(lab_xf_out_lines "$XL1" "$D1" "$DF" | grep 'authenticated auth=sasl-external' | grep -c 'dane: valid')
   lab_xf_in_lines "$XL2" "$D1" | grep 's2s authenticated' | tail -1 | cut -c1-400
-  grep -q '^RESULT .* delivered' <<< "$out" && { [ "${2:-}" != new ] || [ "$after" -gt "$before" ]; }
+  grep -q '^RESULT .* delivered' <<< "$out" && { [ "${2:-}" != new ] || { [ "$after" -gt "$before" ] && [ "$oa" -gt "$ob" ]; }; }
 }
 ROUT="$LAB_DIR/rollover.out"
 rollover() { lab_exec "$XF_BIN" rollover "$D1" --config "$LAB_DIR/xf1/xmppfront.json" "$@" >"$ROUT" 2>&1; }
@@ -237,6 +248,12 @@ case_reset() {
   [ "$rc" = 1 ] && grep -q "refused: the next key's TLSA at _5270._tcp.$TGT.: not published.*the wait starts again" "$ROUT" &&
     [ ! -e "$STATE" ] && unchanged
 }
+case_hwait() {
+  lab_exec "$XF_BIN" rollover hosting2.example --config "$MF2" >"$ROUT" 2>&1; local rc=$?; cat "$ROUT"
+  [ "$rc" = 1 ] && grep -q "refused: the next key's TLSA published since [0-9]* s; switch allowed after 2×TTL" "$ROUT" &&
+    grep -q "\"next_tlsa\":\"$HNEXT\"" "$LAB_DIR/xf2/hosting2.example.rollover-state" && cmp -s "$MF2" "$LAB_DIR/main2.orig"
+}
+xf_check "(2h) the hosting identity hosting2.example (next TLSA published from the start): exit 1 with the wait, state next to the main file" case_hwait
 xf_check "(2') the next TLSA withdrawn at _5270: exit 1 'not published', the state is reset" case_reset
 xf_check "(2'') published again: the wait starts from 0" eval 'zone_next set 5270 && dns_next yes 5270 && case_wait'
 # dns_cur yes|no PORT — wait until the resolver serves (or no longer serves) the current key there
@@ -277,23 +294,34 @@ case3() {
 }
 xf_check "(3) after 2×TTL: exit 0; tenant file names the next pair (no next_*, other keys kept), backup = old file, state gone, configuration loads" case3
 case3b() { rollover; local rc=$?; cat "$ROUT"; [ "$rc" = 1 ] && grep -q "names no next_certificate" "$ROUT"; }
+case_hswitch() {
+  lab_exec "$XF_BIN" rollover hosting2.example --config "$MF2" >"$ROUT" 2>&1; local rc=$?; cat "$ROUT"
+  local bak; bak=$(find "$LAB_DIR/xf2" -maxdepth 1 -name "xmppfront.json.*.bak" | head -1)
+  [ "$rc" = 0 ] && grep -q "hosting2.example switched keys" "$ROUT" &&
+    grep -q '"certificate": "certs/hosting-next/fullchain.pem"' "$MF2" && ! grep -q next_ "$MF2" &&
+    grep -q '"negotiation_timeout_s"' "$MF2" && grep -q '"outbound"' "$MF2" &&
+    [ -n "$bak" ] && cmp -s "$bak" "$LAB_DIR/main2.orig" &&
+    "$XF_BIN" --check-config -c "$MF2" | grep 'hosting identity hosting2.example' | grep -vq 'next certificate'
+}
+xf_check "(3h) hosting2.example after 2×TTL: exit 0; the main file's hosting object names the next pair (other members kept), backup, loads" case_hswitch
 xf_check "(3b) once more: exit 1, no next key left to switch to" case3b
 xf_check "peers keep verifying after the rewrite, before the restart (old key still served)" send 2
 restart() {
-  xf_stop_pid "${XFPID[1]}" 5
-  xf_start 1
+  xf_stop_pid "${XFPID[1]}" 5 && xf_stop_pid "${XFPID[2]}" 5
+  xf_start 1 && xf_start 2
 }
-xf_check "xf1 restarted" restart
-served_new() {
+xf_check "xf1 and xf2 restarted" restart
+# served ADDR DOMAIN — "3 1 1 hex" of the key served for DOMAIN (STARTTLS on 5269)
+served() {
   local got
-  got=$(lab_exec timeout 5 openssl s_client -connect "$XF1:5269" -starttls xmpp-server -xmpphost "$D1" \
-        -servername "$D1" </dev/null 2>/dev/null | openssl x509 -pubkey -noout |
+  got=$(lab_exec timeout 5 openssl s_client -connect "$1:5269" -starttls xmpp-server -xmpphost "$2" \
+        -servername "$2" </dev/null 2>/dev/null | openssl x509 -pubkey -noout |
         openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
-  echo "served: 3 1 1 $got"
-  [ "3 1 1 $got" = "$NEXT" ]
+  echo "3 1 1 $got"
 }
-xf_check "xf1 now serves the new key for $D1 (STARTTLS on 5269)" served_new
-xf_check "(3c) $D1 (new key) -> $DF: delivered; xf2 proves $D1 by DANE with the new key (dane: valid)" send 1 new
+xf_check "xf1 now serves the new key for $D1, xf2 the new hosting key for $DF (STARTTLS on 5269)" \
+  eval '[ "$(served "$XF1" "$D1")" = "$NEXT" ] && [ "$(served "$XF2" "$DF")" = "$HNEXT" ]'
+xf_check "(3c) $D1 (new key) -> $DF (new hosting key): delivered; xf2 proves $D1 by DANE with the new key (dane: valid), xf1 proves xf2 by DANE" send 1 new
 
 lab_down
 NS=$LAB_NS
