@@ -246,6 +246,33 @@ static void test_rewrite_errors(void **state)
     free(out);
 }
 
+static int run(int argc, const char **argv)
+{
+    return xf_rollover_main(argc, (char **)argv);
+}
+
+/* Bad input is exit 2, before any DNS. */
+static void test_arguments(void **state)
+{
+    (void)state;
+    const char *none[] = { "rollover" };
+    const char *unknown[] = { "rollover", "a.example", "--frobnicate" };
+    const char *two[] = { "rollover", "a.example", "b.example" };
+    const char *timeout0[] = { "rollover", "a.example", "--timeout", "0" };
+    const char *noval[] = { "rollover", "a.example", "--state" };
+    const char *badname[] = { "rollover", "*.example", "--config", "/nonexistent.json" };
+    const char *nocfg[] = { "rollover", "a.example", "--config", "/nonexistent/x.json" };
+    const char *help[] = { "rollover", "--help" };
+    assert_int_equal(run(1, none), 2);
+    assert_int_equal(run(3, unknown), 2);
+    assert_int_equal(run(3, two), 2);
+    assert_int_equal(run(4, timeout0), 2);
+    assert_int_equal(run(3, noval), 2);
+    assert_int_equal(run(4, badname), 2);
+    assert_int_equal(run(4, nocfg), 2);
+    assert_int_equal(run(2, help), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_tenant),
         cmocka_unit_test(test_rewrite_hosting),
         cmocka_unit_test(test_rewrite_errors),
+        cmocka_unit_test(test_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
