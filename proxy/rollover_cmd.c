@@ -299,10 +299,10 @@ static int write_atomic(const char *path, const char *data, size_t len, const ch
     if (mode_from && stat(mode_from, &sb) == 0 && fchown(fd, sb.st_uid, sb.st_gid) != 0) {
         /* keep going: the owner stays root's, the mode is the original's */
     }
-    if (off < len || fsync(fd) != 0 || close(fd) != 0) {
+    int bad = off < len || fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    if (bad) {
         snprintf(err, errlen, "%.400s: write error: %s", tmp, strerror(errno));
-        if (off < len)
-            close(fd);
         unlink(tmp);
         return -1;
     }
