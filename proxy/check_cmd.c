@@ -492,11 +492,9 @@ int xf_check_main(int argc, char **argv)
                 return bad("--ca needs a file", NULL);
             ca_arg = argv[++i];
         } else if (strcmp(a, "--timeout") == 0) {
-            char *end;
             if (!has)
                 return bad("--timeout needs seconds", NULL);
-            timeout_s = strtod(argv[++i], &end);
-            if (*end != '\0' || !(timeout_s > 0 && timeout_s <= 600))
+            if (xf_cdns_parse_timeout(argv[++i], &timeout_s) < 0)
                 return bad("--timeout: seconds in (0, 600]: ", argv[i]);
         } else if (strcmp(a, "--resolver") == 0) {
             if (!has)
@@ -504,10 +502,7 @@ int xf_check_main(int argc, char **argv)
             if (n_res == MAX_RESOLVERS)
                 return bad("too many --resolver", NULL);
             const char *r = argv[++i];
-            /* a bare IPv4 address gets port 53; IPv6 must be [addr]:port */
-            int bare4 = strchr(r, ':') == NULL;
-            if (snprintf(res_buf[n_res], sizeof(res_buf[n_res]), bare4 ? "%s:53" : "%s", r) >=
-                (int)sizeof(res_buf[n_res]))
+            if (xf_cdns_resolver_arg(r, res_buf[n_res], sizeof(res_buf[n_res])) < 0)
                 return bad("--resolver too long: ", r);
             resolvers[n_res] = res_buf[n_res];
             n_res++;

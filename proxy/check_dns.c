@@ -50,6 +50,23 @@ xf_cdns *xf_cdns_open(const char *const *servers, size_t n, unsigned timeout_ms,
 
 int xf_cdns_trusted(const xf_cdns *d) { return xf_dns_ad_trusted(d->dns); }
 
+int xf_cdns_parse_timeout(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !(v > 0 && v <= 600))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int xf_cdns_resolver_arg(const char *r, char *out, size_t cap)
+{
+    int bare4 = strchr(r, ':') == NULL;
+    int n = snprintf(out, cap, bare4 ? "%s:53" : "%s", r);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 static void on_answer(void *udata, uint64_t id, const xf_dns_result *res)
 {
     xf_cdns *d = udata;

@@ -49,6 +49,12 @@ int xf_cdns_run(xf_cdns *d, xf_cdns_query *q, size_t n, uint64_t deadline);
 void xf_cdns_query_free(xf_cdns_query *q);
 void xf_cdns_close(xf_cdns *d);
 
+/* Command-line values shared by `check` and `rollover`: --timeout seconds in (0, 600]
+   (0, or -1 when not), and --resolver IP:PORT ("[IPv6]:port"; a bare IPv4 address gets
+   port 53) written to out (0, or -1 when it does not fit). */
+int xf_cdns_parse_timeout(const char *s, double *out);
+int xf_cdns_resolver_arg(const char *r, char *out, size_t cap);
+
 /* ---- TCP + TLS (check_tls.c) ---- */
 
 typedef struct xf_ctls xf_ctls;

@@ -390,11 +390,9 @@ int xf_rollover_main(int argc, char **argv)
                 return bad("--state needs a directory", NULL);
             state_dir = argv[++i];
         } else if (strcmp(a, "--timeout") == 0) {
-            char *end;
             if (!has)
                 return bad("--timeout needs seconds", NULL);
-            timeout_s = strtod(argv[++i], &end);
-            if (*end != '\0' || !(timeout_s > 0 && timeout_s <= 600))
+            if (xf_cdns_parse_timeout(argv[++i], &timeout_s) < 0)
                 return bad("--timeout: seconds in (0, 600]: ", argv[i]);
         } else if (strcmp(a, "--resolver") == 0) {
             if (!has)
@@ -402,9 +400,7 @@ int xf_rollover_main(int argc, char **argv)
             if (n_res == MAX_RESOLVERS)
                 return bad("too many --resolver", NULL);
             const char *r = argv[++i];
-            int bare4 = strchr(r, ':') == NULL;   /* as `check`: bare IPv4 gets port 53 */
-            if (snprintf(res_buf[n_res], sizeof(res_buf[n_res]), bare4 ? "%s:53" : "%s", r) >=
-                (int)sizeof(res_buf[n_res]))
+            if (xf_cdns_resolver_arg(r, res_buf[n_res], sizeof(res_buf[n_res])) < 0)
                 return bad("--resolver too long: ", r);
             resolvers[n_res] = res_buf[n_res];
             n_res++;
