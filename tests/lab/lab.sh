@@ -32,6 +32,9 @@
 #   lab_backend_prosody DIR ADDR OWNER "DOMAINS"   the plaintext backend Prosody behind
 #                                 xmppfront (config + users user1/pass1 user2/pass2 for each
 #                                 domain, owned by OWNER); start it with xf_prosody_start
+#   lab_backend_prosody_start DIR OWNER / lab_backend_prosody_wait DIR ADDR   run it
+#   lab_user NAME                 a system user for a backend (created when missing)
+#   lab_tlsa311 PEM / lab_tlsa_for DOMAIN RECORD   TLSA 3 1 1 of a certificate, at 5269+5270
 #   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
 #                                 the namespace (the backend → xmppfront outbound path)
 #   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
@@ -604,6 +607,40 @@ EOF
     done
   done
   chown -R "$owner:" "$dir" && chmod 700 "$dir"
+}
+
+# lab_user NAME — a system user for a backend (created when missing: no home, no shell);
+# the redirect rule matches its uid, so it must not be the remotes' user.
+lab_user() {
+  id -u "$1" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1"
+}
+
+# lab_tlsa311 PEM — "3 1 1 <sha256 of the SPKI>" of the first certificate in PEM (RFC 7671
+# §5.1); lab_tlsa_for DOMAIN RECORD — the record at both ports its SRV names (5269
+# STARTTLS, 5270 direct TLS).
+lab_tlsa311() {
+  printf '3 1 1 %s' "$(openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
+    sha256sum | cut -d' ' -f1)"
+}
+lab_tlsa_for() { lab_rr "_5269._tcp.$1" TLSA "$2"; lab_rr "_5270._tcp.$1" TLSA "$2"; }
+
+# lab_backend_prosody_start DIR OWNER — start the backend written by lab_backend_prosody
+# inside the namespace as OWNER (tracked; its PID in LAB_BK_PID);
+# lab_backend_prosody_wait DIR ADDR — wait for its c2s and s2s ports (0, or 1 with its
+# logs on stderr).
+lab_backend_prosody_start() {
+  ip netns exec "$LAB_NS" setpriv --reuid="$2" --regid="$2" --clear-groups -- \
+    env HOME="$1" prosody --config "$1/prosody.cfg.lua" >"$1/prosody.stdout" 2>&1 &
+  LAB_BK_PID=$!
+  xf_track "$LAB_BK_PID"
+}
+lab_backend_prosody_wait() {
+  local p
+  for p in 5222 5269; do
+    lab_wait_port "$2" "$p" 20 "$LAB_BK_PID" "$1/prosody.log" ||
+      { tail -20 "$1/prosody.stdout" "$1/prosody.log" >&2; return 1; }
+  done
 }
 
 # lab_redirect_uid UID TO_PORT [DPORTS] — inside the namespace, TCP that processes of UID

@@ -51,10 +51,6 @@ lab_init "$T" || exit 1
 command -v nginx >/dev/null || xf_setup_failed "$T: nginx missing (deploy/install-deps.sh)"
 lab_up || xf_setup_failed "$T: lab_up"
 
-tlsa311() {
-  printf '3 1 1 %s' "$(openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
-    sha256sum | cut -d' ' -f1)"
-}
 lab_rr_drop() {
   local rr keep=()
   for rr in "${LAB_RRS[@]}"; do [ "${rr%% *}" = "${1%.}." ] || keep+=("$rr"); done
@@ -88,7 +84,7 @@ xf_make_cert "$LAB_DIR/pki" "$DD/pem-target" "$DH" "$DH" &&
   cp "$DD/pem-target/fullchain.pem" "$DD/certs/deleg.example.crt" &&
   cp "$DD/pem-target/privkey.pem" "$DD/certs/deleg.example.key" && chown -R "$LAB_RUN_AS:" "$DD" ||
   xf_setup_failed "$T: deleg certificate"
-for p in 5222 5269 5270; do lab_rr "_$p._tcp.$DH" TLSA "$(tlsa311 "$DD/pem-target/fullchain.pem")"; done
+for p in 5222 5269 5270; do lab_rr "_$p._tcp.$DH" TLSA "$(lab_tlsa311 "$DD/pem-target/fullchain.pem")"; done
 # closed.example: DNS only, nothing listens
 lab_host closed.example "$NET.13" && lab_xmpp_srv closed.example closed.example 5269 5270 ||
   xf_setup_failed "$T: closed"
@@ -102,8 +98,8 @@ xf_make_cert "$LAB_DIR/pki" "$WD/pem-other" other.example other.example &&
   cp "$WD/pem-other/privkey.pem" "$WD/certs/wrong.example.key" && chown -R "$LAB_RUN_AS:" "$WD" ||
   xf_setup_failed "$T: wrong certificate"
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
-OTHER=$(tlsa311 "$LAB_DIR/pki/other/cert.pem")
-GOOD_TLSA=$(tlsa311 "$LAB_DIR/remote/good/pem/fullchain.pem")
+OTHER=$(lab_tlsa311 "$LAB_DIR/pki/other/cert.pem")
+GOOD_TLSA=$(lab_tlsa311 "$LAB_DIR/remote/good/pem/fullchain.pem")
 for p in 5222 5269 5270; do
   lab_rr "_$p._tcp.good.example" TLSA "$GOOD_TLSA"
   lab_rr "_$p._tcp.tlsabad.example" TLSA "$OTHER"
@@ -111,7 +107,7 @@ done
 # the next key of good.example (rollover, --config case): published on 5269/5270 only
 xf_make_cert "$LAB_DIR/pki" "$LAB_DIR/pki/good-next" good.example good.example ||
   xf_setup_failed "$T: next key"
-NEXT_TLSA=$(tlsa311 "$LAB_DIR/pki/good-next/fullchain.pem")
+NEXT_TLSA=$(lab_tlsa311 "$LAB_DIR/pki/good-next/fullchain.pem")
 lab_rr _5269._tcp.good.example TLSA "$NEXT_TLSA"
 lab_rr _5270._tcp.good.example TLSA "$NEXT_TLSA"
 lab_dns_start || xf_setup_failed "$T: DNS (knot + unbound)"

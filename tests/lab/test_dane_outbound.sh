@@ -71,19 +71,9 @@ LAB_INSECURE_ZONES="insecure.example"
 lab_init "$T" || exit 1
 [ -x "$XF_BIN" ] || xf_setup_failed "$T: no xmppfront binary at $XF_BIN (build first)"
 lab_up || xf_setup_failed "$T: lab_up"
-if ! id -u "$BACKEND_USER" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-    "$BACKEND_USER" || xf_setup_failed "$T: cannot create user $BACKEND_USER"
-fi
+lab_user "$BACKEND_USER" || xf_setup_failed "$T: cannot create user $BACKEND_USER"
 BK_UID=$(id -u "$BACKEND_USER")
 
-# "3 1 1 <sha256 of the SPKI>" of the first certificate in a PEM file (RFC 7671 §5.1).
-tlsa311() {
-  printf '3 1 1 %s' "$(openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
-    sha256sum | cut -d' ' -f1)"
-}
-# tlsa_for DOMAIN RECORD — the record at both ports its SRV names (5269 STARTTLS, 5270 direct)
-tlsa_for() { lab_rr "_5269._tcp.$1" TLSA "$2"; lab_rr "_5270._tcp.$1" TLSA "$2"; }
 
 lab_remote ok dane-ok.example 4 "$NET.11" || xf_setup_failed "$T: remote ok"
 lab_remote bad dane-bad.example 5 "$NET.12" || xf_setup_failed "$T: remote bad"
@@ -112,14 +102,14 @@ srv_target_world() {
 srv_target_world srvt xmpp.dane-host.example || xf_setup_failed "$T: srvt world"
 srv_target_world srvi xmpp.r2.insecure.example || xf_setup_failed "$T: srvi world"
 lab_rr_drop _xmpp-server._tcp.dane-nosrv.example; lab_rr_drop _xmpps-server._tcp.dane-nosrv.example
-lab_rr _5269._tcp.dane-nosrv.example TLSA "$(tlsa311 "$LAB_DIR/remote/nosrv/pem/fullchain.pem")"
+lab_rr _5269._tcp.dane-nosrv.example TLSA "$(lab_tlsa311 "$LAB_DIR/remote/nosrv/pem/fullchain.pem")"
 # a key nobody uses, for the mismatching records
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
-OTHER=$(tlsa311 "$LAB_DIR/pki/other/cert.pem")
-tlsa_for dane-ok.example "$(tlsa311 "$LAB_DIR/remote/ok/pem/fullchain.pem")"
-tlsa_for dane-bad.example "$OTHER"
-tlsa_for dane-bogus.example "$(tlsa311 "$LAB_DIR/remote/bogus/pem/fullchain.pem")"
-tlsa_for r.insecure.example "$OTHER"
+OTHER=$(lab_tlsa311 "$LAB_DIR/pki/other/cert.pem")
+lab_tlsa_for dane-ok.example "$(lab_tlsa311 "$LAB_DIR/remote/ok/pem/fullchain.pem")"
+lab_tlsa_for dane-bad.example "$OTHER"
+lab_tlsa_for dane-bogus.example "$(lab_tlsa311 "$LAB_DIR/remote/bogus/pem/fullchain.pem")"
+lab_tlsa_for r.insecure.example "$OTHER"
 
 XFD="$LAB_DIR/xf"
 mkdir -p "$XFD/tenants"
@@ -184,17 +174,11 @@ EOF
 XF_LOG="$XFD/xmppfront.log"
 
 lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
-ip netns exec "$LAB_NS" setpriv --reuid="$BACKEND_USER" --regid="$BACKEND_USER" --clear-groups -- \
-  env HOME="$BKD" prosody --config "$BKD/prosody.cfg.lua" >"$BKD/prosody.stdout" 2>&1 &
-BK_PID=$!
-xf_track "$BK_PID"
+lab_backend_prosody_start "$BKD" "$BACKEND_USER"
 ip netns exec "$LAB_NS" "$XF_BIN" -c "$XFD/xmppfront.json" 2>"$XF_LOG" &
 XF_PID=$!
 xf_track "$XF_PID"
-for p in 5222 5269; do
-  lab_wait_port "$BK4" "$p" 20 "$BK_PID" "$BKD/prosody.log" ||
-    { tail -20 "$BKD/prosody.stdout" "$BKD/prosody.log" >&2; xf_setup_failed "$T: backend"; }
-done
+lab_backend_prosody_wait "$BKD" "$BK4" || xf_setup_failed "$T: backend"
 lab_wait_port 127.0.0.1 "$OUT_PORT" 10 "$XF_PID" || { tail -5 "$XF_LOG" >&2; xf_setup_failed "$T: xmppfront"; }
 lab_redirect_uid "$BK_UID" "$OUT_PORT" "5269, 5270" || xf_setup_failed "$T: redirect rule"
 echo "  lab up in $(elapsed)s: namespace $LAB_NS, resolver $LAB_RESOLVER, remotes: $REMOTES"

@@ -66,10 +66,7 @@ lab_init "$T" || exit 1
 [ -x "$XF_BIN" ] || xf_setup_failed "$T: no xmppfront binary at $XF_BIN (build first)"
 [ -x "$NGINX" ] || xf_setup_failed "$T: no nginx at $NGINX (deploy/install-deps.sh)"
 lab_up || xf_setup_failed "$T: lab_up"
-for u in xfbackend xfbackend2; do
-  id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
-    --shell /usr/sbin/nologin "$u" || xf_setup_failed "$T: cannot create user $u"
-done
+for u in xfbackend xfbackend2; do lab_user "$u" || xf_setup_failed "$T: cannot create user $u"; done
 
 # ------------------------------------------------------------------------- the two xmppfronts
 # xf_instance N ADDR HOSTING OUT_PORT BACKEND "TENANTS" — config dir $LAB_DIR/xfN with a

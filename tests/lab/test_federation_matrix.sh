@@ -120,10 +120,7 @@ expect() {
 lab_init "$T" || exit 1
 [ -x "$XF_BIN" ] || xf_setup_failed "$T: no xmppfront binary at $XF_BIN (build first)"
 lab_up || xf_setup_failed "$T: lab_up"
-if ! id -u "$FED_BACKEND_USER" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-    "$FED_BACKEND_USER" || xf_setup_failed "$T: cannot create user $FED_BACKEND_USER"
-fi
+lab_user "$FED_BACKEND_USER" || xf_setup_failed "$T: cannot create user $FED_BACKEND_USER"
 BK_UID=$(id -u "$FED_BACKEND_USER")
 [ "$BK_UID" != "$(id -u "$LAB_RUN_AS")" ] || xf_setup_failed "$T: backend and remotes share uid $BK_UID"
 

@@ -64,19 +64,11 @@ lab_init "$T" || exit 1
 [ -x "$XF_BIN" ] || xf_setup_failed "$T: no xmppfront binary at $XF_BIN (build first)"
 [ -x "$NGINX" ] || xf_setup_failed "$T: no nginx at $NGINX (deploy/install-deps.sh)"
 lab_up || xf_setup_failed "$T: lab_up"
-if ! id -u "$BACKEND_USER" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-    "$BACKEND_USER" || xf_setup_failed "$T: cannot create user $BACKEND_USER"
-fi
+lab_user "$BACKEND_USER" || xf_setup_failed "$T: cannot create user $BACKEND_USER"
 BK_UID=$(id -u "$BACKEND_USER")
 
 # "3 1 1 <sha256 of the SPKI>" of the first certificate in a PEM file (RFC 7671 §5.1;
 # as test_dane_outbound.sh)
-tlsa311() {
-  printf '3 1 1 %s' "$(openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
-    sha256sum | cut -d' ' -f1)"
-}
-tlsa_for() { lab_rr "_5269._tcp.$1" TLSA "$2"; lab_rr "_5270._tcp.$1" TLSA "$2"; }
 # base64 SHA-256 of the whole certificate (RFC 7711 §3.2; as test_posh_outbound.sh)
 fp256() { openssl x509 -in "$1" -outform DER | openssl dgst -sha256 -binary | base64 -w0; }
 fpdoc() { printf '{"fingerprints":[{"sha-256":"%s"}],"expires":%s}\n' "$(fp256 "$1")" "$2"; }
@@ -93,9 +85,9 @@ lab_self_signed "$LAB_DIR/pki/stall" in-stall.example || xf_setup_failed "$T: in
 lab_host in-stall2.example "$NET.38" || xf_setup_failed "$T: in-stall2 address"
 lab_self_signed "$LAB_DIR/pki/stall2" in-stall2.example || xf_setup_failed "$T: in-stall2 cert"
 lab_self_signed "$LAB_DIR/pki/other" other.example || xf_setup_failed "$T: other key"
-tlsa_for in-dane.example "$(tlsa311 "$LAB_DIR/remote/dane/pem/fullchain.pem")"
-tlsa_for in-bad.example "$(tlsa311 "$LAB_DIR/pki/other/cert.pem")"
-tlsa_for in-bogus.example "$(tlsa311 "$LAB_DIR/remote/bogus/pem/fullchain.pem")"
+lab_tlsa_for in-dane.example "$(lab_tlsa311 "$LAB_DIR/remote/dane/pem/fullchain.pem")"
+lab_tlsa_for in-bad.example "$(lab_tlsa311 "$LAB_DIR/pki/other/cert.pem")"
+lab_tlsa_for in-bogus.example "$(lab_tlsa311 "$LAB_DIR/remote/bogus/pem/fullchain.pem")"
 
 WEB="$LAB_DIR/web"
 WK=.well-known/posh/xmpp-server.json
@@ -197,19 +189,13 @@ ip netns exec "$LAB_NS" "$NGINX" -p "$WEB/" -e "$WEB/logs/error.log" -c "$WEB/ng
 WEB_PID=$!
 xf_track "$WEB_PID"
 lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
-ip netns exec "$LAB_NS" setpriv --reuid="$BACKEND_USER" --regid="$BACKEND_USER" --clear-groups -- \
-  env HOME="$BKD" prosody --config "$BKD/prosody.cfg.lua" >"$BKD/prosody.stdout" 2>&1 &
-BK_PID=$!
-xf_track "$BK_PID"
+lab_backend_prosody_start "$BKD" "$BACKEND_USER"
 ip netns exec "$LAB_NS" "$XF_BIN" -c "$XFD/xmppfront.json" 2>"$XF_LOG" &
 XF_PID=$!
 xf_track "$XF_PID"
 lab_wait_port 0.0.0.0 443 10 "$WEB_PID" ||
   { cat "$WEB/logs/stdout" "$WEB/logs/error.log" >&2; xf_setup_failed "$T: nginx"; }
-for p in 5222 5269; do
-  lab_wait_port "$BK4" "$p" 20 "$BK_PID" "$BKD/prosody.log" ||
-    { tail -20 "$BKD/prosody.stdout" "$BKD/prosody.log" >&2; xf_setup_failed "$T: backend"; }
-done
+lab_backend_prosody_wait "$BKD" "$BK4" || xf_setup_failed "$T: backend"
 lab_wait_port 127.0.0.1 "$OUT_PORT" 10 "$XF_PID" || { tail -5 "$XF_LOG" >&2; xf_setup_failed "$T: xmppfront"; }
 lab_redirect_uid "$BK_UID" "$OUT_PORT" "5269, 5270" || xf_setup_failed "$T: redirect rule"
 echo "  lab up in $(elapsed)s: namespace $LAB_NS, resolver $LAB_RESOLVER, remotes: $REMOTES"

@@ -49,10 +49,7 @@ SEND_TIMEOUT=$(( ${LAB_S2S_TIMEOUT:-5} * 2 + 12 ))
 lab_init "$T" || exit 1
 [ -x "$XF_BIN" ] || xf_setup_failed "$T: no xmppfront binary at $XF_BIN (build first)"
 lab_up || xf_setup_failed "$T: lab_up"
-for u in xfbackend xfbackend2; do
-  id -u "$u" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
-    --shell /usr/sbin/nologin "$u" || xf_setup_failed "$T: cannot create user $u"
-done
+for u in xfbackend xfbackend2; do lab_user "$u" || xf_setup_failed "$T: cannot create user $u"; done
 
 # xf_instance N ADDR HOSTING OUT_PORT BACKEND — config dir $LAB_DIR/xfN, self-signed hosting.
 xf_instance() {
