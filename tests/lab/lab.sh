@@ -35,6 +35,7 @@
 #   lab_backend_prosody_start DIR OWNER / lab_backend_prosody_wait DIR ADDR   run it
 #   lab_user NAME                 a system user for a backend (created when missing)
 #   lab_tlsa311 PEM / lab_tlsa_for DOMAIN RECORD   TLSA 3 1 1 of a certificate, at 5269+5270
+#   lab_web_write DIR LISTEN EXTRA / lab_web_start DIR   nginx for POSH documents
 #   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
 #                                 the namespace (the backend → xmppfront outbound path)
 #   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
@@ -641,6 +642,45 @@ lab_backend_prosody_wait() {
     lab_wait_port "$2" "$p" 20 "$LAB_BK_PID" "$1/prosody.log" ||
       { tail -20 "$1/prosody.stdout" "$1/prosody.log" >&2; return 1; }
   done
+}
+
+# lab_web_write DIR "LISTEN LINES" "EXTRA LINES" — an nginx configuration for the lab's
+# HTTPS side (POSH documents): DIR/cert/{fullchain,privkey}.pem (the caller makes it),
+# documents under DIR/root/HOST/, the access log DIR/logs/access.log as
+# "msec host uri status"; LISTEN LINES default "listen 443 ssl;", EXTRA LINES go into the
+# server block (rate limits, redirects). lab_web_start DIR — run it inside the namespace
+# (tracked; its PID in LAB_WEB_PID).
+lab_web_write() {
+  local dir=$1 listen=${2:-"listen 443 ssl;"} extra=${3:-}
+  mkdir -p "$dir/logs" "$dir/root" || return 1
+  cat > "$dir/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log info;
+events { worker_connections 128; }
+http {
+  log_format posh '\$msec \$host \$request_uri \$status';
+  access_log $dir/logs/access.log posh;
+  types { application/json json; }
+  default_type application/octet-stream;
+  server {
+    $listen
+    server_name _;
+    ssl_certificate $dir/cert/fullchain.pem;
+    ssl_certificate_key $dir/cert/privkey.pem;
+    root $dir/root/\$host;
+    $extra
+  }
+}
+EOF
+}
+lab_web_start() {
+  ip netns exec "$LAB_NS" "${NGINX:-/usr/sbin/nginx}" -p "$1/" -e "$1/logs/error.log" \
+    -c "$1/nginx.conf" >"$1/logs/stdout" 2>&1 &
+  LAB_WEB_PID=$!
+  xf_track "$LAB_WEB_PID"
 }
 
 # lab_redirect_uid UID TO_PORT [DPORTS] — inside the namespace, TCP that processes of UID

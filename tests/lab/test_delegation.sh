@@ -151,31 +151,11 @@ xf_check "DNS from 'xmppfront records': signed SRV $D1 -> hosting.example and it
 
 # ------------------------------------------------------------------------- web, backends, start
 xf_make_cert "$LAB_DIR/pki" "$WEB/cert" hosting.example hosting.example "$DP" "$DQ" || xf_setup_failed "$T: web cert"
-cat > "$WEB/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WEB/nginx.pid;
-error_log $WEB/logs/error.log info;
-events { worker_connections 64; }
-http {
-  log_format posh '\$msec \$host \$request_uri \$status';
-  access_log $WEB/logs/access.log posh;
-  types { application/json json; }
-  server {
-    listen $BK1:443 ssl;
-    listen $XF1:443 ssl;
-    ssl_certificate $WEB/cert/fullchain.pem;
-    ssl_certificate_key $WEB/cert/privkey.pem;
-    root $WEB/root/\$host;
-  }
-}
-EOF
+lab_web_write "$WEB" "listen $BK1:443 ssl; listen $XF1:443 ssl;"
 lab_backend_prosody "$LAB_DIR/bk1" "$BK1" xfbackend "$D1 $DP $DQ" || xf_setup_failed "$T: backend 1"
 lab_backend_prosody "$LAB_DIR/bk2" "$BK2" xfbackend2 "$DF" || xf_setup_failed "$T: backend 2"
 
-ip netns exec "$LAB_NS" "$NGINX" -p "$WEB/" -e "$WEB/logs/error.log" -c "$WEB/nginx.conf" >"$WEB/logs/stdout" 2>&1 &
-WEB_PID=$!; xf_track "$WEB_PID"
+lab_web_start "$WEB"
 lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
 declare -A BKPID XFPID
 for n in 1 2; do
@@ -187,7 +167,7 @@ for n in 1 2; do
   XFPID[$n]=$!; xf_track $!
 done
 XL1="$LAB_DIR/xf1/xmppfront.log"; XL2="$LAB_DIR/xf2/xmppfront.log"
-lab_wait_port "$XF1" 443 10 "$WEB_PID" || { cat "$WEB/logs/stdout" "$WEB/logs/error.log" >&2; xf_setup_failed "$T: nginx"; }
+lab_wait_port "$XF1" 443 10 "$LAB_WEB_PID" || { cat "$WEB/logs/stdout" "$WEB/logs/error.log" >&2; xf_setup_failed "$T: nginx"; }
 for n in 1 2; do
   a=$BK1; o=$OUT1; [ "$n" = 2 ] && { a=$BK2; o=$OUT2; }
   lab_wait_port "$a" 5269 20 "${BKPID[$n]}" "$LAB_DIR/bk$n/prosody.log" ||

@@ -108,31 +108,7 @@ names="posh-host.example"
 for r in $REMOTES; do names="$names ${LAB_R_DOMAIN[$r]}"; done
 # shellcheck disable=SC2086
 xf_make_cert "$LAB_DIR/pki" "$WEB/cert" posh-host.example $names || xf_setup_failed "$T: web cert"
-cat > "$WEB/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WEB/nginx.pid;
-error_log $WEB/logs/error.log info;
-events { worker_connections 128; }
-http {
-  log_format posh '\$msec \$host \$request_uri \$status';
-  access_log $WEB/logs/access.log posh;
-  types { application/json json; }
-  default_type application/octet-stream;
-  server {
-    listen 443 ssl;
-    server_name _;
-    ssl_certificate $WEB/cert/fullchain.pem;
-    ssl_certificate_key $WEB/cert/privkey.pem;
-    root $WEB/root/\$host;
-    if (\$host = posh-slow.example) { set \$limit_rate 400; }
-    if (\$host = posh-stall.example) { set \$limit_rate 50; }
-    if (\$host = posh-redir.example) { return 301 https://posh-host.example/redir/posh-redir.json; }
-    if (\$host = posh-http.example) { return 301 http://posh-host.example/redir/posh-http.json; }
-  }
-}
-EOF
+lab_web_write "$WEB" "" "if (\$host = posh-slow.example) { set \$limit_rate 400; } if (\$host = posh-stall.example) { set \$limit_rate 50; } if (\$host = posh-redir.example) { return 301 https://posh-host.example/redir/posh-redir.json; } if (\$host = posh-http.example) { return 301 http://posh-host.example/redir/posh-http.json; }"
 
 # ------------------------------------------------------------------------- xmppfront, backend
 XFD="$LAB_DIR/xf"
@@ -179,16 +155,13 @@ EOF
 XF_LOG="$XFD/xmppfront.log"
 ACCESS="$WEB/logs/access.log"
 
-ip netns exec "$LAB_NS" "$NGINX" -p "$WEB/" -e "$WEB/logs/error.log" -c "$WEB/nginx.conf" \
-  >"$WEB/logs/stdout" 2>&1 &
-WEB_PID=$!
-xf_track "$WEB_PID"
+lab_web_start "$WEB"
 lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
 lab_backend_prosody_start "$BKD" "$BACKEND_USER"
 ip netns exec "$LAB_NS" "$XF_BIN" -c "$XFD/xmppfront.json" 2>"$XF_LOG" &
 XF_PID=$!
 xf_track "$XF_PID"
-lab_wait_port 0.0.0.0 443 10 "$WEB_PID" ||
+lab_wait_port 0.0.0.0 443 10 "$LAB_WEB_PID" ||
   { cat "$WEB/logs/stdout" "$WEB/logs/error.log" >&2; xf_setup_failed "$T: nginx"; }
 lab_backend_prosody_wait "$BKD" "$BK4" || xf_setup_failed "$T: backend"
 lab_wait_port 127.0.0.1 "$OUT_PORT" 10 "$XF_PID" || { tail -5 "$XF_LOG" >&2; xf_setup_failed "$T: xmppfront"; }
@@ -347,7 +320,7 @@ lab_down
 NS=$LAB_NS
 down_check() {
   local left; left=$(lab_leftovers "$NS") || { echo "$left"; return 1; }
-  ! kill -0 "$WEB_PID" 2>/dev/null
+  ! kill -0 "$LAB_WEB_PID" 2>/dev/null
 }
 xf_check "lab_down: no process (nginx included), namespace, /etc/netns entry or nft table left" down_check
 echo "  total $(elapsed)s"

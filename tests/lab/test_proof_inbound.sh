@@ -105,30 +105,7 @@ names="in-stall.example in-stall2.example"
 for r in $REMOTES; do names="$names ${LAB_R_DOMAIN[$r]}"; done
 # shellcheck disable=SC2086
 xf_make_cert "$LAB_DIR/pki" "$WEB/cert" in-posh.example $names || xf_setup_failed "$T: web cert"
-cat > "$WEB/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WEB/nginx.pid;
-error_log $WEB/logs/error.log info;
-events { worker_connections 128; }
-http {
-  log_format posh '\$msec \$host \$request_uri \$status';
-  access_log $WEB/logs/access.log posh;
-  types { application/json json; }
-  default_type application/octet-stream;
-  server {
-    listen 443 ssl;
-    server_name _;
-    ssl_certificate $WEB/cert/fullchain.pem;
-    ssl_certificate_key $WEB/cert/privkey.pem;
-    root $WEB/root/\$host;
-    if (\$host = in-slow.example) { set \$limit_rate 400; }
-    if (\$host = in-stall.example) { set \$limit_rate 50; }
-    if (\$host = in-stall2.example) { set \$limit_rate 50; }
-  }
-}
-EOF
+lab_web_write "$WEB" "" "if (\$host = in-slow.example) { set \$limit_rate 400; } if (\$host = in-stall.example) { set \$limit_rate 50; } if (\$host = in-stall2.example) { set \$limit_rate 50; }"
 
 XFD="$LAB_DIR/xf"
 mkdir -p "$XFD/tenants"
@@ -184,16 +161,13 @@ cat > "$XFD/xmppfront.json" <<EOF
 EOF
 XF_LOG="$XFD/xmppfront.log"
 
-ip netns exec "$LAB_NS" "$NGINX" -p "$WEB/" -e "$WEB/logs/error.log" -c "$WEB/nginx.conf" \
-  >"$WEB/logs/stdout" 2>&1 &
-WEB_PID=$!
-xf_track "$WEB_PID"
+lab_web_start "$WEB"
 lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
 lab_backend_prosody_start "$BKD" "$BACKEND_USER"
 ip netns exec "$LAB_NS" "$XF_BIN" -c "$XFD/xmppfront.json" 2>"$XF_LOG" &
 XF_PID=$!
 xf_track "$XF_PID"
-lab_wait_port 0.0.0.0 443 10 "$WEB_PID" ||
+lab_wait_port 0.0.0.0 443 10 "$LAB_WEB_PID" ||
   { cat "$WEB/logs/stdout" "$WEB/logs/error.log" >&2; xf_setup_failed "$T: nginx"; }
 lab_backend_prosody_wait "$BKD" "$BK4" || xf_setup_failed "$T: backend"
 lab_wait_port 127.0.0.1 "$OUT_PORT" 10 "$XF_PID" || { tail -5 "$XF_LOG" >&2; xf_setup_failed "$T: xmppfront"; }
