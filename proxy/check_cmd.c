@@ -30,7 +30,6 @@
 #include "proxy/log.h"
 #include "proxy/remote_dane.h"
 
-#define MAX_RESOLVERS 16
 #define MAX_ENDPOINTS 32
 #define MAX_ADDRS 8                    /* per target: a careful peer tries each */
 #define STEP_DNS_MS 6000
@@ -469,59 +468,38 @@ static int bad(const char *msg, const char *arg)
 
 int xf_check_main(int argc, char **argv)
 {
-    const char *domain_arg = NULL, *cfg_path = NULL, *ca_arg = NULL;
-    const char *resolvers[MAX_RESOLVERS];
-    char res_buf[MAX_RESOLVERS][80], name[XF_REGISTRY_NAME_MAX + 1], err[1024];
-    size_t n_res = 0;
+    const char *ca_arg = NULL, *why, *arg;
+    char err[1024];
     int json = 0;
-    double timeout_s = 20;
+    xf_cli_common o;
+    xf_cli_common_init(&o, NULL, 20);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int has = i + 1 < argc;
+        int r = xf_cli_common_arg(&o, argc, argv, &i, &why, &arg);
+        if (r < 0)
+            return bad(why, arg);
+        if (r > 0)
+            continue;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
-        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            if (!has)
-                return bad("--config needs a file", NULL);
-            cfg_path = argv[++i];
         } else if (strcmp(a, "--ca") == 0) {
-            if (!has)
+            if (i + 1 >= argc)
                 return bad("--ca needs a file", NULL);
             ca_arg = argv[++i];
-        } else if (strcmp(a, "--timeout") == 0) {
-            if (!has)
-                return bad("--timeout needs seconds", NULL);
-            if (xf_cdns_parse_timeout(argv[++i], &timeout_s) < 0)
-                return bad("--timeout: seconds in (0, 600]: ", argv[i]);
-        } else if (strcmp(a, "--resolver") == 0) {
-            if (!has)
-                return bad("--resolver needs IP:PORT", NULL);
-            if (n_res == MAX_RESOLVERS)
-                return bad("too many --resolver", NULL);
-            const char *r = argv[++i];
-            if (xf_cdns_resolver_arg(r, res_buf[n_res], sizeof(res_buf[n_res])) < 0)
-                return bad("--resolver too long: ", r);
-            resolvers[n_res] = res_buf[n_res];
-            n_res++;
-        } else if (a[0] == '-') {
+        } else {
             usage(stderr);
             return bad("unknown option ", a);
-        } else if (domain_arg) {
-            return bad("one DOMAIN only: ", a);
-        } else {
-            domain_arg = a;
         }
     }
-    if (domain_arg == NULL) {
-        usage(stderr);
-        return 2;
-    }
-    const char *why = xf_registry_normalise_name(domain_arg, name);
-    if (why) {
-        fprintf(stderr, "xmppfront check: '%.100s' %s\n", domain_arg, why);
+    if (xf_cli_common_done(&o, &why) < 0) {
+        if (why == NULL) {
+            usage(stderr);
+            return 2;
+        }
+        fprintf(stderr, "xmppfront check: '%.100s' %s\n", o.domain, why);
         return 2;
     }
     xf_log_set_level(XF_LOG_ERROR);    /* findings go into the report, not the log */
@@ -532,18 +510,18 @@ int xf_check_main(int argc, char **argv)
     if (c == NULL)
         return bad("out of memory", NULL);
     int rc = 2;
-    c->domain = name;
-    c->deadline = xf_check_now_ms() + (uint64_t)(timeout_s * 1000);
-    xf_check_report_init(&c->rep, name);
+    c->domain = o.name;
+    c->deadline = xf_check_now_ms() + (uint64_t)(o.timeout_s * 1000);
+    xf_check_report_init(&c->rep, o.name);
     mbedtls_x509_crt_init(&c->ca);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (cfg_path && xf_config_load(cfg_path, &c->cfg, err, sizeof(err)) != 0) {
+    if (o.config && xf_config_load(o.config, &c->cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront check: configuration error: %s\n", err);
         goto out;
     }
-    if (n_res == 0 && c->cfg && c->cfg->federation.n_resolvers) {
-        for (size_t i = 0; i < c->cfg->federation.n_resolvers && i < MAX_RESOLVERS; i++)
-            resolvers[n_res++] = c->cfg->federation.resolvers[i];
+    if (o.n_res == 0 && c->cfg && c->cfg->federation.n_resolvers) {
+        for (size_t i = 0; i < c->cfg->federation.n_resolvers && i < XF_CLI_MAX_RESOLVERS; i++)
+            o.resolvers[o.n_res++] = c->cfg->federation.resolvers[i];
     }
     c->ca_file = ca_arg ? ca_arg : c->cfg ? c->cfg->federation.ca_file : NULL;
     c->n_ca = xf_pkix_load_ca(&c->ca, c->ca_file);
@@ -554,7 +532,7 @@ int xf_check_main(int argc, char **argv)
     if (c->n_ca <= 0)
         xf_check_add(&c->rep, XF_CHECK_WARN, "ca", c->ca_file ? c->ca_file : XF_PKIX_SYSTEM_BUNDLE,
                      "pass --ca FILE", "no CA certificate loaded: PKIX cannot prove anything");
-    c->dns = xf_cdns_open(n_res ? resolvers : NULL, n_res, 2000, err, sizeof(err));
+    c->dns = xf_cdns_open(o.n_res ? o.resolvers : NULL, o.n_res, 2000, err, sizeof(err));
     if (c->dns == NULL) {
         fprintf(stderr, "xmppfront check: DNS: %s\n", err);
         goto out;
@@ -567,12 +545,12 @@ int xf_check_main(int argc, char **argv)
     {
         char list[400] = "";
         size_t l = 0;
-        for (size_t i = 0; i < n_res && l + 1 < sizeof(list); i++) {
-            int k = snprintf(list + l, sizeof(list) - l, "%s%s", i ? " " : "", resolvers[i]);
+        for (size_t i = 0; i < o.n_res && l + 1 < sizeof(list); i++) {
+            int k = snprintf(list + l, sizeof(list) - l, "%s%s", i ? " " : "", o.resolvers[i]);
             l += k > 0 ? (size_t)k : 0;
         }
         xf_check_add(&c->rep, c->trusted ? XF_CHECK_OK : XF_CHECK_WARN, "dnssec",
-                     n_res ? list : "/etc/resolv.conf",
+                     o.n_res ? list : "/etc/resolv.conf",
                      "run a validating resolver on loopback (e.g. unbound) and pass "
                      "--resolver 127.0.0.1:53",
                      c->trusted ? "resolvers on loopback: the AD bit is trusted"
@@ -582,10 +560,10 @@ int xf_check_main(int argc, char **argv)
 
     for (int s = 0; s < 4; s++) {
         char owner[300];
-        snprintf(owner, sizeof(owner), "%s.%s", services[s].prefix, name);
+        snprintf(owner, sizeof(owner), "%s.%s", services[s].prefix, o.name);
         c->srv_q[s] = query(c, XF_CQ_SRV, owner, 0);
     }
-    c->domain_addr_q = query(c, XF_CQ_ADDR, name, 0);
+    c->domain_addr_q = query(c, XF_CQ_ADDR, o.name, 0);
     if (c->domain_addr_q == (size_t)-1 || c->srv_q[3] == (size_t)-1) {
         fprintf(stderr, "xmppfront check: out of memory\n");
         goto out;
@@ -607,7 +585,7 @@ int xf_check_main(int argc, char **argv)
         const char *owners[4];
         char own[4][300];
         for (int s = 0; s < 4; s++) {
-            snprintf(own[s], sizeof(own[s]), "%s.%s.", services[s].prefix, name);
+            snprintf(own[s], sizeof(own[s]), "%s.%s.", services[s].prefix, o.name);
             owners[s] = own[s];
             srv[s] = &c->q[c->srv_q[s]].res;
         }
@@ -620,10 +598,10 @@ int xf_check_main(int argc, char **argv)
         free(tlsa);
         for (int k = 0; k < 2; k++)
             if (c->posh_done[k])
-                xf_check_posh_next(&c->rep, &c->posh[k], xf_check_next_leaf(c->cfg, name));
+                xf_check_posh_next(&c->rep, &c->posh[k], xf_check_next_leaf(c->cfg, o.name));
     }
     if (c->nep == 0)
-        xf_check_add(&c->rep, XF_CHECK_FAIL, "reach", name,
+        xf_check_add(&c->rep, XF_CHECK_FAIL, "reach", o.name,
                      "see the srv and addr lines above",
                      "no endpoint to connect to for any service");
     if (json ? xf_check_print_json(stdout, &c->rep) : xf_check_print_text(stdout, &c->rep))

@@ -67,6 +67,57 @@ int xf_cdns_resolver_arg(const char *r, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+void xf_cli_common_init(xf_cli_common *o, const char *config, double timeout_s)
+{
+    memset(o, 0, sizeof(*o));
+    o->config = config;
+    o->timeout_s = timeout_s;
+}
+
+int xf_cli_common_arg(xf_cli_common *o, int argc, char **argv, int *i, const char **why,
+                      const char **arg)
+{
+    const char *a = argv[*i];
+    int has = *i + 1 < argc;
+    *arg = NULL;
+    if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+        if (!has)
+            return *why = "--config needs a file", -1;
+        o->config = argv[++*i];
+    } else if (strcmp(a, "--timeout") == 0) {
+        if (!has)
+            return *why = "--timeout needs seconds", -1;
+        if (xf_cdns_parse_timeout(argv[++*i], &o->timeout_s) < 0)
+            return *why = "--timeout: seconds in (0, 600]: ", *arg = argv[*i], -1;
+    } else if (strcmp(a, "--resolver") == 0) {
+        if (!has)
+            return *why = "--resolver needs IP:PORT", -1;
+        if (o->n_res == XF_CLI_MAX_RESOLVERS)
+            return *why = "too many --resolver", -1;
+        const char *r = argv[++*i];
+        if (xf_cdns_resolver_arg(r, o->res_buf[o->n_res], sizeof(o->res_buf[o->n_res])) < 0)
+            return *why = "--resolver too long: ", *arg = r, -1;
+        o->resolvers[o->n_res] = o->res_buf[o->n_res];
+        o->n_res++;
+    } else if (a[0] != '-') {
+        if (o->domain)
+            return *why = "one DOMAIN only: ", *arg = a, -1;
+        o->domain = a;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int xf_cli_common_done(xf_cli_common *o, const char **why)
+{
+    *why = NULL;
+    if (o->domain == NULL)
+        return -1;
+    *why = xf_registry_normalise_name(o->domain, o->name);
+    return *why ? -1 : 0;
+}
+
 static void on_answer(void *udata, uint64_t id, const xf_dns_result *res)
 {
     xf_cdns *d = udata;

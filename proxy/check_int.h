@@ -18,6 +18,7 @@
 #include "proxy/check_cmd.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
+#include "tenants/registry.h"
 
 uint64_t xf_check_now_ms(void);
 
@@ -54,6 +55,27 @@ void xf_cdns_close(xf_cdns *d);
    port 53) written to out (0, or -1 when it does not fit). */
 int xf_cdns_parse_timeout(const char *s, double *out);
 int xf_cdns_resolver_arg(const char *r, char *out, size_t cap);
+
+/* The arguments `check` and `rollover` share: DOMAIN, --config/-c, --timeout, --resolver. */
+#define XF_CLI_MAX_RESOLVERS 16
+typedef struct xf_cli_common {
+    const char *domain;                        /* as given */
+    const char *config;
+    const char *resolvers[XF_CLI_MAX_RESOLVERS];
+    char res_buf[XF_CLI_MAX_RESOLVERS][80];
+    size_t n_res;
+    double timeout_s;
+    char name[XF_REGISTRY_NAME_MAX + 1];       /* DOMAIN normalised (xf_cli_common_done) */
+} xf_cli_common;
+void xf_cli_common_init(xf_cli_common *o, const char *config, double timeout_s);
+/* argv[*i]: 1 when it (and its value, *i advanced) was one of the shared arguments, 0
+   when it is not (the caller's own option), -1 with *why and *arg (may be NULL) for a
+   bad one (exit 2). */
+int xf_cli_common_arg(xf_cli_common *o, int argc, char **argv, int *i, const char **why,
+                      const char **arg);
+/* After the last argument: 0 with o->name set, or -1 with *why (NULL: no DOMAIN; print
+   the usage). */
+int xf_cli_common_done(xf_cli_common *o, const char **why);
 
 /* ---- TCP + TLS (check_tls.c) ---- */
 

@@ -27,7 +27,6 @@
 enum { EXIT_SWITCHED = 0, EXIT_REFUSED = 1, EXIT_BAD = 2 };
 
 #define DEFAULT_CONFIG "/etc/xmppfront/xmppfront.json"
-#define MAX_RESOLVERS 8
 #define MAX_FILE (1024 * 1024)
 
 /* ------------------------------------------------------------------ the wait (pure) */
@@ -370,56 +369,35 @@ static void fmt_utc(long long t, char *out, size_t len)
 
 int xf_rollover_main(int argc, char **argv)
 {
-    const char *domain_arg = NULL, *cfg_path = DEFAULT_CONFIG, *state_dir = NULL;
-    const char *resolvers[MAX_RESOLVERS];
-    char res_buf[MAX_RESOLVERS][80], name[XF_REGISTRY_NAME_MAX + 1], err[1024];
-    size_t n_res = 0;
-    double timeout_s = 10;
+    const char *state_dir = NULL, *why, *arg;
+    char err[1024];
+    xf_cli_common o;
+    xf_cli_common_init(&o, DEFAULT_CONFIG, 10);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int has = i + 1 < argc;
+        int r = xf_cli_common_arg(&o, argc, argv, &i, &why, &arg);
+        if (r < 0)
+            return bad(why, arg);
+        if (r > 0)
+            continue;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            if (!has)
-                return bad("--config needs a file", NULL);
-            cfg_path = argv[++i];
         } else if (strcmp(a, "--state") == 0) {
-            if (!has)
+            if (i + 1 >= argc)
                 return bad("--state needs a directory", NULL);
             state_dir = argv[++i];
-        } else if (strcmp(a, "--timeout") == 0) {
-            if (!has)
-                return bad("--timeout needs seconds", NULL);
-            if (xf_cdns_parse_timeout(argv[++i], &timeout_s) < 0)
-                return bad("--timeout: seconds in (0, 600]: ", argv[i]);
-        } else if (strcmp(a, "--resolver") == 0) {
-            if (!has)
-                return bad("--resolver needs IP:PORT", NULL);
-            if (n_res == MAX_RESOLVERS)
-                return bad("too many --resolver", NULL);
-            const char *r = argv[++i];
-            if (xf_cdns_resolver_arg(r, res_buf[n_res], sizeof(res_buf[n_res])) < 0)
-                return bad("--resolver too long: ", r);
-            resolvers[n_res] = res_buf[n_res];
-            n_res++;
-        } else if (a[0] == '-') {
+        } else {
             usage(stderr);
             return bad("unknown option ", a);
-        } else if (domain_arg) {
-            return bad("one DOMAIN only: ", a);
-        } else {
-            domain_arg = a;
         }
     }
-    if (domain_arg == NULL) {
-        usage(stderr);
-        return EXIT_BAD;
-    }
-    const char *why = xf_registry_normalise_name(domain_arg, name);
-    if (why) {
-        fprintf(stderr, "xmppfront rollover: '%.100s' %s\n", domain_arg, why);
+    if (xf_cli_common_done(&o, &why) < 0) {
+        if (why == NULL) {
+            usage(stderr);
+            return EXIT_BAD;
+        }
+        fprintf(stderr, "xmppfront rollover: '%.100s' %s\n", o.domain, why);
         return EXIT_BAD;
     }
     xf_log_set_level(XF_LOG_ERROR);
@@ -436,35 +414,35 @@ int xf_rollover_main(int argc, char **argv)
     size_t old_len = 0, neu_len = 0, sbuf_len = 0;
     char state_path[4096], file_path[4096], bak[4200], next_text[300] = "", cur_text[300];
 
-    if (xf_config_load(cfg_path, &cfg, err, sizeof(err)) != 0) {
+    if (xf_config_load(o.config, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront rollover: configuration error: %s\n", err);
         goto out;
     }
-    const xf_tenant *t = xf_registry_find(cfg->registry, name);
+    const xf_tenant *t = xf_registry_find(cfg->registry, o.name);
     const xf_tenant *host = xf_registry_hosting(cfg->registry);
     const xf_tenant *cred;
     if (t && t->present == XF_PRESENT_HOSTING) {
         fprintf(stderr, "xmppfront rollover: refused: %s is served with the hosting "
                 "certificate and rolls with the hosting identity: `xmppfront rollover %s`\n",
-                name, host ? host->domain : "HOSTING");
+                o.name, host ? host->domain : "HOSTING");
         rc = EXIT_REFUSED;
         goto out;
     }
     if (t) {
         cred = t;
-        snprintf(name, sizeof(name), "%s", t->domain);   /* an alias rolls its tenant */
-    } else if (host && strcmp(host->domain, name) == 0) {
+        snprintf(o.name, sizeof(o.name), "%s", t->domain);   /* an alias rolls its tenant */
+    } else if (host && strcmp(host->domain, o.name) == 0) {
         cred = host;
     } else {
         fprintf(stderr, "xmppfront rollover: %s is not a tenant, a tenant alias or the "
-                "hosting name in %s\n", name, cfg->path);
+                "hosting name in %s\n", o.name, cfg->path);
         goto out;
     }
     const char *conf_file = t ? t->file : cfg->path;
     snprintf(file_path, sizeof(file_path), "%s", conf_file);
     if (cred->next_chain.raw.p == NULL) {
         fprintf(stderr, "xmppfront rollover: refused: %s names no next_certificate / "
-                "next_key in %s: nothing to switch to\n", name, conf_file);
+                "next_key in %s: nothing to switch to\n", o.name, conf_file);
         rc = EXIT_REFUSED;
         goto out;
     }
@@ -485,14 +463,14 @@ int xf_rollover_main(int argc, char **argv)
         else
             snprintf(dir, sizeof(dir), ".");
         if (snprintf(state_path, sizeof(state_path), "%s/%s.rollover-state", dir[0] ? dir : "",
-                     name) >= (int)sizeof(state_path)) {
+                     o.name) >= (int)sizeof(state_path)) {
             fprintf(stderr, "xmppfront rollover: state path too long\n");
             goto out;
         }
     }
 
     /* what must be in DNS: exactly what `xmppfront records` prints */
-    if (xf_check_expected(cfg, name, &recs, &n_recs, err, sizeof(err)) != 0) {
+    if (xf_check_expected(cfg, o.name, &recs, &n_recs, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront rollover: %s\n", err);
         goto out;
     }
@@ -524,15 +502,15 @@ int xf_rollover_main(int argc, char **argv)
     if (n_next == 0) {
         free(qi);
         fprintf(stderr, "xmppfront rollover: refused: no TLS listener serves %s: no TLSA "
-                "record to wait for\n", name);
+                "record to wait for\n", o.name);
         rc = EXIT_REFUSED;
         goto out;
     }
 
-    if (n_res == 0)
-        for (size_t i = 0; i < cfg->federation.n_resolvers && i < MAX_RESOLVERS; i++)
-            resolvers[n_res++] = cfg->federation.resolvers[i];
-    dns = xf_cdns_open(n_res ? resolvers : NULL, n_res, 2000, err, sizeof(err));
+    if (o.n_res == 0)
+        for (size_t i = 0; i < cfg->federation.n_resolvers && i < XF_CLI_MAX_RESOLVERS; i++)
+            o.resolvers[o.n_res++] = cfg->federation.resolvers[i];
+    dns = xf_cdns_open(o.n_res ? o.resolvers : NULL, o.n_res, 2000, err, sizeof(err));
     if (dns == NULL) {
         free(qi);
         fprintf(stderr, "xmppfront rollover: DNS: %s\n", err);
@@ -543,11 +521,11 @@ int xf_rollover_main(int argc, char **argv)
         fprintf(stderr, "xmppfront rollover: refused: the resolver (%s) is not on loopback: "
                 "its AD bit cannot be trusted, so a secure TLSA answer cannot be told from "
                 "a forged one; run a validating resolver on loopback (--resolver "
-                "127.0.0.1:53)\n", n_res ? resolvers[0] : "/etc/resolv.conf");
+                "127.0.0.1:53)\n", o.n_res ? o.resolvers[0] : "/etc/resolv.conf");
         rc = EXIT_REFUSED;
         goto out;
     }
-    xf_cdns_run(dns, q, n_q, xf_check_now_ms() + (uint64_t)(timeout_s * 1000));
+    xf_cdns_run(dns, q, n_q, xf_check_now_ms() + (uint64_t)(o.timeout_s * 1000));
 
     /* the current key: peers verify it until the restart */
     int next_ok = 1, reset = 0;
@@ -580,7 +558,7 @@ int xf_rollover_main(int argc, char **argv)
         if (reset && had)
             unlink(state_path);
         fprintf(stderr, "xmppfront rollover: refused: %s; publish TLSA %s there "
-                "(`xmppfront records %s`)%s\n", problem, next_text, name,
+                "(`xmppfront records %s`)%s\n", problem, next_text, o.name,
                 reset && had ? "; the wait starts again" : "");
         rc = EXIT_REFUSED;
         goto out;
@@ -603,7 +581,7 @@ int xf_rollover_main(int argc, char **argv)
             fprintf(stderr, "xmppfront rollover: warning: %s: %s: starting the wait again\n",
                     state_path, err);
     }
-    int verdict = xf_rollover_decide(have_prev ? &prev : NULL, name, next_text, ttl, now, &st,
+    int verdict = xf_rollover_decide(have_prev ? &prev : NULL, o.name, next_text, ttl, now, &st,
                                      &wait_s);
     if (verdict == XF_ROLLOVER_WAIT) {
         char line[400], at[64];
@@ -672,8 +650,8 @@ int xf_rollover_main(int argc, char **argv)
            "     and publish the next-next key's beside the new one when the next rollover "
            "starts\n"
            "  `xmppfront records %s` prints what to publish now\n",
-           name, (long long)now - st.first_seen, 2LL * st.ttl, file_path,
-           cred->next_cert_path, cred->next_key_path, bak, cur_text, name);
+           o.name, (long long)now - st.first_seen, 2LL * st.ttl, file_path,
+           cred->next_cert_path, cred->next_key_path, bak, cur_text, o.name);
     rc = EXIT_SWITCHED;
 out:
     for (size_t i = 0; q && i < n_q; i++)
