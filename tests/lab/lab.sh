@@ -36,6 +36,7 @@
 #   lab_user NAME                 a system user for a backend (created when missing)
 #   lab_tlsa311 PEM / lab_tlsa_for DOMAIN RECORD   TLSA 3 1 1 of a certificate, at 5269+5270
 #   lab_web_write DIR LISTEN EXTRA / lab_web_start DIR   nginx for POSH documents
+#   lab_xf_start CFG LOG / lab_xf_wait ADDR PORT LOG   xmppfront in the namespace
 #   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
 #                                 the namespace (the backend → xmppfront outbound path)
 #   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
@@ -681,6 +682,18 @@ lab_web_start() {
     -c "$1/nginx.conf" >"$1/logs/stdout" 2>&1 &
   LAB_WEB_PID=$!
   xf_track "$LAB_WEB_PID"
+}
+
+# lab_xf_start CFG LOG — xmppfront ($XF_BIN) inside the namespace, stderr to LOG (tracked;
+# its PID in LAB_XF_PID); lab_xf_wait ADDR PORT LOG — wait until it listens on ADDR:PORT
+# (0, or 1 with the end of LOG on stderr).
+lab_xf_start() {
+  ip netns exec "$LAB_NS" "$XF_BIN" -c "$1" 2>>"$2" &
+  LAB_XF_PID=$!
+  xf_track "$LAB_XF_PID"
+}
+lab_xf_wait() {
+  lab_wait_port "$1" "$2" 10 "$LAB_XF_PID" || { tail -5 "$3" >&2; return 1; }
 }
 
 # lab_redirect_uid UID TO_PORT [DPORTS] — inside the namespace, TCP that processes of UID

@@ -164,13 +164,11 @@ XF_LOG="$XFD/xmppfront.log"
 lab_web_start "$WEB"
 lab_remotes_start || xf_setup_failed "$T: remote Prosody servers"
 lab_backend_prosody_start "$BKD" "$BACKEND_USER"
-ip netns exec "$LAB_NS" "$XF_BIN" -c "$XFD/xmppfront.json" 2>"$XF_LOG" &
-XF_PID=$!
-xf_track "$XF_PID"
+lab_xf_start "$XFD/xmppfront.json" "$XF_LOG"; XF_PID=$LAB_XF_PID
 lab_wait_port 0.0.0.0 443 10 "$LAB_WEB_PID" ||
   { cat "$WEB/logs/stdout" "$WEB/logs/error.log" >&2; xf_setup_failed "$T: nginx"; }
 lab_backend_prosody_wait "$BKD" "$BK4" || xf_setup_failed "$T: backend"
-lab_wait_port 127.0.0.1 "$OUT_PORT" 10 "$XF_PID" || { tail -5 "$XF_LOG" >&2; xf_setup_failed "$T: xmppfront"; }
+lab_xf_wait 127.0.0.1 "$OUT_PORT" "$XF_LOG" || xf_setup_failed "$T: xmppfront"
 lab_redirect_uid "$BK_UID" "$OUT_PORT" "5269, 5270" || xf_setup_failed "$T: redirect rule"
 echo "  lab up in $(elapsed)s: namespace $LAB_NS, resolver $LAB_RESOLVER, remotes: $REMOTES"
 
