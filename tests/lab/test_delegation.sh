@@ -218,7 +218,7 @@ case_prosody_dane() {
   # which for the self-signed hosting certificate only DANE can make it)
   grep -aq "Forbidding insecure connection to/from $D1 because its certificate is not valid for this name" "$PD_LOG"
 }
-xf_check "(1) Prosody 0.12 (use_dane, s2s_secure_auth) -> $D1: bounced; its DANE made the self-signed hosting chain valid, then the name check against $D1 refused it (no SRV-target reference identity in 0.12)" case_prosody_dane
+xf_check "(1) Prosody (0.12 and 13 alike; use_dane, s2s_secure_auth) -> $D1: bounced; its DANE made the self-signed hosting chain valid, then the name check against $D1 refused it (Prosody takes no SRV-target reference identity)" case_prosody_dane
 
 # Prosody's major version: 0.12 (Debian 12) and 13 (Debian 13) verify differently (13 has
 # DANE for client certificates and other log texts). Not `prosody --version`: in 0.12
