@@ -35,8 +35,10 @@
 #   lab_backend_prosody_start DIR OWNER / lab_backend_prosody_wait DIR ADDR   run it
 #   lab_user NAME                 a system user for a backend (created when missing)
 #   lab_tlsa311 PEM / lab_tlsa_for DOMAIN RECORD   TLSA 3 1 1 of a certificate, at 5269+5270
+#                                 (lab_spki_sha256 PEM: its data alone)
 #   lab_web_write DIR LISTEN EXTRA / lab_web_start DIR   nginx for POSH documents
 #   lab_xf_start CFG LOG / lab_xf_wait ADDR PORT LOG   xmppfront in the namespace
+#   lab_xf_instance N ADDR HOSTING OUT_PORT   a second (third…) xmppfront's config dir
 #   lab_redirect_uid UID TO_PORT [DPORTS]   nftables REDIRECT of UID's outgoing TCP inside
 #                                 the namespace (the backend → xmppfront outbound path)
 #   lab_xmpp ARGS...              tests/lab/lab_xmpp.py inside the namespace (many sends at once)
@@ -621,10 +623,10 @@ lab_user() {
 # lab_tlsa311 PEM — "3 1 1 <sha256 of the SPKI>" of the first certificate in PEM (RFC 7671
 # §5.1); lab_tlsa_for DOMAIN RECORD — the record at both ports its SRV names (5269
 # STARTTLS, 5270 direct TLS).
-lab_tlsa311() {
-  printf '3 1 1 %s' "$(openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER |
-    sha256sum | cut -d' ' -f1)"
+lab_spki_sha256() {
+  openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1
 }
+lab_tlsa311() { printf '3 1 1 %s' "$(lab_spki_sha256 "$1")"; }
 lab_tlsa_for() { lab_rr "_5269._tcp.$1" TLSA "$2"; lab_rr "_5270._tcp.$1" TLSA "$2"; }
 
 # lab_backend_prosody_start DIR OWNER — start the backend written by lab_backend_prosody
@@ -694,6 +696,33 @@ lab_xf_start() {
 }
 lab_xf_wait() {
   lab_wait_port "$1" "$2" 10 "$LAB_XF_PID" || { tail -5 "$3" >&2; return 1; }
+}
+
+# lab_xf_instance N ADDR HOSTING OUT_PORT — an xmppfront of its own in $LAB_DIR/xfN:
+# a self-signed hosting identity HOSTING (certs/hosting), an empty tenants folder, s2s
+# listeners 5269 (STARTTLS) and 5270 (direct) on ADDR, the transparent outbound listener
+# 127.0.0.1:OUT_PORT, the lab CA and the lab's resolver; HOSTING's A record -> ADDR.
+lab_xf_instance() {
+  local addr=$2 host=$3 out=$4 dir="$LAB_DIR/xf$1"
+  mkdir -p "$dir/tenants" && lab_self_signed "$dir/certs/hosting" "$host" || return 1
+  cat > "$dir/xmppfront.json" <<EOF
+{
+  "workers": 1,
+  "tenants": "tenants",
+  "log_level": "info",
+  "hosting": {"name": "$host", "certificate": "certs/hosting/fullchain.pem", "key": "certs/hosting/privkey.pem"},
+  "listeners": [$(xf_listener "$addr" 5269 starttls server), $(xf_listener "$addr" 5270 direct server),
+    {"address": "127.0.0.1", "port": $out, "tls": "none", "service": "outbound", "transparent": true}],
+  "limits": { "handshake_timeout_s": 10, "backend_timeout_s": 5, "auth_timeout_s": 20, "drain_timeout_s": 0 },
+  "federation": {
+    "ca_file": "$LAB_DIR/pki/ca.pem",
+    "resolvers": ["$LAB_RESOLVER4"],
+    "connect_timeout_s": 4,
+    "negotiation_timeout_s": ${LAB_S2S_TIMEOUT:-5}
+  }
+}
+EOF
+  lab_host "$host" "$addr"
 }
 
 # lab_redirect_uid UID TO_PORT [DPORTS] — inside the namespace, TCP that processes of UID

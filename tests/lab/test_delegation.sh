@@ -72,30 +72,12 @@ for u in xfbackend xfbackend2; do lab_user "$u" || xf_setup_failed "$T: cannot c
 # xf_instance N ADDR HOSTING OUT_PORT BACKEND "TENANTS" — config dir $LAB_DIR/xfN with a
 # self-signed hosting identity and hosting-served `trusted` tenants on BACKEND.
 xf_instance() {
-  local n=$1 addr=$2 host=$3 out=$4 bk=$5 d dir="$LAB_DIR/xf$1"
-  mkdir -p "$dir/tenants" && lab_self_signed "$dir/certs/hosting" "$host" || return 1
+  local bk=$5 d dir="$LAB_DIR/xf$1"
+  lab_xf_instance "$1" "$2" "$3" "$4" || return 1
   for d in $6; do
     printf '{"domain": "%s", "c2s_backend": "%s:5222", "s2s_backend": "%s:5269", "federation": "trusted"}\n' \
       "$d" "$bk" "$bk" > "$dir/tenants/$d.json"
   done
-  cat > "$dir/xmppfront.json" <<EOF
-{
-  "workers": 1,
-  "tenants": "tenants",
-  "log_level": "info",
-  "hosting": {"name": "$host", "certificate": "certs/hosting/fullchain.pem", "key": "certs/hosting/privkey.pem"},
-  "listeners": [$(xf_listener "$addr" 5269 starttls server), $(xf_listener "$addr" 5270 direct server),
-    {"address": "127.0.0.1", "port": $out, "tls": "none", "service": "outbound", "transparent": true}],
-  "limits": { "handshake_timeout_s": 10, "backend_timeout_s": 5, "auth_timeout_s": 20, "drain_timeout_s": 0 },
-  "federation": {
-    "ca_file": "$LAB_DIR/pki/ca.pem",
-    "resolvers": ["$LAB_RESOLVER4"],
-    "connect_timeout_s": 4,
-    "negotiation_timeout_s": ${LAB_S2S_TIMEOUT:-5}
-  }
-}
-EOF
-  lab_host "$host" "$addr"
 }
 # publish N DOMAIN [noposh] — the DNS records `xmppfront records DOMAIN` prints for instance N
 # (into the lab zone; instance 1's TLSA left out with DELEG_BREAK=notlsa); its POSH documents

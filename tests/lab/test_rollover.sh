@@ -51,33 +51,6 @@ lab_init "$T" || exit 1
 lab_up || xf_setup_failed "$T: lab_up"
 for u in xfbackend xfbackend2; do lab_user "$u" || xf_setup_failed "$T: cannot create user $u"; done
 
-# xf_instance N ADDR HOSTING OUT_PORT BACKEND — config dir $LAB_DIR/xfN, self-signed hosting.
-xf_instance() {
-  local n=$1 addr=$2 host=$3 out=$4 bk=$5 dir="$LAB_DIR/xf$1"
-  mkdir -p "$dir/tenants" && lab_self_signed "$dir/certs/hosting" "$host" || return 1
-  cat > "$dir/xmppfront.json" <<EOF
-{
-  "workers": 1,
-  "tenants": "tenants",
-  "log_level": "info",
-  "hosting": {"name": "$host", "certificate": "certs/hosting/fullchain.pem", "key": "certs/hosting/privkey.pem"},
-  "listeners": [$(xf_listener "$addr" 5269 starttls server), $(xf_listener "$addr" 5270 direct server),
-    {"address": "127.0.0.1", "port": $out, "tls": "none", "service": "outbound", "transparent": true}],
-  "limits": { "handshake_timeout_s": 10, "backend_timeout_s": 5, "auth_timeout_s": 20, "drain_timeout_s": 0 },
-  "federation": {
-    "ca_file": "$LAB_DIR/pki/ca.pem",
-    "resolvers": ["$LAB_RESOLVER4"],
-    "connect_timeout_s": 4,
-    "negotiation_timeout_s": ${LAB_S2S_TIMEOUT:-5}
-  }
-}
-EOF
-  lab_host "$host" "$addr"
-}
-# spki_hash CERT — the data of TLSA 3 1 1 (docs/records.md)
-spki_hash() {
-  openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1
-}
 # publish N DOMAIN [SKIP_RDATA] — the records `xmppfront records DOMAIN` prints for instance
 # N into the lab zone, except TLSA records with SKIP_RDATA
 publish() {
@@ -91,15 +64,15 @@ publish() {
 }
 
 lab_ca || xf_setup_failed "$T: CA"
-xf_instance 1 "$XF1" hosting.example "$OUT1" "$BK1" || xf_setup_failed "$T: xf1 config"
-xf_instance 2 "$XF2" hosting2.example "$OUT2" "$BK2" || xf_setup_failed "$T: xf2 config"
+lab_xf_instance 1 "$XF1" hosting.example "$OUT1" || xf_setup_failed "$T: xf1 config"
+lab_xf_instance 2 "$XF2" hosting2.example "$OUT2" || xf_setup_failed "$T: xf2 config"
 # xf2's hosting identity rolls too (the next pair in the main file's "hosting" object)
 MF2="$LAB_DIR/xf2/xmppfront.json"
 lab_self_signed "$LAB_DIR/xf2/certs/hosting-next" hosting2.example || xf_setup_failed "$T: hosting2 next"
 sed -i 's|"key": "certs/hosting/privkey.pem"}|"key": "certs/hosting/privkey.pem", "next_certificate": "certs/hosting-next/fullchain.pem", "next_key": "certs/hosting-next/privkey.pem"}|' "$MF2"
 grep -q next_key "$MF2" || xf_setup_failed "$T: hosting2 next pair"
 cp "$MF2" "$LAB_DIR/main2.orig"
-HNEXT="3 1 1 $(spki_hash "$LAB_DIR/xf2/certs/hosting-next/cert.pem")"
+HNEXT="3 1 1 $(lab_spki_sha256 "$LAB_DIR/xf2/certs/hosting-next/cert.pem")"
 C1="$LAB_DIR/xf1/certs"
 { lab_self_signed "$C1/cur" "$D1" && lab_self_signed "$C1/next" "$D1"; } || xf_setup_failed "$T: tenant certificates"
 TF="$LAB_DIR/xf1/tenants/$D1.json"
@@ -117,7 +90,7 @@ EOF
 printf '{"domain": "%s", "c2s_backend": "%s:5222", "s2s_backend": "%s:5269", "federation": "trusted"}\n' \
   "$DF" "$BK2" "$BK2" > "$LAB_DIR/xf2/tenants/$DF.json"
 cp "$TF" "$LAB_DIR/tenant.orig"
-CUR="3 1 1 $(spki_hash "$C1/cur/cert.pem")"; NEXT="3 1 1 $(spki_hash "$C1/next/cert.pem")"
+CUR="3 1 1 $(lab_spki_sha256 "$C1/cur/cert.pem")"; NEXT="3 1 1 $(lab_spki_sha256 "$C1/next/cert.pem")"
 { publish 1 "$D1" "$NEXT" && publish 2 hosting2.example && publish 2 "$DF"; } ||
   xf_setup_failed "$T: xmppfront records"
 lab_host "$TGT" "$XF1" || xf_setup_failed "$T: target address"
