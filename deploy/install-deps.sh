@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libuv1-dev libc-ares-dev libyajl-dev libcurl4-openssl-dev libexpat1-dev
-            libcmocka-dev libhttp-parser-dev)
+            libcmocka-dev libhttp-parser-dev libsystemd-dev)
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp python3-cryptography openssl testssl.sh sslscan
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
            knot knot-dnsutils unbound lua-unbound iptables   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh

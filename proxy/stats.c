@@ -11,6 +11,10 @@ static const char *const names[XF_STAT__COUNT] = {
     [XF_STAT_REFUSED_GLOBAL] = "refused_global",
     [XF_STAT_ACCEPT_ALLOC_FAILED] = "accept_alloc_failed",
     [XF_STAT_MALLOC_TRIM] = "malloc_trim",
+    [XF_STAT_RELOAD_OK] = "reload_ok",
+    [XF_STAT_RELOAD_FAILED] = "reload_failed",
+    [XF_STAT_UPGRADE_STARTED] = "upgrade_started",
+    [XF_STAT_UPGRADE_FAILED] = "upgrade_failed",
 };
 
 void xf_stats_inc(enum xf_stat s)

@@ -15,6 +15,10 @@ enum xf_stat {
     XF_STAT_REFUSED_GLOBAL,          /* limits.max_connections */
     XF_STAT_ACCEPT_ALLOC_FAILED,     /* accepted into the spare handle and closed */
     XF_STAT_MALLOC_TRIM,             /* memory handed back after a burst */
+    XF_STAT_RELOAD_OK,               /* configuration reloads put in service */
+    XF_STAT_RELOAD_FAILED,           /* reloads refused (the old configuration stays) */
+    XF_STAT_UPGRADE_STARTED,         /* binary upgrades begun (a new process started) */
+    XF_STAT_UPGRADE_FAILED,          /* binary upgrades that did not take over */
     XF_STAT__COUNT
 };
 
