@@ -10,6 +10,7 @@
  */
 #include "proxy/config.h"
 #include "certs/pkix.h"
+#include "proxy/tls_client.h"
 #include "tenants/jsonconf.h"
 
 #include <arpa/inet.h>
@@ -32,7 +33,7 @@ _Static_assert(XF_CONFIG_MAX_BYTES == 1048576, "XF_CONFIG_MAX_TEXT is out of dat
 
 static const char *const top_keys[] = {
     "workers", "tenants", "listeners", "limits", "log_level", "federation", "hosting",
-    NULL };
+    "watch", NULL };
 static const char *const listener_keys[] = {
     "address", "port", "tls", "service", "transparent", "allow_public", NULL };
 static const char *const limit_keys[] = {
@@ -458,6 +459,7 @@ static void federation_free(xf_federation_conf *f)
 static void config_free(xf_config *c)
 {
     if (!c) return;
+    xf_tls_client_free(c->tlsc);       /* before the registry its configurations name */
     federation_free(&c->federation);
     hosting_free(&c->hosting);
     free(c->path);
@@ -522,6 +524,9 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
         goto fail;
     }
     if (!(c->log_level = strdup(s))) { xf_jconf_fail(&p, "log_level", "out of memory"); goto fail; }
+
+    c->watch = 1;                      /* "watch": reload on file changes (proxy/watch.h) */
+    if (get_bool(&p, root, "watch", "watch", &c->watch) < 0) goto fail;
 
     if ((v = xf_jconf_get(root, "limits")) && parse_limits(&p, v, &c->limits) < 0) goto fail;
     if ((v = xf_jconf_get(root, "federation")) &&

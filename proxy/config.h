@@ -83,6 +83,13 @@ typedef struct xf_config {
     xf_federation_conf federation;
     xf_hosting_conf hosting;
     xf_registry *registry;
+    int watch;                         /* top-level "watch" (default true): reload when the
+                                          tenants folder, the main file or a certificate /
+                                          key file changes (proxy/watch.h) */
+    struct xf_tls_client *tlsc;        /* the client TLS of s2s streams opened with this
+                                          snapshot (proxy/tls_client.h), built by
+                                          xf_reload_load; NULL after xf_config_load alone.
+                                          Owned: freed with the snapshot */
     int refs;                          /* atomic via __atomic builtins */
 } xf_config;
 

@@ -19,6 +19,7 @@
 #include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
 #include "proxy/records_cmd.h"
+#include "proxy/reload.h"
 #include "proxy/rollover_cmd.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
@@ -33,6 +34,7 @@ typedef struct main_ctx {
     uv_async_t done;                 /* a worker's loop has ended */
     xf_worker *workers;
     unsigned n_workers;
+    xf_reload *reload;               /* SIGHUP and file watches (proxy/reload.h) */
     int stopping;
 } main_ctx;
 
@@ -69,6 +71,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         return;
     }
     m->stopping = 1;
+    xf_reload_stop(m->reload);
     xf_info("%s received: no new connections, draining", name);
     xf_workers_drain(m->workers, m->n_workers);
 }
@@ -80,17 +83,19 @@ static void on_worker_done(uv_async_t *a)
     main_ctx *m = a->data;
     if (!xf_workers_finished(m->workers, m->n_workers))
         return;
+    xf_reload_stop(m->reload);       /* its file watches keep the loop alive */
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
     uv_close((uv_handle_t *)&m->done, NULL);
 }
 
+/* SIGHUP: reload the configuration (`kill -HUP`, systemd ExecReload; docs/reload.md). */
 static void on_sighup(uv_signal_t *s, int signum)
 {
-    (void)s;
+    main_ctx *m = s->data;
     (void)signum;
-    xf_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+    xf_reload_request(m->reload, "SIGHUP");
 }
 
 int main(int argc, char **argv)
@@ -135,7 +140,7 @@ int main(int argc, char **argv)
         return 1;
     }
     xf_config *cfg = NULL;
-    if (xf_config_load(path, &cfg, err, sizeof(err)) != 0) {
+    if (xf_reload_load(path, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: configuration error: %s\n", err);
         xf_tls_free(tls);
         return 1;
@@ -167,15 +172,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     /* The client side of s2s streams xmppfront opens (outbound listeners, inbound
-       dialback verification): one configuration per tenant, CA from federation.ca_file. */
-    xf_tls_client *tlsc = NULL;
-    if (xf_tls_client_init(&tlsc, cfg->registry, cfg->federation.ca_file, err, sizeof(err)) != 0) {
-        fprintf(stderr, "xmppfront: %s\n", err);
-        return 1;
-    }
+       dialback verification) is cfg->tlsc, built with the snapshot (xf_reload_load). */
     main_ctx m = {0};
     m.n_workers = cfg->workers ? cfg->workers : 1;
-    if (xf_workers_create(cfg, tls, tlsc, &m.workers, err, sizeof(err)) != 0) {
+    if (xf_workers_create(cfg, tls, &m.workers, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: %s\n", err);
         return 1;
     }
@@ -214,11 +214,19 @@ int main(int argc, char **argv)
                 host->cert_path, host->next_cert_path ? ", next certificate loaded" : "",
                 hosting_served(cfg->registry));
 
+    /* From here the reload controller holds main's reference (cfg is its first
+       current snapshot): old snapshots go once their last connection does. */
+    m.reload = xf_reload_new(loop, path, cfg, m.workers, m.n_workers);
+    if (m.reload == NULL) {
+        fprintf(stderr, "xmppfront: out of memory\n");
+        return 1;
+    }
+    cfg = NULL;
+
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);
     uv_loop_close(loop);
-    xf_config_unref(cfg);
-    xf_tls_client_free(tlsc);
+    xf_reload_free(m.reload);
     xf_tls_free(tls);
     char counters[512];
     xf_info("stopped; counters: %s", xf_stats_format(counters, sizeof(counters)));

@@ -512,7 +512,7 @@ static void on_db_result(xf_outbound *o, const xf_xml_event *ev)
         return;                               /* already opening or open */
     /* A domain xmppfront hosts itself goes to that tenant's s2s backend directly, with
        no DNS and no TLS (remote.c, proxy/backend_s2s.h). */
-    o->remote = xf_remote_open(o->w, o->tenant, o->R, on_remote_open, o);
+    o->remote = xf_remote_open(o->w, o->cfg, o->tenant, o->R, on_remote_open, o);
     if (o->remote == NULL) {
         answer_result(o, XF_DB_TYPE_ERROR, XF_DB_ERR_INTERNAL_SERVER_ERROR);
         return;

@@ -338,22 +338,23 @@ static void on_local_start(uv_timer_t *t)
     xf_remote_connect_current(r);
 }
 
-static xf_remote *start(xf_worker *w, const xf_tenant *t, const char *remote, int verify,
-                        const char *sid, const char *key, xf_remote_open_cb cb, void *ud)
+static xf_remote *start(xf_worker *w, xf_config *cfg, const xf_tenant *t, const char *remote,
+                        int verify, const char *sid, const char *key, xf_remote_open_cb cb,
+                        void *ud)
 {
-    if (w == NULL || t == NULL || remote == NULL || cb == NULL || w->dns == NULL ||
-        w->tlsc == NULL)
+    if (w == NULL || cfg == NULL || t == NULL || remote == NULL || cb == NULL ||
+        w->dns == NULL || cfg->tlsc == NULL)
         return NULL;
     xf_remote *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->xml = xf_xml_new(w->config->limits.max_header_bytes, R_NEG_MAX_ELEMENT);
+    r->xml = xf_xml_new(cfg->limits.max_header_bytes, R_NEG_MAX_ELEMENT);
     if (r->xml == NULL) {
         free(r);
         return NULL;
     }
     r->w = w;
-    r->cfg = xf_config_ref(w->config);
+    r->cfg = xf_config_ref(cfg);           /* t's snapshot, and its client TLS */
     r->t = t;
     r->verify = verify;
     r->ad_trusted = xf_dns_ad_trusted(w->dns);
@@ -403,19 +404,19 @@ static xf_remote *start(xf_worker *w, const xf_tenant *t, const char *remote, in
     return r;
 }
 
-xf_remote *xf_remote_open(xf_worker *w, const xf_tenant *t, const char *remote,
-                          xf_remote_open_cb cb, void *ud)
+xf_remote *xf_remote_open(xf_worker *w, xf_config *cfg, const xf_tenant *t,
+                          const char *remote, xf_remote_open_cb cb, void *ud)
 {
-    return start(w, t, remote, 0, NULL, NULL, cb, ud);
+    return start(w, cfg, t, remote, 0, NULL, NULL, cb, ud);
 }
 
-xf_remote *xf_remote_verify(xf_worker *w, const xf_tenant *t, const char *remote,
-                            const char *stream_id, const char *key,
+xf_remote *xf_remote_verify(xf_worker *w, xf_config *cfg, const xf_tenant *t,
+                            const char *remote, const char *stream_id, const char *key,
                             xf_remote_open_cb cb, void *ud)
 {
     if (stream_id == NULL || key == NULL)
         return NULL;
-    return start(w, t, remote, 1, stream_id, key, cb, ud);
+    return start(w, cfg, t, remote, 1, stream_id, key, cb, ud);
 }
 
 /* ---------------------------------------------------------------- relay API */

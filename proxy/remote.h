@@ -65,16 +65,18 @@ typedef struct xf_remote_sink {
 } xf_remote_sink;
 
 /* Start opening a stream from tenant t (its domain is the stream's `from`) to `remote`.
-   Returns the handle (already known to the caller so it can cancel), or NULL when it
-   could not even start (no memory). */
-xf_remote *xf_remote_open(xf_worker *w, const xf_tenant *t, const char *remote,
-                          xf_remote_open_cb cb, void *ud);
+   cfg is the snapshot t belongs to (the caller's connection's): the remote stream
+   holds a reference and uses its client TLS (cfg->tlsc) and limits, whatever reloads
+   happen meanwhile. Returns the handle (already known to the caller so it can cancel),
+   or NULL when it could not even start (no memory). */
+xf_remote *xf_remote_open(xf_worker *w, xf_config *cfg, const xf_tenant *t,
+                          const char *remote, xf_remote_open_cb cb, void *ud);
 
 /* Ask remote's authoritative server about KEY (sent by `remote` to tenant t on our
    inbound stream with id stream_id). cb gets ok=1 and answer VALID/INVALID, or ok=0
    with an error. */
-xf_remote *xf_remote_verify(xf_worker *w, const xf_tenant *t, const char *remote,
-                            const char *stream_id, const char *key,
+xf_remote *xf_remote_verify(xf_worker *w, xf_config *cfg, const xf_tenant *t,
+                            const char *remote, const char *stream_id, const char *key,
                             xf_remote_open_cb cb, void *ud);
 
 void xf_remote_set_sink(xf_remote *r, const xf_remote_sink *sink);

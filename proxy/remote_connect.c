@@ -131,7 +131,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 int xf_remote_tls_start(xf_remote *r)
 {
     const mbedtls_ssl_config *conf =
-        xf_tls_client_config(r->w->tlsc, r->t, r->tls_mode == XF_SRV_TLS_DIRECT);
+        xf_tls_client_config(r->cfg->tlsc, r->t, r->tls_mode == XF_SRV_TLS_DIRECT);
     if (conf == NULL)
         return -1;
     mbedtls_ssl_init(&r->ssl);

@@ -132,7 +132,7 @@ static int check_certificate(xf_remote *r)
     const char *srv_target = xf_rdane_srv_target(r->ad_trusted, r->srv_secure, c->fallback,
                                                  c->host, r->domain);
     mbedtls_x509_crt *peer = (mbedtls_x509_crt *)mbedtls_ssl_get_peer_cert(&r->ssl);
-    mbedtls_x509_crt *ca = xf_tls_client_ca(r->w->tlsc);
+    mbedtls_x509_crt *ca = xf_tls_client_ca(r->cfg->tlsc);
     *d = r->dane;                              /* NA / NONE: ABSENT with the reason */
     if (r->dane_state == R_DANE_RECORDS) {
         int v = xf_rdane_verify(&r->tlsa, peer, ca, r->domain, srv_target, d);

@@ -296,7 +296,7 @@ int xf_s2s_in_db_result(xf_s2s_in *s, const xf_xml_event *ev)
     size_t kl = ev->text_len < XF_XML_MAX_TEXT ? ev->text_len : XF_XML_MAX_TEXT;
     memcpy(key, ev->text, kl);
     key[kl] = '\0';
-    p->verify = xf_remote_verify(s->c->w, t, R, s->sid, key, on_verified, p);
+    p->verify = xf_remote_verify(s->c->w, s->c->config, t, R, s->sid, key, on_verified, p);
     if (p->verify == NULL) {
         f.dialback = XF_DB_ERROR;
         snprintf(f.dialback_reason, sizeof(f.dialback_reason), "could not start the verification");

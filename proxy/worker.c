@@ -156,6 +156,10 @@ static void on_wakeup(uv_async_t *a)
     for (size_t i = 0; i < w->n_listeners; i++)
         uv_close((uv_handle_t *)&w->listeners[i].tcp, on_listener_closed);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_mutex_lock(&w->config_mu);
+    w->config_closed = 1;
+    uv_close((uv_handle_t *)&w->config_async, NULL);
+    uv_mutex_unlock(&w->config_mu);
     uv_close((uv_handle_t *)&w->trim_timer, NULL);
     xf_conn_drain(w);
     xf_outbound_drain(w);
@@ -167,6 +171,35 @@ static void on_wakeup(uv_async_t *a)
     xf_info("worker %d: draining %zu connections", w->index, w->n_conns);
     uv_timer_start(&w->drain_timer, on_drain_deadline,
                    (uint64_t)w->config->limits.drain_timeout_s * 1000, 0);
+}
+
+/* Runs in the worker: the snapshot reload.c put in config_pending becomes the one new
+   connections take; the worker's reference to the old one goes (in this thread). */
+static void on_config_pending(uv_async_t *a)
+{
+    xf_worker *w = a->data;
+    uv_mutex_lock(&w->config_mu);
+    xf_config *next = w->config_pending;
+    w->config_pending = NULL;
+    uv_mutex_unlock(&w->config_mu);
+    if (next == NULL)
+        return;
+    xf_config *old = w->config;
+    w->config = next;
+    xf_config_unref(old);
+}
+
+void xf_worker_set_config(xf_worker *w, xf_config *cfg)
+{
+    xf_config *drop = NULL;
+    uv_mutex_lock(&w->config_mu);
+    if (!w->config_closed) {
+        drop = w->config_pending;
+        w->config_pending = xf_config_ref(cfg);
+        uv_async_send(&w->config_async);
+    }
+    uv_mutex_unlock(&w->config_mu);
+    xf_config_unref(drop);
 }
 
 void xf_worker_conn_gone(xf_worker *w)
@@ -227,8 +260,8 @@ fail:
     return -1;
 }
 
-int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_client *tlsc,
-                      xf_worker **out, char *err, size_t errlen)
+int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
+                      size_t errlen)
 {
     for (size_t j = 0; j < cfg->n_listeners; j++)
         if (probe_free(&cfg->listeners[j], err, errlen) != 0)
@@ -248,7 +281,6 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_cli
         w->index = (int)i;
         w->config = xf_config_ref(cfg);
         w->tls = tls;
-        w->tlsc = tlsc;
         uv_loop_init(&w->loop);
         /* The worker's resolver (design.md §4: one c-ares channel per worker). */
         xf_dns_conf dc = {0};
@@ -273,6 +305,9 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_cli
         }
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
+        uv_mutex_init(&w->config_mu);
+        uv_async_init(&w->loop, &w->config_async, on_config_pending);
+        w->config_async.data = w;
         uv_timer_init(&w->loop, &w->drain_timer);
         w->drain_timer.data = w;
         uv_timer_init(&w->loop, &w->trim_timer);
@@ -286,7 +321,8 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_cli
         for (size_t j = 0; j < cfg->n_listeners; j++) {
             xf_listener *l = &w->listeners[j];
             l->worker = w;
-            l->conf = &cfg->listeners[j];
+            l->conf_copy = cfg->listeners[j];
+            l->conf = &l->conf_copy;
             l->fd = open_socket(l->conf, err, errlen);
             if (l->fd < 0)
                 return -1;
@@ -353,6 +389,8 @@ void xf_workers_join_and_free(xf_worker *ws, unsigned n)
         uv_loop_close(&ws[i].loop);
         free(ws[i].listeners);
         xf_config_unref(ws[i].config);
+        xf_config_unref(ws[i].config_pending);
+        uv_mutex_destroy(&ws[i].config_mu);
     }
     free(ws);
 }

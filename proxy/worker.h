@@ -15,14 +15,14 @@
 struct xf_conn;
 struct xf_dns;
 struct xf_posh_fetcher;
-struct xf_tls_client;
 struct xf_remote;
 struct xf_outbound;
 
 typedef struct xf_listener {
     uv_tcp_t tcp;
     struct xf_worker *worker;
-    const xf_listener_conf *conf;
+    const xf_listener_conf *conf;    /* = &conf_copy: listeners outlive any snapshot */
+    xf_listener_conf conf_copy;      /* the boot snapshot's (a reload keeps listeners) */
     int fd;                          /* bound socket, handed over to the loop */
     uint64_t last_accept_warn;       /* loop time of the last accept warning */
     uint64_t accept_errors;          /* accept failures since then */
@@ -40,7 +40,12 @@ typedef struct xf_worker {
     uv_async_t wakeup;               /* main -> worker: start draining */
     uv_timer_t drain_timer;
     int draining;
-    xf_config *config;               /* snapshot reference held by the worker */
+    xf_config *config;               /* snapshot reference held by the worker: what new
+                                        connections take (replaced by a reload) */
+    uv_async_t config_async;         /* main -> worker: config_pending is set */
+    uv_mutex_t config_mu;            /* guards config_pending and config_closed */
+    xf_config *config_pending;       /* the next snapshot, taken by the worker's thread */
+    int config_closed;               /* config_async closed (draining): no more sends */
     const xf_tls *tls;
     xf_listener *listeners;
     size_t n_listeners;
@@ -53,10 +58,10 @@ typedef struct xf_worker {
        federation.resolvers), the shared client TLS configuration, the s2s streams
        xmppfront opened itself (proxy/remote.c) and the backends' outgoing s2s sessions
        (proxy/outbound.c; they also count in n_conns). The resolver is freed once the
-       worker drains and the last connection and remote stream are gone. */
+       worker drains and the last connection and remote stream are gone. The client
+       TLS is the snapshot's (xf_config.tlsc): a remote stream keeps its own. */
     struct xf_dns *dns;
     struct xf_posh_fetcher *posh;    /* POSH documents (proxy/posh_fetch.h), freed with dns */
-    const struct xf_tls_client *tlsc;
     struct xf_remote *remotes;
     size_t n_remotes;
     struct xf_outbound *obs;
@@ -65,8 +70,8 @@ typedef struct xf_worker {
 
 /* Create the workers' listening sockets (SO_REUSEPORT, one per worker per listener) in
    the calling thread, so bind errors are reported before anything starts. */
-int xf_workers_create(xf_config *cfg, const xf_tls *tls, const struct xf_tls_client *tlsc,
-                      xf_worker **out, char *err, size_t errlen);
+int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
+                      size_t errlen);
 /* Start the threads; each signals `done` (main's loop) when its loop has ended. */
 int xf_workers_start(xf_worker *ws, unsigned n, uv_async_t *done);
 /* 1 when every worker's loop has ended. */
@@ -74,6 +79,10 @@ int xf_workers_finished(const xf_worker *ws, unsigned n);
 /* Ask every worker to stop accepting and drain (async-signal context not allowed). */
 void xf_workers_drain(xf_worker *ws, unsigned n);
 void xf_workers_join_and_free(xf_worker *ws, unsigned n);
+/* Hand w a new snapshot (any thread; takes a reference of its own). The worker swaps
+   w->config in its own thread and unrefs the old one there; connections keep theirs.
+   A snapshot still pending is replaced (and unref'd). A no-op once w drains. */
+void xf_worker_set_config(xf_worker *w, xf_config *cfg);
 
 /* Called by conn.c (and outbound.c) when a connection is gone. */
 void xf_worker_conn_gone(xf_worker *w);
