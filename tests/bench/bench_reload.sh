@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Reload benchmark (issue 9 "Reload"; docs/reload.md, tests/bench/README.md):
+# N tenants (default 10,000), each with its own ECDSA P-256 certificate from one CA in
+# its own certbot-like directory (generated once by gen_tenants.py, cached under
+# /tmp/xf-bench-reload-N). Prints: start-up load time (exec -> listening) and RSS;
+# reload time (the proxy's own "done in X ms") and RSS after each of RELOADS reloads;
+# and a reload under load: STREAMS relaying streams plus new connections opening
+# continuously during RELOADS_UNDER_LOAD reloads, which must drop no connection.
+# Not a pass/fail test of CI; exit 1 only when a connection failed or a reload did.
+#   tests/bench/bench_reload.sh            N=1000 tests/bench/bench_reload.sh
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+XF_BIN=${XF_BIN:-$ROOT/build/xmppfront}
+N=${N:-10000}
+RELOADS=${RELOADS:-3}
+RELOADS_UNDER_LOAD=${RELOADS_UNDER_LOAD:-3}
+STREAMS=${STREAMS:-50}
+WORKERS=${WORKERS:-2}
+PY=/usr/bin/python3
+CACHE=${CACHE:-/tmp/xf-bench-reload-$N}
+IT="$ROOT/tests/integration"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+PIDS=()
+TMP=$(mktemp -d /tmp/xfbench-reload.XXXXXX)
+cleanup() {
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[$i]}" 2>/dev/null
+    wait "${PIDS[$i]}" 2>/dev/null
+  done
+  [ "${BENCH_KEEP:-0}" = 1 ] && log "keeping $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+[ -x "$XF_BIN" ] || { log "no binary at $XF_BIN (build first or set XF_BIN)"; exit 2; }
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+free_ports() {
+  "$PY" -c 'import socket,sys
+s=[socket.socket() for _ in range(int(sys.argv[1]))]
+[x.bind(("127.0.0.1",0)) for x in s]; print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
+}
+wait_port() {
+  local i
+  for ((i = 0; i < ${2:-600} * 10; i++)); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+t0=$(date +%s.%N)
+"$PY" "$ROOT/tests/bench/gen_tenants.py" certs "$CACHE" "$N" || exit 2
+log "tenant certificates: $CACHE ($N, $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s, cached)"
+read -r P_TLS P_BACK < <(free_ports 2)
+"$PY" "$IT/reload_load.py" backend "$P_BACK" >"$TMP/backend.log" 2>&1 &
+PIDS+=($!)
+wait_port "$P_BACK" 10 || { log "backend did not start"; exit 2; }
+"$PY" "$ROOT/tests/bench/gen_tenants.py" tenants "$CACHE" "$N" "127.0.0.1:$P_BACK" "$TMP/tenants"
+cat >"$TMP/xmppfront.json" <<EOF
+{"workers": $WORKERS, "tenants": "tenants", "log_level": "info",
+ "limits": {"max_connections_per_ip": 0},
+ "listeners": [{"address": "127.0.0.1", "port": $P_TLS, "tls": "direct", "service": "client"}]}
+EOF
+ulimit -n 65536 2>/dev/null || true
+XLOG="$TMP/xmppfront.log"
+t0=$(date +%s.%N)
+"$XF_BIN" -c "$TMP/xmppfront.json" 2>"$XLOG" &
+XPID=$!
+PIDS+=("$XPID")
+wait_port "$P_TLS" 600 || { log "xmppfront did not listen"; tail "$XLOG"; exit 2; }
+LOAD_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
+sleep 1
+RSS0=$(rss_kb "$XPID")
+INOTIFY=$(ls -l /proc/"$XPID"/fd 2>/dev/null | grep -c inotify)
+echo "tenants: $N    workers: $WORKERS    inotify instances: $INOTIFY"
+echo "load (exec -> listening): ${LOAD_S} s    RSS after load: $((RSS0 / 1024)) MiB"
+
+# wait_reload K: the K-th reload finished; prints its "done in X ms" figure.
+wait_reload() {
+  local i
+  for ((i = 0; i < 3000; i++)); do
+    if grep -qE "reload $1 \(SIGHUP\) refused" "$XLOG"; then echo refused; return 1; fi
+    local ms; ms=$(sed -n "s/.*reload $1 (SIGHUP) done in \([0-9.]*\) ms.*/\1/p" "$XLOG")
+    [ -n "$ms" ] && { echo "$ms"; return 0; }
+    sleep 0.1
+  done
+  echo timeout; return 1
+}
+k=0 fail=0
+for ((r = 1; r <= RELOADS; r++)); do
+  k=$((k + 1))
+  kill -HUP "$XPID"
+  ms=$(wait_reload "$k") || fail=1
+  sleep 1.5                     # the old snapshot goes once the workers have swapped
+  echo "reload $k (idle): ${ms} ms    RSS after: $(($(rss_kb "$XPID") / 1024)) MiB    peak RSS so far: $(($(hwm_kb "$XPID") / 1024)) MiB"
+done
+
+mkdir -p "$TMP/ctl"
+timeout 600 "$PY" "$IT/reload_load.py" load --port "$P_TLS" --ca "$CACHE/pki/ca.pem" \
+  --sni t00001.example --streams "$STREAMS" --churn 3 --control "$TMP/ctl" >"$TMP/load.out" 2>&1 &
+LPID=$!
+PIDS+=("$LPID")
+for ((i = 0; i < 600; i++)); do [ -f "$TMP/ctl/ready" ] && break; kill -0 "$LPID" 2>/dev/null || break; sleep 0.1; done
+[ -f "$TMP/ctl/ready" ] || { log "load did not start"; cat "$TMP/load.out"; exit 1; }
+for ((r = 1; r <= RELOADS_UNDER_LOAD; r++)); do
+  k=$((k + 1))
+  kill -HUP "$XPID"
+  ms=$(wait_reload "$k") || fail=1
+  echo "reload $k (under load: $STREAMS streams + 3 clients connecting): ${ms} ms    RSS after: $(($(rss_kb "$XPID") / 1024)) MiB"
+  sleep 1
+done
+touch "$TMP/ctl/stop"
+wait "$LPID"; lrc=$?
+echo "load during the reloads: $(cat "$TMP/load.out" | head -1)"
+[ $lrc = 0 ] || { fail=1; sed -n '2,6p' "$TMP/load.out"; }
+sleep 2
+echo "RSS at the end: $(($(rss_kb "$XPID") / 1024)) MiB    peak: $(($(hwm_kb "$XPID") / 1024)) MiB"
+[ $fail = 0 ] && echo "bench_reload: no failed connection, no failed reload" || echo "bench_reload: FAILURES (see above)"
+exit $fail
