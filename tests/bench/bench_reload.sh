@@ -5,7 +5,8 @@
 # /tmp/xf-bench-reload-N). Prints: start-up load time (exec -> listening) and RSS;
 # reload time (the proxy's own "done in X ms") and RSS after each of RELOADS reloads;
 # and a reload under load: STREAMS relaying streams plus new connections opening
-# continuously during RELOADS_UNDER_LOAD reloads, which must drop no connection.
+# continuously during RELOADS_UNDER_LOAD reloads, which must drop no connection (the
+# streams never authenticate: limits.auth_timeout_s is raised to 3600 for them).
 # Not a pass/fail test of CI; exit 1 only when a connection failed or a reload did.
 #   tests/bench/bench_reload.sh            N=1000 tests/bench/bench_reload.sh
 set -uo pipefail
@@ -60,7 +61,7 @@ wait_port "$P_BACK" 10 || { log "backend did not start"; exit 2; }
 "$PY" "$ROOT/tests/bench/gen_tenants.py" tenants "$CACHE" "$N" "127.0.0.1:$P_BACK" "$TMP/tenants"
 cat >"$TMP/xmppfront.json" <<EOF
 {"workers": $WORKERS, "tenants": "tenants", "log_level": "info",
- "limits": {"max_connections_per_ip": 0},
+ "limits": {"max_connections_per_ip": 0, "auth_timeout_s": 3600},
  "listeners": [{"address": "127.0.0.1", "port": $P_TLS, "tls": "direct", "service": "client"}]}
 EOF
 ulimit -n 65536 2>/dev/null || true

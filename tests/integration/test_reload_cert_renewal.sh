@@ -58,7 +58,7 @@ EOF
 XF_CFG="$XF_TMP/xf/xmppfront.json"
 XF_LOG="$XF_TMP/xf/xmppfront.log"
 cat >"$XF_CFG" <<EOF
-{"workers": 2, "tenants": "tenants", "log_level": "debug",
+{"workers": 2, "tenants": "tenants", "log_level": "debug", "limits": {"auth_timeout_s": 3600},
  "listeners": [$(xf_listener 127.0.0.1 "$P_TLS" direct client)]}
 EOF
 xf_proxy_start "$XF_CFG" "$XF_LOG" "$P_TLS" || xf_setup_failed "$T: xmppfront"

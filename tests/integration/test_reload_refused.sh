@@ -35,6 +35,7 @@ write_main() {
   "workers": 2,
   "tenants": "tenants",
   "watch": false,
+  "limits": {"auth_timeout_s": 3600},
   "listeners": [$1]
 }
 EOF

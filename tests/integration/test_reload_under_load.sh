@@ -34,6 +34,7 @@ cat >"$XF_CFG" <<EOF
   "workers": 2,
   "tenants": "tenants",
   "watch": false,
+  "limits": {"auth_timeout_s": 3600},
   "listeners": [$(xf_listener 127.0.0.1 "$P_TLS" direct client), $(xf_listener 127.0.0.1 "$P_STLS" starttls client)]
 }
 EOF
