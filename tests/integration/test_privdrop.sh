@@ -6,7 +6,8 @@
 # the user's own (no 0), no capability is left, and a STARTTLS handshake on port 522
 # works. A configured user that does not exist, or one the process cannot switch to
 # (started unprivileged as another user), is a start failure with one clear line and no
-# process left behind.
+# process left behind. Started as that user with only CAP_NET_BIND_SERVICE (the shipped
+# unit's way), it binds the same ports and serves without any switch.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_netns.sh"
 T=privdrop
@@ -91,4 +92,22 @@ timeout 20 setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
 RC=$?
 xf_check "not root, user is someone else: exit non-zero with the line (rc $RC)" \
   bash -c "cat '$XF_TMP/nobody.err'; [ $RC -ne 0 ] && grep -qF 'not root: cannot switch users' '$XF_TMP/nobody.err'"
+
+# Model A: started as the user itself with only CAP_NET_BIND_SERVICE (ambient), as the
+# shipped systemd unit does; "user" naming that same user is accepted, nothing changes.
+write_cfg "$U" "$U"
+chown -R "$U:$U" "$XF_TMP/certs"; chmod 600 "$XF_TMP/certs/a.example/privkey.pem"
+: > "$XF_TMP/capuser.log"
+ip netns exec "$XF_NS" setpriv --reuid="$U" --regid="$U" --init-groups \
+  --inh-caps=+net_bind_service --ambient-caps=+net_bind_service -- \
+  "$XF_BIN" -c "$XF_CFG" 2>"$XF_TMP/capuser.log" &
+CPID=$!
+xf_track "$CPID"
+for ((i = 0; i < 100; i++)); do xf_ns_listening 522 && break; kill -0 "$CPID" 2>/dev/null || break; sleep 0.1; done
+xf_check "unprivileged + CAP_NET_BIND_SERVICE: binds 522 and 443 as uid $UID_, serves STARTTLS" \
+  bash -c "cat '$XF_TMP/capuser.log'; grep -E '^(Uid|CapEff)' /proc/$CPID/status; \
+    grep -Pq '^Uid:\t$UID_\t' /proc/$CPID/status && ip netns exec '$XF_NS' ss -Hltn | grep -q ':443 ' && \
+    timeout 20 ip netns exec '$XF_NS' '$XF_PY' '$XF_IT_DIR/starttls_probe.py' 522 '$XF_CA' && \
+    ! grep -q 'privileges dropped' '$XF_TMP/capuser.log'"
+xf_stop_pid "$CPID" 10
 xf_finish "$T"
