@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 #include "proxy/log.h"
@@ -230,6 +231,16 @@ static void journal_priority_prefix(void **state)
     assert_int_equal(xf_log_detect_journal(), 0);
     setenv("JOURNAL_STREAM", "1:2", 1);                        /* not stderr */
     assert_int_equal(xf_log_detect_journal(), 0);
+    struct stat st;
+    char js[64];
+    assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+    snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", js, 1);                           /* stderr itself */
+    assert_int_equal(xf_log_detect_journal(), 1);
+    capture(out, sizeof(out), XF_LOG_INFO, "%s", "via journal");
+    assert_string_equal(out, "<6>info via journal\n");
+    xf_log_set_journal(0);
     unsetenv("JOURNAL_STREAM");
     xf_log_set_level(XF_LOG_INFO);
 }
