@@ -267,9 +267,10 @@ static void note(char *buf, size_t len, const char *key)
 
 /* Keys a running process cannot apply: the listening sockets and worker threads exist
    already, each worker's resolver and POSH fetcher were built at start. new gets old's
-   values (it is not shared yet); `changed` lists the keys that differed. Keys added to
-   the main file later that only a restart applies ("user", "group", "admin") belong
-   here too. Returns 0, or -1 when out of memory. */
+   values (it is not shared yet; user/group are only reported: nothing reads them
+   after the start); `changed` lists the keys that differed. Keys added to the main
+   file later that only a restart applies (e.g. "admin") belong here too. Returns 0,
+   or -1 when out of memory. */
 static int keep_restart_only(const xf_config *old, xf_config *new, char *changed, size_t len)
 {
     changed[0] = '\0';
@@ -306,6 +307,14 @@ static int keep_restart_only(const xf_config *old, xf_config *new, char *changed
         free(nf->resolvers);
         nf->resolvers = r;
         nf->n_resolvers = of->n_resolvers;
+    }
+    /* The privilege drop happened once, at start (proxy/privdrop.h); the log format
+       is chosen before the first line. */
+    if (!str_eq(old->user, new->user) || !str_eq(old->group, new->group))
+        note(changed, len, "user/group");
+    if (old->log_format != new->log_format) {
+        note(changed, len, "log_format");
+        new->log_format = old->log_format;
     }
     /* The POSH fetchers keep what they were built with; the client TLS takes the new
        CA file at once. Reported, not reverted. */
