@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include "proxy/admin.h"
 #include "proxy/check_cmd.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
 #include "proxy/records_cmd.h"
@@ -34,6 +36,7 @@ typedef struct main_ctx {
     xf_worker *workers;
     unsigned n_workers;
     int stopping;
+    xf_admin *admin;                 /* the admin listener (proxy/admin.h), or NULL */
 } main_ctx;
 
 static void usage(FILE *f)
@@ -69,6 +72,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         return;
     }
     m->stopping = 1;
+    xf_metrics_set_state(XF_MSTATE_DRAINING);     /* /readyz: 503 from now on */
     xf_info("%s received: no new connections, draining", name);
     xf_workers_drain(m->workers, m->n_workers);
 }
@@ -84,6 +88,34 @@ static void on_worker_done(uv_async_t *a)
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
     uv_close((uv_handle_t *)&m->done, NULL);
+    xf_admin_stop(m->admin);
+}
+
+/* The admin listener (docs/metrics.md): off with "admin": false or port 0; a bind
+   failure stops the start when "admin" is in the file, and is only a warning for the
+   implicit default (127.0.0.1:8269), so that instances without an "admin" key can
+   share a host. Returns 0, or -1 (message printed). */
+static int start_admin(main_ctx *m, const xf_config *cfg)
+{
+    char err[256];
+    if (xf_metrics_init(cfg->admin.per_tenant_metrics) < 0) {
+        fprintf(stderr, "xmppfront: out of memory for the per-tenant metrics\n");
+        return -1;
+    }
+    xf_metrics_set_tenants(xf_registry_count(cfg->registry));
+    if (!cfg->admin.enabled)
+        return 0;
+    if (xf_admin_start(uv_default_loop(), &cfg->admin, XF_VERSION, &m->admin, err,
+                       sizeof(err)) < 0) {
+        if (cfg->admin.configured) {
+            fprintf(stderr, "xmppfront: %s\n", err);
+            return -1;
+        }
+        xf_warn("%s: metrics and health endpoints are off (set \"admin\" to choose)", err);
+        return 0;
+    }
+    xf_info("admin listener on %s (/metrics, /healthz, /readyz)", cfg->admin.name);
+    return 0;
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -190,6 +222,8 @@ int main(int argc, char **argv)
     uv_async_init(loop, &m.done, on_worker_done);
     m.done.data = &m;
 
+    if (start_admin(&m, cfg) < 0)
+        return 1;
     if (xf_workers_start(m.workers, m.n_workers, &m.done) != 0) {
         fprintf(stderr, "xmppfront: cannot start worker threads\n");
         return 1;
@@ -214,6 +248,7 @@ int main(int argc, char **argv)
                 host->cert_path, host->next_cert_path ? ", next certificate loaded" : "",
                 hosting_served(cfg->registry));
 
+    xf_metrics_set_state(XF_MSTATE_READY);  /* listeners bound, configuration loaded */
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);
     uv_loop_close(loop);
