@@ -24,7 +24,7 @@ static const char *const dir_vals[2] = { "in", "out" };
 static const char *const result_vals[2] = { "ok", "failed" };
 static const char *const method_vals[2] = { "sasl_external", "dialback" };
 static const char *const verdict_vals[2] = { "ok", "refused" };
-static const char *const posh_vals[3] = { "ok", "not_found", "error" };
+static const char *const posh_vals[4] = { "ok", "not_found", "invalid", "error" };
 static const char *const backend_vals[XF_MB__N] = {
     [XF_MB_CONNECT_FAILED] = "connect_failed", [XF_MB_TIMEOUT] = "timeout",
     [XF_MB_CLOSED] = "closed" };
@@ -109,7 +109,7 @@ static unsigned fam_size(const fam *f)
 enum {
     B_CONN = 0, B_ACC = B_CONN + N_CONN, B_HS = B_ACC + XF_MSVC__N, B_REF = B_HS + 4,
     B_BYTES = B_REF + XF_MR__N, B_BE = B_BYTES + 2, B_S2S = B_BE + XF_MB__N,
-    B_DNSQ = B_S2S + 8, B_DNSH = B_DNSQ + 1, B_POSH = B_DNSH + 1, B_POSHH = B_POSH + 3,
+    B_DNSQ = B_S2S + 8, B_DNSH = B_DNSQ + 1, B_POSH = B_DNSH + 1, B_POSHH = B_POSH + 4,
     B_ADMIN = B_POSHH + 1, N_SERIES = B_ADMIN + XF_MA__N
 };
 static const unsigned fam_base[XF_MF__N + 1] = {

@@ -40,7 +40,7 @@ enum xf_mfam {
     XF_MF_S2S_AUTH,          /* counter direction (in/out) x method x verdict */
     XF_MF_DNS_QUERIES,       /* counter: queries sent to a resolver */
     XF_MF_DNS_CACHE_HITS,    /* counter: answered from the worker's cache */
-    XF_MF_POSH_FETCHES,      /* counter result (ok/not_found/error) */
+    XF_MF_POSH_FETCHES,      /* counter result (ok/not_found/invalid/error) */
     XF_MF_POSH_CACHE_HITS,   /* counter */
     XF_MF_ADMIN_REQUESTS,    /* counter code (enum xf_madmin) */
     XF_MF__N

@@ -15,6 +15,7 @@
 #include "certs/pkix.h"
 #include "certs/posh.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/posh_fetch.h"
 #include "proxy/remote_dane.h"
 #include "proxy/tls_client.h"
@@ -259,6 +260,8 @@ static void decide_and_act(xf_remote *r)
         xf_remote_finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE, r->verdict.reason);
         return;
     default:
+        xf_metrics_s2s_auth(XF_M_OUT, r->facts.dialback != XF_DB_NOT_TRIED ? "dialback"
+                            : "sasl-external", 0);
         xf_remote_fail(r, xf_remote_condition_error(r->verdict.condition), "%s", r->verdict.reason);
         return;
     }
