@@ -212,6 +212,12 @@ int xf_admin_start(uv_loop_t *loop, const xf_admin_conf *conf, const char *versi
     return 0;
 }
 
+int xf_admin_sockname(const xf_admin *a, struct sockaddr_storage *ss)
+{
+    int len = sizeof *ss;
+    return uv_tcp_getsockname(&a->tcp, (struct sockaddr *)ss, &len);
+}
+
 void xf_admin_set_post(xf_admin *a, const char *path, xf_admin_post_cb cb, void *ud)
 {
     snprintf(a->post_path, sizeof a->post_path, "%s", path ? path : "");

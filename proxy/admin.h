@@ -66,6 +66,8 @@ typedef struct xf_admin xf_admin;
    the listener. */
 int xf_admin_start(uv_loop_t *loop, const xf_admin_conf *conf, const char *version,
                    xf_admin **out, char *err, size_t errlen);
+/* The bound address (tests bind port 0). Returns 0 or a negative uv error. */
+int xf_admin_sockname(const xf_admin *a, struct sockaddr_storage *ss);
 /* The hook for POST requests to `path` (one at a time; NULL cb removes it). */
 void xf_admin_set_post(xf_admin *a, const char *path, xf_admin_post_cb cb, void *ud);
 /* Stop listening and close every admin connection; the memory goes once the last

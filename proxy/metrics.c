@@ -321,6 +321,8 @@ void xf_metrics_tenant_leave(int *slot)
 
 static int esc(xf_buf *out, const char *s, size_t len, int quote)
 {
+    if (len == 0)
+        return 0;
     char *w = xf_buf_reserve(out, len * 2);
     if (w == NULL)
         return -1;

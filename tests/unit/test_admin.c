@@ -1,0 +1,288 @@
+/* Unit tests for proxy/admin_http.c (xf_admin_serve, the admin listener without I/O):
+   the routes and their codes, HEAD without body, keep-alive and Connection: close,
+   pipelined requests answered one at a time, bad and oversized heads, bodies closing
+   the connection, the POST hook; and proxy/admin.c on a real loop: bind, answer over
+   TCP, stop with no handle left. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <uv.h>
+#include "proxy/admin.h"
+#include "proxy/metrics.h"
+
+static const xf_admin_hooks hooks = { .version = "9.9" };
+
+/* Push req, serve once; returns the event, the answer in *out (caller frees). */
+static int serve(xf_http_reader *rd, const xf_admin_hooks *h, const char *req, char **out)
+{
+    xf_buf b = { 0 };
+    if (req)
+        assert_int_equal(xf_http_reader_push(rd, req, strlen(req)), 0);
+    int ev = xf_admin_serve(rd, h, &b);
+    *out = calloc(1, xf_buf_size(&b) + 1);
+    memcpy(*out, xf_buf_head(&b), xf_buf_size(&b));
+    xf_buf_free(&b);
+    return ev;
+}
+
+static int status_of(const char *resp)
+{
+    int st = 0;
+    assert_int_equal(sscanf(resp, "HTTP/1.1 %d ", &st), 1);
+    return st;
+}
+
+static const char *body_of(const char *resp)
+{
+    const char *p = strstr(resp, "\r\n\r\n");
+    assert_non_null(p);
+    return p + 4;
+}
+
+/* One request on a fresh reader: its status; *ev the event. */
+static int one(const char *req, int *ev, char **resp)
+{
+    xf_http_reader rd;
+    xf_http_reader_init(&rd, XF_ADMIN_MAX_HEAD);
+    *ev = serve(&rd, &hooks, req, resp);
+    xf_http_reader_free(&rd);
+    return *resp[0] ? status_of(*resp) : 0;
+}
+
+static void routes(void **state)
+{
+    (void)state;
+    int ev;
+    char *r;
+    xf_metrics_set_state(XF_MSTATE_STARTING);
+    assert_int_equal(one("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 200);
+    assert_int_equal(ev, XF_ADMIN_REPLY);
+    assert_string_equal(body_of(r), "ok\n");
+    assert_non_null(strstr(r, "Content-Length: 3\r\n"));
+    assert_non_null(strstr(r, "Connection: keep-alive\r\n"));
+    free(r);
+    assert_int_equal(one("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 503);
+    assert_string_equal(body_of(r), "starting\n");
+    free(r);
+    xf_metrics_set_state(XF_MSTATE_READY);
+    assert_int_equal(one("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 200);
+    free(r);
+    xf_metrics_set_state(XF_MSTATE_DRAINING);
+    assert_int_equal(one("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 503);
+    assert_string_equal(body_of(r), "draining\n");
+    free(r);
+    assert_int_equal(one("GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 200);
+    assert_non_null(strstr(r, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    assert_non_null(strstr(body_of(r), "xmppfront_build_info{version=\"9.9\"} 1\n"));
+    assert_non_null(strstr(body_of(r), "xmppfront_draining 1\n"));
+    free(r);
+    assert_int_equal(one("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 404);
+    free(r);
+    assert_int_equal(one("DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 405);
+    assert_non_null(strstr(r, "Allow: GET, HEAD\r\n"));
+    free(r);
+    /* POST without a hook: 405; its body is not read, so the connection closes. */
+    assert_int_equal(one("POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
+                         &ev, &r), 405);
+    assert_int_equal(ev, XF_ADMIN_CLOSE);
+    assert_non_null(strstr(r, "Connection: close\r\n"));
+    free(r);
+    /* HEAD: the same fields, no body. */
+    assert_int_equal(one("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &ev, &r), 200);
+    assert_non_null(strstr(r, "Content-Length: 3\r\n"));
+    assert_string_equal(body_of(r), "");
+    free(r);
+    /* HTTP/1.0 without keep-alive: answered, then closed. */
+    assert_int_equal(one("GET /healthz HTTP/1.0\r\n\r\n", &ev, &r), 200);
+    assert_int_equal(ev, XF_ADMIN_CLOSE);
+    free(r);
+    assert_int_equal(one("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         &ev, &r), 200);
+    assert_int_equal(ev, XF_ADMIN_CLOSE);
+    free(r);
+    xf_metrics_set_state(XF_MSTATE_READY);
+}
+
+static void bad_requests(void **state)
+{
+    (void)state;
+    int ev;
+    char *r;
+    assert_int_equal(one("GARBAGE\r\n\r\n", &ev, &r), 400);
+    assert_int_equal(ev, XF_ADMIN_CLOSE);
+    free(r);
+    assert_int_equal(one("GET /healthz HTTP/1.1\r\n\r\n", &ev, &r), 400);   /* no Host */
+    free(r);
+    char big[XF_ADMIN_MAX_HEAD + 200];
+    int n = snprintf(big, sizeof big, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: ");
+    memset(big + n, 'a', sizeof big - (size_t)n - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(one(big, &ev, &r), 431);
+    assert_int_equal(ev, XF_ADMIN_CLOSE);
+    free(r);
+    /* Incomplete: nothing yet. */
+    assert_int_equal(one("GET /healthz HTTP/1.1\r\nHo", &ev, &r), 0);
+    assert_int_equal(ev, XF_ADMIN_NEED);
+    free(r);
+}
+
+static void pipelined(void **state)
+{
+    (void)state;
+    xf_http_reader rd;
+    xf_http_reader_init(&rd, XF_ADMIN_MAX_HEAD);
+    char *r;
+    /* Two requests in one push, the second split: answered one per call. */
+    assert_int_equal(serve(&rd, &hooks, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                           "GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /he", &r), XF_ADMIN_REPLY);
+    assert_int_equal(status_of(r), 200);
+    free(r);
+    assert_int_equal(serve(&rd, &hooks, NULL, &r), XF_ADMIN_REPLY);
+    assert_int_equal(status_of(r), 404);
+    free(r);
+    assert_int_equal(serve(&rd, &hooks, NULL, &r), XF_ADMIN_NEED);
+    free(r);
+    assert_int_equal(serve(&rd, &hooks, "althz HTTP/1.1\r\nHost: x\r\n\r\n", &r), XF_ADMIN_REPLY);
+    assert_int_equal(status_of(r), 200);
+    free(r);
+    xf_http_reader_free(&rd);
+}
+
+static int reload_hook(void *ud, char *msg, size_t cap)
+{
+    (*(int *)ud)++;
+    snprintf(msg, cap, "reloaded");
+    return 200;
+}
+
+static void post_hook(void **state)
+{
+    (void)state;
+    int calls = 0;
+    xf_admin_hooks h = { .version = "1", .post_path = "/reload", .post = reload_hook,
+                         .post_ud = &calls };
+    xf_http_reader rd;
+    xf_http_reader_init(&rd, XF_ADMIN_MAX_HEAD);
+    char *r;
+    assert_int_equal(serve(&rd, &h, "POST /reload HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+                     XF_ADMIN_REPLY);
+    assert_int_equal(status_of(r), 200);
+    assert_string_equal(body_of(r), "reloaded\n");
+    assert_int_equal(calls, 1);
+    free(r);
+    assert_int_equal(serve(&rd, &h, "POST /other HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+                     XF_ADMIN_REPLY);
+    assert_int_equal(status_of(r), 405);
+    assert_int_equal(calls, 1);
+    free(r);
+    xf_http_reader_free(&rd);
+}
+
+/* ---------------------------------------------------------------- on a loop */
+
+typedef struct client {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    char got[8192];
+    size_t n;
+    int eof;
+    xf_admin *admin;
+} client;
+
+static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+    client *c = h->data;
+    (void)s;
+    b->base = c->got + c->n;
+    b->len = sizeof c->got - c->n - 1;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    client *c = s->data;
+    (void)b;
+    if (n > 0) {
+        c->n += (size_t)n;
+        return;
+    }
+    if (n < 0) {
+        c->eof = 1;
+        uv_close((uv_handle_t *)&c->tcp, NULL);
+        xf_admin_stop(c->admin);         /* then the loop has nothing left */
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    client *c = req->data;
+    assert_int_equal(status, 0);
+    static char msg[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    uv_buf_t b = uv_buf_init(msg, sizeof msg - 1);
+    assert_int_equal(uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, NULL), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read), 0);
+}
+
+static void listener(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    xf_admin_conf conf = { .enabled = 1 };
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&conf.addr;
+    a4->sin_family = AF_INET;
+    a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a4->sin_port = 0;                                   /* any free port */
+    conf.addrlen = sizeof *a4;
+    snprintf(conf.name, sizeof conf.name, "127.0.0.1:0");
+    xf_admin *a = NULL;
+    char err[200];
+    assert_int_equal(xf_admin_start(&loop, &conf, "t", &a, err, sizeof err), 0);
+    struct sockaddr_storage bound;
+    assert_int_equal(xf_admin_sockname(a, &bound), 0);
+
+    /* A second listener on the same port fails with a message naming it. */
+    xf_admin_conf dup = conf;
+    memcpy(&dup.addr, &bound, sizeof bound);
+    snprintf(dup.name, sizeof dup.name, "dup");
+    xf_admin *b = NULL;
+    assert_int_equal(xf_admin_start(&loop, &dup, "t", &b, err, sizeof err), -1);
+    assert_null(b);
+    assert_non_null(strstr(err, "admin listener dup: "));
+
+    xf_metrics_set_state(XF_MSTATE_READY);
+    client c = { .admin = a };
+    uv_tcp_init(&loop, &c.tcp);
+    c.tcp.data = c.creq.data = &c;
+    assert_int_equal(uv_tcp_connect(&c.creq, &c.tcp, (struct sockaddr *)&bound, on_connect), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    c.got[c.n] = '\0';
+    assert_true(c.eof);
+    const char *second = strstr(c.got + 1, "HTTP/1.1 ");
+    assert_true(strncmp(c.got, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(second);
+    assert_true(strncmp(second, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(second, "Connection: close\r\n"));
+    assert_non_null(strstr(second, "ready\n"));
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    assert_int_equal(xf_metrics_init(0), 0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(routes),
+        cmocka_unit_test(bad_requests),
+        cmocka_unit_test(pipelined),
+        cmocka_unit_test(post_hook),
+        cmocka_unit_test(listener),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
