@@ -260,8 +260,8 @@ static void decide_and_act(xf_remote *r)
         xf_remote_finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE, r->verdict.reason);
         return;
     default:
-        xf_metrics_s2s_auth(XF_M_OUT, r->facts.dialback != XF_DB_NOT_TRIED ? "dialback"
-                            : "sasl-external", 0);
+        if (r->facts.dialback != XF_DB_NOT_TRIED)       /* else refused before any method */
+            xf_metrics_s2s_auth(XF_M_OUT, "dialback", 0);
         xf_remote_fail(r, xf_remote_condition_error(r->verdict.condition), "%s", r->verdict.reason);
         return;
     }
@@ -407,6 +407,7 @@ static int on_event(xf_remote *r, const xf_xml_event *ev, const char *elem, size
         /* <failure/>: e.g. a serverAuth-only certificate refused as client certificate;
            dialback instead (XEP-0178 §4 / XEP-0220). */
         r->facts.sasl_external = 0;
+        xf_metrics_s2s_auth(XF_M_OUT, "sasl-external", 0);
         decide_and_act(r);
         return r->state == R_DONE || r->closed ? -1 : 0;
     case R_AUTH_FEATURES:
