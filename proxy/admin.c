@@ -14,10 +14,12 @@ typedef struct aconn {
     struct xf_admin *a;
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_shutdown_t sreq;
     xf_http_reader rd;
     unsigned requests;
     int writing;                     /* an answer is in uv_write */
     int close_after;                 /* close once it is written */
+    int lingering;                   /* shut down: reading and dropping until EOF */
     int closed;
     int handles;
 } aconn;
@@ -99,7 +101,8 @@ static void process(aconn *c)
         conn_close(c);
         return;
     }
-    int r = xf_admin_serve(&c->rd, &c->a->hooks, &w->buf);
+    int r = xf_admin_serve(&c->rd, &c->a->hooks, c->requests + 1 < XF_ADMIN_MAX_REQUESTS,
+                           &w->buf);
     if (r == XF_ADMIN_NEED) {
         free(w);
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0 &&
@@ -108,7 +111,8 @@ static void process(aconn *c)
         return;
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
-    c->close_after = r == XF_ADMIN_CLOSE || ++c->requests >= XF_ADMIN_MAX_REQUESTS;
+    c->requests++;
+    c->close_after = r == XF_ADMIN_CLOSE;
     uv_timer_start(&c->timer, on_timeout, XF_ADMIN_TIMEOUT_MS, 0);
     if (xf_buf_size(&w->buf) == 0) {
         xf_buf_free(&w->buf);
@@ -128,6 +132,24 @@ static void process(aconn *c)
     }
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;                    /* the linger timer or the client's EOF closes */
+}
+
+/* The last answer is written: FIN, then drop what still comes (admin.h). */
+static void linger(aconn *c)
+{
+    c->lingering = 1;
+    xf_http_reader_free(&c->rd);
+    uv_timer_start(&c->timer, on_timeout, XF_ADMIN_LINGER_MS, 0);
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0 ||
+        (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0 &&
+         !uv_is_active((uv_handle_t *)&c->tcp)))
+        conn_close(c);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     wreq *w = req->data;
@@ -137,8 +159,12 @@ static void on_written(uv_write_t *req, int status)
     c->writing = 0;
     if (c->closed)
         return;
-    if (status < 0 || c->close_after) {
+    if (status < 0) {
         conn_close(c);
+        return;
+    }
+    if (c->close_after) {
+        linger(c);
         return;
     }
     process(c);                      /* a pipelined request may be waiting */
@@ -149,6 +175,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     aconn *c = s->data;
     if (n == 0 || c->closed)
         return;
+    if (c->lingering) {
+        if (n < 0)
+            conn_close(c);           /* the client's EOF (or an error): done */
+        return;
+    }
     if (n < 0 || xf_http_reader_size(&c->rd) > 2 * XF_ADMIN_MAX_HEAD ||
         xf_http_reader_push(&c->rd, b->base, (size_t)n) < 0) {
         conn_close(c);               /* EOF, error, or a client that does not stop */

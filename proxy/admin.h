@@ -16,7 +16,9 @@
  * per connection, request bodies never read (answered, then closed). Each connection
  * must complete a request within XF_ADMIN_TIMEOUT_MS of its start or of the previous
  * answer, else it is closed; at most XF_ADMIN_MAX_CONNS at once (more are closed at
- * accept).
+ * accept). After a last answer the connection is shut down (FIN) and what the client
+ * still sends is read and dropped for up to XF_ADMIN_LINGER_MS, so that its unread
+ * bytes do not turn our close into a reset that destroys the answer.
  */
 #ifndef XF_ADMIN_H
 #define XF_ADMIN_H
@@ -31,6 +33,7 @@
 #define XF_ADMIN_MAX_REQUESTS 100
 #define XF_ADMIN_TIMEOUT_MS 10000
 #define XF_ADMIN_MAX_CONNS 64
+#define XF_ADMIN_LINGER_MS 2000
 
 /* A POST hook: returns the HTTP status to answer (200, 500, ...) with msg (a line of
    text, NUL-terminated, at most cap bytes) as the body. Runs on the main loop. */
@@ -53,9 +56,11 @@ enum xf_admin_ev {
 
 /* Take the next request out of rd (bytes pushed with xf_http_reader_push; rd made with
    xf_http_reader_init(rd, XF_ADMIN_MAX_HEAD)) and append its whole HTTP/1.1 response
-   to out. No I/O: admin.c and the fuzz target drive it. Out of memory: CLOSE with
-   nothing (or part of an answer) appended. */
-int xf_admin_serve(xf_http_reader *rd, const xf_admin_hooks *h, xf_buf *out);
+   to out. may_keep 0: the connection ends after this answer whatever the request says
+   (the last of XF_ADMIN_MAX_REQUESTS): it says Connection: close. No I/O: admin.c and
+   the fuzz target drive it. Out of memory: CLOSE with nothing (or part of an answer)
+   appended. */
+int xf_admin_serve(xf_http_reader *rd, const xf_admin_hooks *h, int may_keep, xf_buf *out);
 
 /* ---------------------------------------------------------------- listener */
 

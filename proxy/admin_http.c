@@ -107,7 +107,7 @@ static int route(const xf_http_req *q, const xf_admin_hooks *h, answer *a)
     return text(a, 404, "404 Not Found\n");
 }
 
-int xf_admin_serve(xf_http_reader *rd, const xf_admin_hooks *h, xf_buf *out)
+int xf_admin_serve(xf_http_reader *rd, const xf_admin_hooks *h, int may_keep, xf_buf *out)
 {
     answer a = { 0 };
     int ev, keep = 0, head_only = 0, r = XF_ADMIN_CLOSE;
@@ -126,7 +126,7 @@ int xf_admin_serve(xf_http_reader *rd, const xf_admin_hooks *h, xf_buf *out)
         head_only = q->method == HTTP_HEAD;
         /* A body is never read, so the connection cannot go on after it; an Upgrade
            is not offered. */
-        keep = q->keep_alive && !q->has_body && !q->upgrade;
+        keep = may_keep && q->keep_alive && !q->has_body && !q->upgrade;
         if (route(q, h, &a) < 0)
             goto done;
     }

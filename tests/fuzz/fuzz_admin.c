@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         for (;;) {
             xf_buf out = { 0 };
-            int ev = xf_admin_serve(&rd, &h, &out);
+            int ev = xf_admin_serve(&rd, &h, answers + 1 < XF_ADMIN_MAX_REQUESTS, &out);
             if (ev == XF_ADMIN_NEED) {
                 if (xf_buf_size(&out) != 0)
                     abort();
@@ -89,6 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_answer(xf_buf_head(&out), xf_buf_size(&out),
                          rd.state != 0 && rd.req.method == HTTP_HEAD && rd.status == 0);
             xf_buf_free(&out);
+            if (answers + 1 >= XF_ADMIN_MAX_REQUESTS && ev != XF_ADMIN_CLOSE)
+                abort();             /* the last answer must end the connection */
             if (ev == XF_ADMIN_CLOSE || ++answers >= XF_ADMIN_MAX_REQUESTS) {
                 closed = 1;
                 break;

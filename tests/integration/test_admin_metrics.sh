@@ -3,6 +3,7 @@
 # scripted c2s backend and a real Prometheus (Debian's `prometheus`, which also ships
 # promtool):
 #  - /healthz 200 "ok", /readyz 200 "ready", 404 for another path, 405 for a POST;
+#    keep-alive ends after 100 requests with Connection: close and a clean EOF;
 #  - `promtool check metrics` accepts /metrics;
 #  - known traffic gives exact values: 3 stream headers to an unknown host ->
 #    xmppfront_refusals_total{reason="host-unknown"} 3; one relayed direct-TLS c2s
@@ -105,6 +106,21 @@ xf_check "/nothing: 404" test "$(code "$ADMIN/nothing")" = 404
 xf_check "POST /metrics: 405" test "$(code -X POST "$ADMIN/metrics")" = 405
 xf_check "/metrics: Content-Type text/plain; version=0.0.4" \
   bash -c "ip netns exec $XF_NS curl -s -D - -o /dev/null --max-time 5 $ADMIN/metrics | tee /dev/stderr | grep -qi '^content-type: text/plain; version=0.0.4'"
+xf_check "150 pipelined requests: exactly 100 answers, the last with Connection: close, then EOF (no reset)" \
+  xf_ns timeout 20 "$XF_PY" - "$P_ADMIN" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' * 150)
+data = b''
+while True:
+    d = s.recv(65536)          # a reset raises here: the test fails
+    if not d:
+        break
+    data += d
+n, c = data.count(b'HTTP/1.1 200 OK'), data.count(b'Connection: close')
+print(f'answers={n} close={c}')
+sys.exit(0 if n == 100 and c == 1 and data.rstrip().endswith(b'ok') else 1)
+PYEOF
 xf_check "log names the admin listener" grep -q "admin listener on 127.0.0.1:$P_ADMIN" "$XF_LOG"
 
 # Known traffic: exactly 3 stream headers to a host that is not served.
