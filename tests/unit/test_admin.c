@@ -2,7 +2,7 @@
    the routes and their codes, HEAD without body, keep-alive and Connection: close,
    pipelined requests answered one at a time, bad and oversized heads, bodies closing
    the connection, the POST hook; and proxy/admin.c on a real loop: bind, answer over
-   TCP, stop with no handle left. */
+   TCP, stop with no handle left; the main file's "admin" key. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -301,6 +301,60 @@ static void listener(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The main file's "admin" key (proxy/config.c parse_admin). */
+static xf_config *parse(const char *admin, char *err, size_t cap)
+{
+    char json[512];
+    snprintf(json, sizeof json, "{\"listeners\": [{\"port\": 5222, \"tls\": \"starttls\", "
+             "\"service\": \"client\"}]%s%s}", admin ? ", \"admin\": " : "", admin ? admin : "");
+    xf_config *c = NULL;
+    if (xf_config_parse(json, strlen(json), "main.json", &c, err, cap) < 0)
+        return NULL;
+    return c;
+}
+
+static void config_admin(void **state)
+{
+    (void)state;
+    char err[300];
+    xf_config *c = parse(NULL, err, sizeof err);      /* absent: on, loopback, implicit */
+    assert_non_null(c);
+    assert_true(c->admin.enabled && !c->admin.configured && !c->admin.per_tenant_metrics);
+    assert_string_equal(c->admin.name, "127.0.0.1:8269");
+    assert_int_equal(c->admin.addr.ss_family, AF_INET);
+    xf_config_unref(c);
+    c = parse("false", err, sizeof err);
+    assert_true(c && !c->admin.enabled && c->admin.configured);
+    xf_config_unref(c);
+    c = parse("true", err, sizeof err);
+    assert_true(c && c->admin.enabled && c->admin.configured);
+    assert_string_equal(c->admin.name, "127.0.0.1:8269");
+    xf_config_unref(c);
+    c = parse("{\"port\": 0}", err, sizeof err);
+    assert_true(c && !c->admin.enabled);
+    xf_config_unref(c);
+    c = parse("{\"address\": \"[::1]\", \"port\": 9100, \"per_tenant_metrics\": true}",
+              err, sizeof err);
+    assert_non_null(c);
+    assert_true(c->admin.enabled && c->admin.per_tenant_metrics);
+    assert_string_equal(c->admin.name, "[::1]:9100");
+    assert_int_equal(c->admin.addr.ss_family, AF_INET6);
+    xf_config_unref(c);
+    static const struct { const char *in, *msg; } bad[] = {
+        { "5", "main.json: admin: must be an object or a boolean, not" },
+        { "{\"prot\": 1}", "admin.prot" },
+        { "{\"port\": 70000}", "admin.port" },
+        { "{\"port\": \"8269\"}", "admin.port" },
+        { "{\"address\": \"localhost\"}", "admin.address: \"localhost\" is not an IPv4 or IPv6" },
+        { "{\"per_tenant_metrics\": 1}", "admin.per_tenant_metrics: must be a boolean" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_null(parse(bad[i].in, err, sizeof err));
+        if (strstr(err, bad[i].msg) == NULL)
+            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].in, err, bad[i].msg);
+    }
+}
+
 int main(void)
 {
     assert_int_equal(xf_metrics_init(0), 0);
@@ -310,6 +364,7 @@ int main(void)
         cmocka_unit_test(pipelined),
         cmocka_unit_test(post_hook),
         cmocka_unit_test(listener),
+        cmocka_unit_test(config_admin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
