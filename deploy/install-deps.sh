@@ -23,7 +23,9 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp python3-cryptography openssl testssl.sh sslscan
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
            knot knot-dnsutils unbound lua-unbound iptables   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
-           nginx)   # tests/lab/test_posh_outbound.sh: the remote domains' POSH web server
+           nginx    # tests/lab/test_posh_outbound.sh: the remote domains' POSH web server
+           podman buildah runc debootstrap   # test_container.sh: deploy/container/ (runc: crun refuses cgroup v1/hybrid hosts)
+           python3-yaml man-db groff-base)   # test_k8s_sidecar.sh (manifest checks), test_install_man.sh
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
