@@ -9,7 +9,8 @@
 #  then the pod's network arrangement, from the manifest's own ConfigMaps and values, in
 #  a network namespace the test makes (the pod's, with the lab DNS):
 #  (r) the init container's script deploy/redirect/pod-init.sh, with the manifest's
-#      XF_BACKEND_UID and XF_OUTBOUND_PORT: the nft rule for the backend's uid;
+#      XF_BACKEND_UID and XF_OUTBOUND_PORT and its capabilities (root with NET_ADMIN
+#      only, no_new_privs): the nft rule for the backend's uid;
 #  (p) Prosody with the manifest's prosody.cfg.lua as the backend's runAsUser, xmppfront
 #      with the manifest's xmppfront.json and tenant file as its runAsUser, no
 #      capabilities and no_new_privs (allowPrivilegeEscalation: false), binding 443 by
@@ -84,8 +85,9 @@ lab_dns_start || xf_setup_failed "$T: dns"
 lab_exec sysctl -qw "net.ipv4.ip_unprivileged_port_start=$UNPRIV_PORT_START" || xf_setup_failed "$T: sysctl"
 
 # (r) the init container
-xf_check "(r) pod-init.sh with the manifest's env: the redirect for uid $BACKEND_UID -> :$OUTBOUND_PORT" \
-  bash -c "ip netns exec '$LAB_NS' env -i PATH=\"\$PATH\" XF_BACKEND_UID=$BACKEND_UID XF_OUTBOUND_PORT=$OUTBOUND_PORT \
+xf_check "(r) pod-init.sh with the manifest's env and only NET_ADMIN: the redirect for uid $BACKEND_UID -> :$OUTBOUND_PORT" \
+  bash -c "ip netns exec '$LAB_NS' setpriv --bounding-set=-all,+net_admin --inh-caps=-all --no-new-privs -- \
+             env -i PATH=\"\$PATH\" XF_BACKEND_UID=$BACKEND_UID XF_OUTBOUND_PORT=$OUTBOUND_PORT \
              sh '$XF_ROOT/deploy/redirect/pod-init.sh' &&
            ip netns exec '$LAB_NS' nft list table inet xmppfront_redirect | grep -q 'skuid != $BACKEND_UID return' &&
            ip netns exec '$LAB_NS' nft list table inet xmppfront_redirect | grep -q 'redirect to :$OUTBOUND_PORT'"
