@@ -19,7 +19,9 @@
 #   - the tarball is cached as $XF_CONTAINER_CACHE/trixie-slim-rootfs.tar.gz (default
 #     /var/cache/xmppfront-test) and reused unless --refresh: debootstrap takes minutes,
 #     the import seconds;
-#   - `podman import` with CMD ["/bin/bash"] and tag NAME. Exit status 0 on success.
+#   - `podman import` with CMD ["/bin/bash"] and tag NAME, unless NAME is already the
+#     import of this tarball (label org.xmppfront.rootfs: its mtime and size), so that
+#     podman's build cache stays valid. Exit status 0 on success.
 # Needs root (debootstrap). Never modifies the host's apt sources.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -85,6 +87,13 @@ SLIM
 fi
 if [ "$rootfs_only" = 1 ]; then echo "$tarball"; exit 0; fi
 command -v podman >/dev/null || { log "podman is not installed (apt-get install podman buildah)"; exit 2; }
-podman import --change 'CMD ["/bin/bash"]' "$tarball" "$tag" >/dev/null
-log "imported $tarball as $tag"
+# Imported again only when the tarball changed: a new import is a new image ID, which
+# would invalidate every build cache layer on top of it.
+stamp="$(stat -c %Y "$tarball")-$(stat -c %s "$tarball")"
+if [ "$(podman image inspect --format '{{index .Config.Labels "org.xmppfront.rootfs"}}' "$tag" 2>/dev/null)" = "$stamp" ]; then
+  log "$tag is the import of $tarball already"
+else
+  podman import --change 'CMD ["/bin/bash"]' --change "LABEL org.xmppfront.rootfs=$stamp" "$tarball" "$tag" >/dev/null
+  log "imported $tarball as $tag"
+fi
 echo "$tag"

@@ -67,7 +67,8 @@ cleanup_image() {
 trap 'rc=$?; cleanup_image; xf_netns_cleanup; (exit $rc); xf_cleanup' EXIT
 # in_image CMD...: CMD as uid 10269 in the image (podman run / chroot)
 in_image() {
-  if [ "$MODE" = podman ]; then podman "${RT[@]}" run --rm --network none "${U[@]}" --entrypoint "$1" "$IMG" "${@:2}"
+  # shellcheck disable=SC2086  # RT_S and U_S are option words (arrays do not export)
+  if [ "$MODE" = podman ]; then podman $RT_S run --rm --network none $U_S --entrypoint "$1" "$IMG" "${@:2}"
   else chroot --userspec=10269:10269 "$ROOTFS" "$@"; fi
 }
 export -f in_image; export MODE IMG ROOTFS
@@ -90,7 +91,7 @@ else IUSER=$(. "$ROOTFS.image" && echo "$XF_IMAGE_USER"); fi
 xf_check "(b) the image's user is xmppfront:xmppfront, id 10269, not root" \
   bash -c "[ '$IUSER' = xmppfront:xmppfront ] && [ \"\$(in_image id -un)\" = xmppfront ] && [ \"\$(in_image id -u)\" = 10269 ]"
 xf_check "(b) no compiler and no -dev package in the runtime image" \
-  bash -c "out=\$(in_image sh -c 'command -v cc gcc cmake; dpkg-query -W -f=\"\${Package}\n\" | grep -- \"-dev\$\"'); echo \"\$out\"; [ -z \"\$out\" ]"
+  bash -c "out=\$(in_image sh -c 'echo ran; command -v cc gcc cmake; dpkg-query -W -f=\"\${Package}\n\" | grep -- \"-dev\$\"'); echo \"\$out\"; [ \"\$out\" = ran ]"
 xf_check "(b) the build stage installs every -dev package of install-deps.sh's BUILD_PKGS (but cmocka, clang's)" \
   bash -c "miss=''; for p in \$(sed -n '/^BUILD_PKGS=(/,/)/p' '$XF_ROOT/deploy/install-deps.sh' | grep -oE '[a-z0-9.+-]+-dev\\b' | grep -v -e cmocka -e clang); do
              grep -qw -- \"\$p\" '$XF_ROOT/deploy/container/Containerfile' || miss=\"\$miss \$p\"; done; echo \"missing:\$miss\"; [ -z \"\$miss\" ]"
