@@ -24,7 +24,9 @@ TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp python3-cryptography
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
            knot knot-dnsutils unbound lua-unbound iptables   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
            nginx    # tests/lab/test_posh_outbound.sh: the remote domains' POSH web server
-           prometheus)   # tests/integration/test_admin_metrics.sh: promtool and a real scrape
+           prometheus      # tests/integration/test_admin_metrics.sh: promtool and a real scrape
+           podman buildah runc debootstrap   # test_container.sh: deploy/container/ (runc: crun refuses cgroup v1/hybrid hosts)
+           python3-yaml man-db groff-base)   # test_k8s_sidecar.sh (manifest checks), test_install_man.sh
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
