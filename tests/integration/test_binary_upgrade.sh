@@ -13,7 +13,9 @@
 #      with a broken configuration;
 #  (3) a second upgrade to 1 worker, one listener removed and one added: the removed
 #      port is gone once the old process exits, the new one serves, the streams of (3)
-#      survive; the last process stops on SIGTERM with upgrade_started=4 upgrade_failed=3.
+#      survive; the old one logs upgrade_started=4 upgrade_failed=3;
+#  (4) deploy/xmppfront-upgrade.sh -p PID upgrades once more and names the new pid, which
+#      then stops on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 T=binary_upgrade
 REAL_BIN=$XF_BIN
@@ -23,6 +25,7 @@ XF_BIN=$BIN_DIR/xmppfront
 export XF_UPGRADE_TIMEOUT_S=4
 XF_WORKERS=2 XF_DRAIN_TIMEOUT=40 xf_setup_standard "$T" ||
   { rm -rf "$BIN_DIR"; xf_setup_failed "$T: could not start Prosody + xmppfront"; }
+# shellcheck disable=SC2154  # rc is assigned inside the trap string
 trap 'rc=$?; rm -rf "$BIN_DIR"; (exit $rc); xf_cleanup' EXIT
 OLD=$XF_PROXY_PID
 LOAD=(timeout 90 "$XF_PY" "$XF_IT_DIR/upgrade_load.py" --ca "$XF_CA")
@@ -55,6 +58,8 @@ only_listener() {
   echo "port $1: pids $l(want $2)"
   [ "$l" = "$2 " ]
 }
+# port $1 has exactly $2 listening sockets (SO_REUSEPORT: one line each in ss)
+socket_count() { local n; n=$(ss -Hltn "sport = :$1" | wc -l); echo "port $1: $n sockets (want $2)"; [ "$n" = "$2" ]; }
 serves_alone() { serves "$1" && only_listener "$1" "$2"; }
 
 # ---------------------------------------------------------------- (1) under load
@@ -79,6 +84,8 @@ xf_check "(1) old process's counters: upgrade_started=1 upgrade_failed=0" \
 for p in "$P_C2S_TLS" "$P_AUTO" "$P_C2S"; do
   xf_check "(1) only the new pid listens on $p" only_listener "$p" "$NEW"
 done
+xf_check "(1) 3 sockets on $P_C2S_TLS now (2 inherited + 1 for the third worker)" \
+  socket_count "$P_C2S_TLS" 3
 xf_check "(1) the new process serves a new connection" serves "$P_C2S_TLS"
 
 # ---------------------------------------------------------------- (2) failed upgrades
@@ -130,6 +137,20 @@ xf_check "(3) the new listener $P_NEW serves, by pid=${NEW2:-?} alone" serves_al
 xf_check "(3) the removed listener $P_AUTO is closed" \
   bash -c "! ss -Hltn 'sport = :$P_AUTO' | grep -q ."
 xf_check "(3) pid=${NEW2:-?} holds $P_C2S_TLS alone" only_listener "$P_C2S_TLS" "$NEW2"
-kill -TERM "$NEW2" 2>/dev/null
-xf_check "(3) pid=${NEW2:-?} stops on SIGTERM" wait_gone "$NEW2" 10
+xf_check "(3) all 3 inherited sockets of $P_C2S_TLS kept by the single worker" \
+  socket_count "$P_C2S_TLS" 3
+
+# ---------------------------------------------------------------- (4) deploy/xmppfront-upgrade.sh
+UPOUT="$XF_TMP/upgrade-script.out"
+timeout 60 sh "$XF_ROOT/deploy/xmppfront-upgrade.sh" -p "$NEW2" -c "$XF_CFG" -b "$REAL_BIN" -t 20 >"$UPOUT" 2>&1
+RC=$?
+NEW3=$(grep -o 'pid [0-9]* serves' "$UPOUT" | grep -o '[0-9]*')
+[ -n "$NEW3" ] && xf_track "$NEW3"
+xf_check "(4) xmppfront-upgrade.sh -p $NEW2: exit 0, names the new pid (${NEW3:-?})" \
+  bash -c "cat '$UPOUT'; [ $RC = 0 ] && [ -n '$NEW3' ] && grep -F 'upgrade: pid=$NEW3 serves; pid=$NEW2 drains' '$XF_LOG'"
+xf_check "(4) pid=$NEW2 exits; pid=${NEW3:-?} serves alone" \
+  wait_gone "$NEW2" 10
+xf_check "(4) pid=${NEW3:-?} serves $P_C2S_TLS alone" serves_alone "$P_C2S_TLS" "${NEW3:-none}"
+kill -TERM "$NEW3" 2>/dev/null
+xf_check "(4) pid=${NEW3:-?} stops on SIGTERM" wait_gone "${NEW3:-0}" 10
 xf_finish "$T"
