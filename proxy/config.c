@@ -11,6 +11,8 @@
 #include "proxy/config.h"
 #include "certs/pkix.h"
 #include "tenants/jsonconf.h"
+#include "proxy/log.h"
+#include "proxy/privdrop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +34,7 @@ _Static_assert(XF_CONFIG_MAX_BYTES == 1048576, "XF_CONFIG_MAX_TEXT is out of dat
 
 static const char *const top_keys[] = {
     "workers", "tenants", "listeners", "limits", "log_level", "federation", "hosting",
+    "user", "group", "key_permissions", "log_format",
     NULL };
 static const char *const listener_keys[] = {
     "address", "port", "tls", "service", "transparent", "allow_public", NULL };
@@ -356,6 +359,40 @@ static int parse_hosting(const xf_jconf *p, yajl_val o, xf_hosting_conf *h)
     return 0;
 }
 
+/* "user", "group", "key_permissions", "log_format" (docs/process.md). Names are
+   resolved at start (xf_privdrop_resolve), not here: the file can be checked elsewhere. */
+static int parse_process(const xf_jconf *p, yajl_val root, xf_config *c)
+{
+    static const char *const kp[] = { "warn", "refuse", "ignore", NULL };
+    static const char *const lf[] = { "text", "json", NULL };
+    _Static_assert(XF_KEYPERM_REFUSE == 1 && XF_KEYPERM_IGNORE == 2 && XF_LOG_JSON == 1,
+                   "names[] follow the enums");
+    const char *s;
+    for (int i = 0; i < 2; i++) {
+        const char *k = i ? "group" : "user";
+        if (xf_jconf_get_str(p, root, k, k, &s) < 0) return -1;
+        if (!s) continue;
+        if (!*s || strlen(s) > 32 || strpbrk(s, ":/ \t\n"))
+            return xf_jconf_fail(p, k, "\"%.40s\" is not a user or group name", s);
+        if (!(*(i ? &c->group : &c->user) = strdup(s))) return xf_jconf_fail(p, k, "out of memory");
+    }
+    if (c->group && !c->user)
+        return xf_jconf_fail(p, "group", "needs \"user\" (the user to drop to)");
+    for (int i = 0; i < 2; i++) {
+        const char *k = i ? "log_format" : "key_permissions";
+        const char *const *names = i ? lf : kp;
+        int v = 0;
+        if (xf_jconf_get_str(p, root, k, k, &s) < 0) return -1;
+        if (!s) continue;
+        while (names[v] && strcmp(names[v], s)) v++;
+        if (!names[v])
+            return xf_jconf_fail(p, k, i ? "\"%.40s\" is not \"text\" or \"json\""
+                                 : "\"%.40s\" is not \"warn\", \"refuse\" or \"ignore\"", s);
+        *(i ? &c->log_format : &c->key_permissions) = v;
+    }
+    return 0;
+}
+
 static void hosting_free(xf_hosting_conf *h)
 {
     free(h->name);
@@ -464,6 +501,8 @@ static void config_free(xf_config *c)
     free(c->tenants_dir);
     free(c->listeners);
     free(c->log_level);
+    free(c->user);
+    free(c->group);
     if (c->registry) xf_registry_free(c->registry);
     free(c);
 }
@@ -523,6 +562,7 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
     }
     if (!(c->log_level = strdup(s))) { xf_jconf_fail(&p, "log_level", "out of memory"); goto fail; }
 
+    if (parse_process(&p, root, c) < 0) goto fail;
     if ((v = xf_jconf_get(root, "limits")) && parse_limits(&p, v, &c->limits) < 0) goto fail;
     if ((v = xf_jconf_get(root, "federation")) &&
         parse_federation(&p, v, &c->federation) < 0)
@@ -596,6 +636,7 @@ int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen)
                            h->next_key };
     if (xf_registry_load(c->tenants_dir, h->name ? &hs : NULL, &c->registry, err, errlen) < 0)
         goto fail;
+    if (xf_keyperm_check(c, err, errlen) < 0) goto fail;
     free(buf);
     *out = c;
     return 0;

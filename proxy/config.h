@@ -83,6 +83,13 @@ typedef struct xf_config {
     xf_federation_conf federation;
     xf_hosting_conf hosting;
     xf_registry *registry;
+    /* Process (docs/process.md): "user"/"group" to drop to after binding (NULL = none;
+       "group" needs "user", default the user's primary group); "key_permissions"
+       (enum xf_keyperm, proxy/privdrop.h; default warn); "log_format" (enum
+       xf_log_format, proxy/log.h; default text). */
+    char *user, *group;
+    int key_permissions;
+    int log_format;
     int refs;                          /* atomic via __atomic builtins */
 } xf_config;
 

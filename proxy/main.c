@@ -16,6 +16,8 @@
 #include "proxy/check_cmd.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/privdrop.h"
+#include "proxy/sdnotify.h"
 #include "proxy/stats.h"
 #include "proxy/proof_cmd.h"
 #include "proxy/records_cmd.h"
@@ -71,6 +73,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         return;
     }
     m->stopping = 1;
+    xf_sd_stopping("draining");
     xf_info("%s received: no new connections, draining", name);
     xf_upgrade_shutdown();           /* a new process not yet ready is stopped too */
     xf_workers_drain(m->workers, m->n_workers);
@@ -157,6 +160,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "xmppfront: upgrade: %s\n", err);
         return 1;
     }
+    xf_log_detect_journal();           /* stderr is the journal: priority prefixes */
+    xf_log_hold();                     /* until log_format is known */
     xf_tls *tls = NULL;
     /* The TLS layer initialises PSA, which key parsing in the registry also needs. */
     if (xf_tls_init(&tls, err, sizeof(err)) != 0) {
@@ -167,6 +172,13 @@ int main(int argc, char **argv)
     if (xf_config_load(path, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: configuration error: %s\n", err);
         xf_tls_free(tls);
+        return 1;
+    }
+    xf_log_set_format(cfg->log_format);
+    xf_log_release();
+    xf_privdrop pd;
+    if (xf_privdrop_resolve(cfg->user, cfg->group, &pd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: configuration error: %s: %s\n", path, err);
         return 1;
     }
     if (check) {
@@ -208,6 +220,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "xmppfront: %s\n", err);
         return 1;
     }
+    /* Every listener is bound and every key loaded; no thread runs yet. */
+    if (xf_privdrop_apply(&pd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: %s; exiting (never running on as root)\n", err);
+        return 1;
+    }
+    if (pd.drop)
+        xf_info("privileges dropped to user %s (uid %lu, gid %lu)", pd.user,
+                (unsigned long)pd.uid, (unsigned long)pd.gid);
     uv_loop_t *loop = uv_default_loop();
     uv_signal_init(loop, &m.sigterm);
     uv_signal_init(loop, &m.sigint);
@@ -245,6 +265,10 @@ int main(int argc, char **argv)
         xf_info("hosting identity %s (%s%s): served for %zu tenants", host->domain,
                 host->cert_path, host->next_cert_path ? ", next certificate loaded" : "",
                 hosting_served(cfg->registry));
+    char status[96];
+    snprintf(status, sizeof(status), "%u workers, %zu tenants", m.n_workers,
+             xf_registry_count(cfg->registry));
+    xf_sd_ready(status);
 
     xf_upgrade_ready();              /* started by a binary upgrade: the old one drains */
     uv_run(loop, UV_RUN_DEFAULT);

@@ -542,3 +542,10 @@ xf_haproxy_start() {
   xf_wait_port 127.0.0.1 "$port" 10 "$XF_HAPROXY_PID" ||
     { xf_log "haproxy did not listen on $port"; tail -20 "$log" >&2; return 1; }
 }
+
+# forge_key KEY: KEY with its last hex digit changed, so it never equals KEY (a
+# forged dialback key for tests that expect type='invalid').
+forge_key() {
+  local k=$1 last=${1: -1}
+  if [ "$last" = 0 ]; then printf '%s1' "${k%?}"; else printf '%s0' "${k%?}"; fi
+}

@@ -91,7 +91,7 @@ xf_check "(o2) open tenant, plaintext: <db:verify/> with our key -> valid; forge
   plain a.example \
     "send:<db:verify from='remote.example' to='a.example' id='plain123'>$K</db:verify>" \
     "expect:<db:verify from='a.example' to='remote.example' id='plain123' type='valid'/>" \
-    "send:<db:verify from='remote.example' to='a.example' id='plain123'>${K%??}00</db:verify>" \
+    "send:<db:verify from='remote.example' to='a.example' id='plain123'>$(forge_key "$K")</db:verify>" \
     "expect:<db:verify from='a.example' to='remote.example' id='plain123' type='invalid'/>" \
     "send:</stream:stream>" closed
 xf_check "(o2) ... the close line of that stream: tls=- service=server auth=none" \

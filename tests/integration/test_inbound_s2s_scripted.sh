@@ -214,7 +214,7 @@ xf_check "(v1) <db:verify/> with a key made with dialback_secret_file -> valid; 
   peer none remote.example a.example \
     "send:<db:verify from='remote.example' to='a.example' id='abc123'>$K</db:verify>" \
     "expect:<db:verify from='a.example' to='remote.example' id='abc123' type='valid'/>" \
-    "send:<db:verify from='remote.example' to='a.example' id='abc123'>${K%??}00</db:verify>" \
+    "send:<db:verify from='remote.example' to='a.example' id='abc123'>$(forge_key "$K")</db:verify>" \
     "expect:<db:verify from='a.example' to='remote.example' id='abc123' type='invalid'/>" \
     "send:<db:verify from='remote.example' to='nothere.example' id='abc123'>$K</db:verify>" \
     "expect:type='error'.*<item-not-found"
