@@ -15,7 +15,8 @@
 #      port is gone once the old process exits, the new one serves, the streams of (3)
 #      survive; the old one logs upgrade_started=4 upgrade_failed=3;
 #  (4) deploy/xmppfront-upgrade.sh -p PID upgrades once more and names the new pid, which
-#      then stops on SIGTERM.
+#      then stops on SIGTERM. Throughout, a stand-in for systemd's notification socket
+#      sees MAINPID=NEW from each new process and STOPPING=1 from none that handed over.
 . "$(dirname "$0")/lib.sh"
 T=binary_upgrade
 REAL_BIN=$XF_BIN
@@ -23,6 +24,29 @@ BIN_DIR=$(mktemp -d /tmp/xfit-upgrade-bin.XXXXXX) || exit 1
 cp "$REAL_BIN" "$BIN_DIR/xmppfront"
 XF_BIN=$BIN_DIR/xmppfront
 export XF_UPGRADE_TIMEOUT_S=4
+# A stand-in for systemd's notification socket: one line per datagram, with the sender's
+# pid from SCM_CREDENTIALS as systemd sees it ("pid=N MAINPID=N|READY=1").
+export NOTIFY_SOCKET="$BIN_DIR/notify.sock"
+NOTIFY_LOG="$BIN_DIR/notify.log"
+timeout 300 "$XF_PY" - "$NOTIFY_SOCKET" "$NOTIFY_LOG" <<'PYEOF' &
+import array, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(64) * 4)
+        pid = "?"
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = str(struct.unpack("iII", data[:12])[0])
+            elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                for fd in array.array("i", data[:len(data) - len(data) % 4]):
+                    os.close(fd)                     # sd_notify_barrier waits for this
+        out.write("pid=%s %s\n" % (pid, msg.decode(errors="replace").replace("\n", "|")))
+PYEOF
+xf_track $!
+for ((i = 0; i < 50; i++)); do [ -S "$NOTIFY_SOCKET" ] && break; sleep 0.1; done
 XF_WORKERS=2 XF_DRAIN_TIMEOUT=40 xf_setup_standard "$T" ||
   { rm -rf "$BIN_DIR"; xf_setup_failed "$T: could not start Prosody + xmppfront"; }
 # shellcheck disable=SC2154  # rc is assigned inside the trap string
@@ -74,6 +98,8 @@ NEW=$(ready_pid 1)
 [ -n "$NEW" ] && xf_track "$NEW"
 xf_check "(1) log: new process pid=${NEW:-?} ready, the old one drains" \
   bash -c "[ -n '$NEW' ] && [ '$NEW' != '$OLD' ] && grep -F 'upgrade: pid=$NEW serves; pid=$OLD drains' '$XF_LOG'"
+xf_check "(1) systemd was told MAINPID=$NEW by pid $NEW; the old one sent no STOPPING=1" \
+  bash -c "cat '$NOTIFY_LOG'; grep -q '^pid=$NEW .*MAINPID=$NEW|READY=1' '$NOTIFY_LOG' && ! grep -q '^pid=$OLD .*STOPPING=1' '$NOTIFY_LOG'"
 xf_check "(1) the new process took over the sockets: 2 inherited, 3 workers (one opened fresh)" \
   xf_log_has "$XF_LOG" "listener 127.0.0.1:$P_C2S_TLS: 2 sockets inherited, 3 workers"
 wait_gone "$OLD" 10; { wait "$OLD"; } 2>/dev/null; RC=$?
@@ -151,6 +177,8 @@ xf_check "(4) xmppfront-upgrade.sh -p $NEW2: exit 0, names the new pid (${NEW3:-
 xf_check "(4) pid=$NEW2 exits; pid=${NEW3:-?} serves alone" \
   wait_gone "$NEW2" 10
 xf_check "(4) pid=${NEW3:-?} serves $P_C2S_TLS alone" serves_alone "$P_C2S_TLS" "${NEW3:-none}"
+xf_check "(4) MAINPID followed every handover; STOPPING=1 from none that handed over" \
+  bash -c "cat '$NOTIFY_LOG'; for p in $NEW2 ${NEW3:-0}; do grep -q \"^pid=\$p .*MAINPID=\$p|READY=1\" '$NOTIFY_LOG' || exit 1; done; ! grep -Eq '^pid=($OLD|$NEW|$NEW2) .*STOPPING=1' '$NOTIFY_LOG'"
 kill -TERM "$NEW3" 2>/dev/null
 xf_check "(4) pid=${NEW3:-?} stops on SIGTERM" wait_gone "${NEW3:-0}" 10
 xf_finish "$T"
