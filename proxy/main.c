@@ -26,6 +26,7 @@
 #include "proxy/rollover_cmd.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
+#include "proxy/upgrade.h"
 #include "proxy/worker.h"
 
 #ifndef XF_VERSION
@@ -34,6 +35,7 @@
 
 typedef struct main_ctx {
     uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigusr2;             /* binary upgrade (proxy/upgrade.h) */
     uv_async_t done;                 /* a worker's loop has ended */
     xf_worker *workers;
     unsigned n_workers;
@@ -77,7 +79,28 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     xf_metrics_set_state(XF_MSTATE_DRAINING);     /* /readyz: 503 from now on */
     xf_sd_stopping("draining");
     xf_info("%s received: no new connections, draining", name);
+    xf_upgrade_shutdown();           /* a new process not yet ready is stopped too */
     xf_workers_drain(m->workers, m->n_workers);
+}
+
+/* Binary upgrade: the new process serves on our sockets; drain as on SIGTERM, but
+   without STOPPING=1 (systemd's MAINPID is the new process already). */
+static void on_upgraded(void *arg)
+{
+    main_ctx *m = arg;
+    m->stopping = 1;
+    xf_workers_handover(m->workers, m->n_workers);
+}
+
+static void on_sigusr2(uv_signal_t *s, int signum)
+{
+    main_ctx *m = s->data;
+    (void)signum;
+    if (m->stopping) {
+        xf_warn("SIGUSR2: draining, no binary upgrade");
+        return;
+    }
+    (void)xf_upgrade_start(s->loop, m->workers, m->n_workers, on_upgraded, m);
 }
 
 /* The main loop (and with it the signal handlers: a second SIGTERM or logrotate's SIGHUP
@@ -90,6 +113,8 @@ static void on_worker_done(uv_async_t *a)
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->sigusr2, NULL);
+    xf_upgrade_shutdown();
     uv_close((uv_handle_t *)&m->done, NULL);
     xf_admin_stop(m->admin);
 }
@@ -163,6 +188,10 @@ int main(int argc, char **argv)
     }
 
     char err[1024];
+    if (!check && xf_upgrade_init(argc, argv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: upgrade: %s\n", err);
+        return 1;
+    }
     xf_log_detect_journal();           /* stderr is the journal: priority prefixes */
     xf_log_hold();                     /* until log_format is known */
     xf_tls *tls = NULL;
@@ -241,6 +270,9 @@ int main(int argc, char **argv)
     uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&m.sighup, on_sighup, SIGHUP);
+    uv_signal_init(loop, &m.sigusr2);
+    m.sigusr2.data = &m;
+    uv_signal_start(&m.sigusr2, on_sigusr2, SIGUSR2);
     uv_async_init(loop, &m.done, on_worker_done);
     m.done.data = &m;
 
@@ -273,6 +305,7 @@ int main(int argc, char **argv)
     xf_sd_ready(status);
 
     xf_metrics_set_state(XF_MSTATE_READY);  /* listeners bound, configuration loaded */
+    xf_upgrade_ready();              /* started by a binary upgrade: the old one drains */
     uv_run(loop, UV_RUN_DEFAULT);
     xf_workers_join_and_free(m.workers, m.n_workers);
     uv_loop_close(loop);
