@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proxy/admin.h"
+#include "proxy/upgrade.h"
 #include "proxy/log.h"
 
 typedef struct aconn {
@@ -231,7 +232,10 @@ int xf_admin_start(uv_loop_t *loop, const xf_admin_conf *conf, const char *versi
     uv_tcp_init(loop, &a->tcp);
     a->tcp.data = a;
     a->handles = 1;
-    int r = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&conf->addr, 0);
+    /* Started by a binary upgrade: the old process's socket, already listening. */
+    int fd = xf_upgrade_take_addr(&conf->addr);
+    int r = fd >= 0 ? uv_tcp_open(&a->tcp, fd)
+                    : uv_tcp_bind(&a->tcp, (const struct sockaddr *)&conf->addr, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&a->tcp, 64, on_connection);
     if (r < 0) {
@@ -241,6 +245,14 @@ int xf_admin_start(uv_loop_t *loop, const xf_admin_conf *conf, const char *versi
     }
     *out = a;
     return 0;
+}
+
+int xf_admin_fd(const xf_admin *a)
+{
+    uv_os_fd_t fd;
+    if (a == NULL || a->stopped || uv_fileno((const uv_handle_t *)&a->tcp, &fd) != 0)
+        return -1;
+    return fd;
 }
 
 int xf_admin_sockname(const xf_admin *a, struct sockaddr_storage *ss)

@@ -78,5 +78,7 @@ void xf_admin_set_post(xf_admin *a, const char *path, xf_admin_post_cb cb, void 
 /* Stop listening and close every admin connection; the memory goes once the last
    handle's close callback ran (so the loop can end). NULL is allowed. */
 void xf_admin_stop(xf_admin *a);
+/* The listening socket's descriptor (handed to a binary upgrade), or -1 (a NULL). */
+int xf_admin_fd(const xf_admin *a);
 
 #endif

@@ -89,6 +89,10 @@ static void on_upgraded(void *arg)
 {
     main_ctx *m = arg;
     m->stopping = 1;
+    /* The admin socket is the new process's now (it inherited it): stop answering on it,
+       or scrapes would land on either process. */
+    xf_admin_stop(m->admin);
+    m->admin = NULL;
     xf_workers_handover(m->workers, m->n_workers);
 }
 
@@ -100,7 +104,8 @@ static void on_sigusr2(uv_signal_t *s, int signum)
         xf_warn("SIGUSR2: draining, no binary upgrade");
         return;
     }
-    (void)xf_upgrade_start(s->loop, m->workers, m->n_workers, on_upgraded, m);
+    (void)xf_upgrade_start(s->loop, m->workers, m->n_workers, xf_admin_fd(m->admin),
+                           on_upgraded, m);
 }
 
 /* The main loop (and with it the signal handlers: a second SIGTERM or logrotate's SIGHUP
@@ -248,12 +253,14 @@ int main(int argc, char **argv)
     }
     main_ctx m = {0};
     m.n_workers = cfg->workers ? cfg->workers : 1;
+    /* The admin listener first: after a binary upgrade it takes its inherited socket
+       before the workers close the inherited sockets nobody took. */
+    if (start_admin(&m, cfg) < 0)            /* bound before the drop, like the listeners */
+        return 1;
     if (xf_workers_create(cfg, tls, tlsc, &m.workers, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: %s\n", err);
         return 1;
     }
-    if (start_admin(&m, cfg) < 0)            /* bound before the drop, like the listeners */
-        return 1;
     /* Every listener is bound and every key loaded; no thread runs yet. */
     if (xf_privdrop_apply(&pd, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: %s; exiting (never running on as root)\n", err);

@@ -216,9 +216,14 @@ int xf_upgrade_inherited(void) { return g_start.inh != NULL || g_start.ready_fd 
 
 int xf_upgrade_take(const xf_listener_conf *lc)
 {
+    return xf_upgrade_take_addr(&lc->addr);
+}
+
+int xf_upgrade_take_addr(const struct sockaddr_storage *addr)
+{
     for (size_t i = 0; i < g_start.n_inh; i++) {
         inherited *e = &g_start.inh[i];
-        if (!e->taken && same_address(&e->addr, &lc->addr)) {
+        if (!e->taken && same_address(&e->addr, addr)) {
             e->taken = 1;
             return e->fd;
         }
@@ -445,8 +450,8 @@ static unsigned timeout_from_env(void)
     return v > 0 && v <= 3600 ? (unsigned)v : DEFAULT_TIMEOUT_S;
 }
 
-int xf_upgrade_start(uv_loop_t *loop, xf_worker *ws, unsigned n, xf_upgrade_ready_cb on_ready,
-                     void *arg)
+int xf_upgrade_start(uv_loop_t *loop, xf_worker *ws, unsigned n, int admin_fd,
+                     xf_upgrade_ready_cb on_ready, void *arg)
 {
     if (g_up.state != UP_IDLE) {
         xf_warn("SIGUSR2: %s; ignored",
@@ -461,6 +466,7 @@ int xf_upgrade_start(uv_loop_t *loop, xf_worker *ws, unsigned n, xf_upgrade_read
     size_t nfd = 0;
     for (unsigned i = 0; i < n; i++)
         nfd += ws[i].n_listeners;
+    nfd += admin_fd >= 0;
     int rc = 0, pfd[2] = {-1, -1};
     size_t n_env = 0;
     char **env = NULL;
@@ -493,6 +499,12 @@ int xf_upgrade_start(uv_loop_t *loop, xf_worker *ws, unsigned n, xf_upgrade_read
             off += (size_t)snprintf(fds + off, fcap - off, "%s%zu:%s", k ? "," : "", 3 + k,
                                     l->conf->name);
         }
+    if (admin_fd >= 0) {
+        stdio[3 + k].flags = UV_INHERIT_FD;
+        stdio[3 + k].data.fd = admin_fd;
+        off += (size_t)snprintf(fds + off, fcap - off, "%s%zu:admin", k ? "," : "", 3 + k);
+        k++;
+    }
     if (pipe2(pfd, O_CLOEXEC) < 0) {
         rc = -errno;
         xf_error("upgrade failed: pipe: %s", strerror(errno));

@@ -23,6 +23,7 @@
 #define XF_UPGRADE_H
 
 #include <uv.h>
+#include <sys/socket.h>
 #include "proxy/config.h"
 
 struct xf_worker;
@@ -38,6 +39,8 @@ int xf_upgrade_inherited(void);
 /* The next inherited listening socket bound to lc's address (getsockname, and it must
    be a listening TCP socket), or -1 when there is none left. Each fd is given once. */
 int xf_upgrade_take(const xf_listener_conf *lc);
+/* The same by address alone (the admin listener, proxy/admin.c). */
+int xf_upgrade_take_addr(const struct sockaddr_storage *addr);
 /* How many inherited sockets, not yet taken, are bound to lc's address. */
 unsigned xf_upgrade_count(const xf_listener_conf *lc);
 /* Close the inherited sockets no listener of the configuration took (listeners removed
@@ -50,9 +53,10 @@ void xf_upgrade_ready(void);
 /* Old process. on_ready(arg) runs (in loop) once the new process serves; the caller
    then drains as on SIGTERM, without STOPPING=1 (MAINPID already names the new one). */
 typedef void (*xf_upgrade_ready_cb)(void *arg);
-/* Start an upgrade passing the listening sockets of ws[0..n). Refused (-EBUSY, logged)
+/* Start an upgrade passing the listening sockets of ws[0..n) and the admin listener's
+   admin_fd (-1: none; the new process takes it by address). Refused (-EBUSY, logged)
    while one is in progress; other failures are logged and counted. */
-int xf_upgrade_start(uv_loop_t *loop, struct xf_worker *ws, unsigned n,
+int xf_upgrade_start(uv_loop_t *loop, struct xf_worker *ws, unsigned n, int admin_fd,
                      xf_upgrade_ready_cb on_ready, void *arg);
 /* Abandon an upgrade in progress (SIGTERM before "ready"): the new process is sent
    SIGTERM. Then, and when none runs, the upgrade's handles are closed (for the end of

@@ -113,6 +113,11 @@ done
 xf_check "(1) 3 sockets on $P_C2S_TLS now (2 inherited + 1 for the third worker)" \
   socket_count "$P_C2S_TLS" 3
 xf_check "(1) the new process serves a new connection" serves "$P_C2S_TLS"
+# The admin listener (implicit default 127.0.0.1:8269) is handed over like the others:
+# the new process answers /metrics on the same socket, the old one stopped answering.
+xf_check "(1) the admin socket 127.0.0.1:8269 is the new pid's alone" only_listener 8269 "$NEW"
+xf_check "(1) /metrics on 8269 comes from pid=$NEW (upgrade_started 0 there)" \
+  bash -c "curl -sf http://127.0.0.1:8269/metrics | grep -E '^xmppfront_upgrades_total\\{result=\"started\"\\} 0\$'"
 
 # ---------------------------------------------------------------- (2) failed upgrades
 printf '#!/bin/sh\necho "fake xmppfront: refusing to start" >&2\nexit 3\n' | replace_bin
