@@ -23,13 +23,16 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp python3-cryptography openssl testssl.sh sslscan
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
            knot knot-dnsutils unbound lua-unbound iptables   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh
-           nginx)   # tests/lab/test_posh_outbound.sh: the remote domains' POSH web server
+           nginx    # tests/lab/test_posh_outbound.sh: the remote domains' POSH web server
+           prometheus      # tests/integration/test_admin_metrics.sh: promtool and a real scrape
+           podman buildah runc debootstrap   # test_container.sh: deploy/container/ (runc: crun refuses cgroup v1/hybrid hosts)
+           python3-yaml man-db groff-base)   # test_k8s_sidecar.sh (manifest checks), test_install_man.sh
 # tests/bench/run.sh: nginx's stream module as the side-by-side peer, OpenSSL headers for
 # its load client.
 BENCH_PKGS=(nginx libnginx-mod-stream libssl-dev)
 # Test peers are started by the tests themselves; their system services must not hold
 # the XMPP ports on a machine with systemd.
-PEER_SERVICES=(prosody ejabberd haproxy nginx knot unbound)
+PEER_SERVICES=(prosody ejabberd haproxy nginx knot unbound prometheus)
 # mbedTLS 3.6 as Debian 13 packages it (on Debian 12: fetched from trixie, see above).
 MBEDTLS_PKGS=(libmbedcrypto16 libmbedx509-7 libmbedtls21 libmbedtls-dev)
 

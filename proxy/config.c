@@ -35,8 +35,8 @@ _Static_assert(XF_CONFIG_MAX_BYTES == 1048576, "XF_CONFIG_MAX_TEXT is out of dat
 
 static const char *const top_keys[] = {
     "workers", "tenants", "listeners", "limits", "log_level", "federation", "hosting",
-    "user", "group", "key_permissions", "log_format", "watch",
-    NULL };
+    "user", "group", "key_permissions", "log_format",
+    "admin", "watch", NULL };
 static const char *const listener_keys[] = {
     "address", "port", "tls", "service", "transparent", "allow_public", NULL };
 static const char *const limit_keys[] = {
@@ -360,6 +360,56 @@ static int parse_hosting(const xf_jconf *p, yajl_val o, xf_hosting_conf *h)
     return 0;
 }
 
+static const char *const admin_keys[] = { "address", "port", "per_tenant_metrics", NULL };
+
+/* "admin": false | true | {"address": IP literal (default 127.0.0.1), "port": 0..65535
+   (default 8269, 0 = off), "per_tenant_metrics": bool}; absent = the defaults, not
+   "configured" (see config.h). */
+static int parse_admin(const xf_jconf *p, yajl_val o, xf_admin_conf *a)
+{
+    const char *s = "127.0.0.1";
+    unsigned port = 8269;
+    *a = (xf_admin_conf){ .enabled = 1, .configured = o != NULL };
+    if (o && (YAJL_IS_TRUE(o) || YAJL_IS_FALSE(o))) {
+        a->enabled = YAJL_IS_TRUE(o);
+    } else if (o) {
+        if (!YAJL_IS_OBJECT(o))
+            return xf_jconf_fail(p, "admin", "must be an object or a boolean, not %s",
+                                 xf_jconf_type_name(o));
+        if (xf_jconf_check_keys(p, o, "admin.", admin_keys) < 0 ||
+            xf_jconf_get_uint(p, o, "port", "admin.port", 0, 65535, &port) < 0 ||
+            get_bool(p, o, "per_tenant_metrics", "admin.per_tenant_metrics",
+                     &a->per_tenant_metrics) < 0 ||
+            xf_jconf_get_str(p, o, "address", "admin.address", &s) < 0)
+            return -1;
+        if (!s) s = "127.0.0.1";
+        a->enabled = port != 0;
+    }
+    char host[64];
+    size_t sl = strlen(s);
+    if (s[0] == '[' && sl >= 2 && s[sl - 1] == ']') { s++; sl -= 2; }
+    if (sl >= sizeof host) return xf_jconf_fail(p, "admin.address", "too long");
+    memcpy(host, s, sl);
+    host[sl] = '\0';
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a->addr;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&a->addr;
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        a->addrlen = sizeof *a6;
+        snprintf(a->name, sizeof a->name, "[%s]:%u", host, port);
+    } else if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        a->addrlen = sizeof *a4;
+        snprintf(a->name, sizeof a->name, "%s:%u", host, port);
+    } else {
+        return xf_jconf_fail(p, "admin.address", "\"%.64s\" is not an IPv4 or IPv6 "
+                             "address (host names are not resolved)", host);
+    }
+    return 0;
+}
+
 /* "user", "group", "key_permissions", "log_format" (docs/process.md). Names are
    resolved at start (xf_privdrop_resolve), not here: the file can be checked elsewhere. */
 static int parse_process(const xf_jconf *p, yajl_val root, xf_config *c)
@@ -573,6 +623,7 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
         goto fail;
     if ((v = xf_jconf_get(root, "hosting")) && parse_hosting(&p, v, &c->hosting) < 0)
         goto fail;
+    if (parse_admin(&p, xf_jconf_get(root, "admin"), &c->admin) < 0) goto fail;
 
     v = xf_jconf_get(root, "listeners");
     if (!v) {

@@ -72,6 +72,18 @@ typedef struct xf_hosting_conf {
     char *next_certificate, *next_key; /* resolved paths, or NULL (both or neither) */
 } xf_hosting_conf;
 
+/* Main file "admin" object (docs/configuration.md, docs/metrics.md): the HTTP listener
+   for /metrics, /healthz and /readyz (proxy/admin.h). Absent = on at 127.0.0.1:8269,
+   best effort (a bind failure is a warning); given = a bind failure stops the start. */
+typedef struct xf_admin_conf {
+    int enabled;                       /* 0: "admin": false or "port": 0 */
+    int configured;                    /* the file has an "admin" key */
+    char name[80];                     /* "127.0.0.1:8269", for logs */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int per_tenant_metrics;            /* xmppfront_tenant_connections; default 0 */
+} xf_admin_conf;
+
 typedef struct xf_config {
     char *path;                        /* main config file */
     unsigned workers;                  /* 0 in the file = one per core (resolved at load) */
@@ -82,6 +94,7 @@ typedef struct xf_config {
     char *log_level;                   /* "debug" | "info" | "warn" | "error"; default info */
     xf_federation_conf federation;
     xf_hosting_conf hosting;
+    xf_admin_conf admin;
     xf_registry *registry;
     /* Process (docs/process.md): "user"/"group" to drop to after binding (NULL = none;
        "group" needs "user", default the user's primary group); "key_permissions"

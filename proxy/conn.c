@@ -15,6 +15,7 @@
 #include "proxy/conn_int.h"
 #include "proxy/iplimit.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/proxyproto.h"
 #include "proxy/stats.h"
 
@@ -34,6 +35,23 @@ void xf_conn_count_adjust(int delta)
         __atomic_fetch_add(&live_conns, (unsigned)delta, __ATOMIC_RELAXED);
     else
         __atomic_fetch_sub(&live_conns, (unsigned)-delta, __ATOMIC_RELAXED);
+}
+
+/* c's place in xmppfront_connections (and, routed, its tenant's row): metrics.h. */
+static void track(xf_conn *c)
+{
+    int s = c->service ? c->service : c->lconf->service;
+    int svc = c->http ? XF_MSVC_HTTP : s == XF_SVC_CLIENT ? XF_MSVC_CLIENT
+              : s == XF_SVC_SERVER ? XF_MSVC_SERVER : XF_MSVC_AUTO;
+    enum xf_conn_state st = c->state;
+    int ph = st <= XF_CONN_PLAIN_STARTTLS ? XF_MPH_PRE_TLS : st < XF_CONN_RELAY
+             ? XF_MPH_NEGOTIATING : st == XF_CONN_RELAY ? XF_MPH_RELAYING
+             : st == XF_CONN_CLOSING ? XF_MPH_CLOSING : XF_MPH_NONE;
+    xf_metrics_conn_move(&c->mslot, svc, ph);
+    if (st == XF_CONN_BACKEND_CONNECT && c->tenant)
+        xf_metrics_tenant_enter(&c->mtenant, c->tenant->domain, svc);
+    else if (st == XF_CONN_CLOSED)
+        xf_metrics_tenant_leave(&c->mtenant);
 }
 
 /* The only place the state changes; asserts the move is one the diagram allows. */
@@ -59,6 +77,7 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
     xf_debug("conn id=%llu %s -> %s", (unsigned long long)c->id, state_names[from],
              state_names[to]);
     c->state = to;
+    track(c);
     if (to == XF_CONN_BACKEND_HEADER)            /* the backend socket exists now */
         xf_conn_keepalive(&c->backend, c->config->limits.tcp_keepalive_s);
 }
@@ -150,6 +169,7 @@ int xf_conn_backend_connect(xf_conn *c, const xf_backend *be, uv_connect_cb cb)
     if (r < 0) {
         char reason[200];
         snprintf(reason, sizeof(reason), "backend %s: %s", be->spec, uv_strerror(r));
+        xf_metrics_inc(XF_MF_BACKEND_ERRORS, XF_MB_CONNECT_FAILED);
         xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
         return -1;
     }
@@ -375,6 +395,7 @@ void xf_conn_finish(xf_conn *c, const char *reason)
    stream has none yet, and followed by </stream:stream>; then the stream is closed. */
 void xf_conn_stream_error(xf_conn *c, const char *cond, const char *text, const char *reason)
 {
+    xf_metrics_refusal(cond);
     if (c->http != NULL) {                   /* no XML on the HTTP side: a status */
         xf_conn_http_fail(c, cond, reason);
         return;
@@ -450,6 +471,7 @@ static void on_auth_timeout(uv_timer_t *t)
 void xf_conn_on_backend_timeout(uv_timer_t *t)
 {
     xf_conn *c = t->data;
+    xf_metrics_inc(XF_MF_BACKEND_ERRORS, XF_MB_TIMEOUT);
     xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", "backend did not answer in time");
 }
 
@@ -531,6 +553,9 @@ void xf_conn_accept(xf_listener *l)
         xf_conn_close(c, reason);
         return;
     }
+    xf_metrics_inc(XF_MF_ACCEPTED, l->conf->service == XF_SVC_CLIENT ? XF_MSVC_CLIENT
+                   : l->conf->service == XF_SVC_SERVER ? XF_MSVC_SERVER : XF_MSVC_AUTO);
+    track(c);
     int len = sizeof(c->peer_addr);
     uv_tcp_getpeername(&c->client, (struct sockaddr *)&c->peer_addr, &len);
     len = sizeof(c->local_addr);

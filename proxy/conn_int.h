@@ -124,6 +124,7 @@ typedef struct xf_conn {
     } recs;
 
     uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
+    int mslot, mtenant;                     /* metrics.h: gauge places (0 = none) */
     uint64_t start_ms;
     struct sockaddr_storage peer_addr, local_addr;
     char peer[64];

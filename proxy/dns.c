@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 
 #define DEF_TIMEOUT_MS 2000
 #define DEF_TRIES 2
@@ -533,6 +534,7 @@ static uint64_t query_start(xf_dns *dns, const char *name, int kind, xf_dns_cb c
         struct cache_ent *e = dns->no_cache ? NULL : cache_find(dns, q->name, s->qtype);
         q->outstanding++;
         if (e) {
+            xf_metrics_inc(XF_MF_DNS_CACHE_HITS, 0);
             if (xf_dns_result_copy(&s->res, &e->res) == 0) {
                 uint64_t left = (e->expires - uv_now(dns->loop) + 999) / 1000;
                 s->res.ttl = (uint32_t)left;
@@ -545,6 +547,7 @@ static uint64_t query_start(xf_dns *dns, const char *name, int kind, xf_dns_cb c
            ares_send_dnsrec picks its own): an unpredictable one, as ares_query would
            (RFC 5452 §9.2). */
         int len = xf_dnswire_query(buf, sizeof buf, random_id(), q->name, s->qtype);
+        xf_metrics_inc(XF_MF_DNS_QUERIES, 0);
         if (len < 0 || send_query(dns, buf, (size_t)len, s) < 0) {
             s->res.status = XF_DNS_ERROR;
             sub_done(s);

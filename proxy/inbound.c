@@ -11,6 +11,7 @@
 #include "certs/identity.h"
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/proxyproto.h"
 #include "tenants/policy.h"
 
@@ -230,6 +231,7 @@ static void on_backend_connected(uv_connect_t *req, int status)
     if (status < 0) {
         char reason[160];
         snprintf(reason, sizeof(reason), "backend %s: %s", be->spec, uv_strerror(status));
+        xf_metrics_inc(XF_MF_BACKEND_ERRORS, XF_MB_CONNECT_FAILED);
         xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
         return;
     }
@@ -466,6 +468,7 @@ void xf_conn_backend_header_input(xf_conn *c, const char *data, size_t len)
 void xf_conn_client_plain_input(xf_conn *c, const char *data, size_t len)
 {
     c->bytes_in += len;
+    xf_metrics_add(XF_MF_BYTES, XF_M_IN, (int64_t)len);
     if (xf_conn_http_input(c, data, len))     /* an HTTPS request on an auto listener */
         return;
     if (c->s2s != NULL) {
@@ -505,6 +508,7 @@ void xf_conn_plain_input(xf_conn *c, const char *data, size_t len)
 {
     if (c->s2s != NULL) {             /* a plaintext s2s stream (policy open): s2s_in.c */
         c->bytes_in += len;
+        xf_metrics_add(XF_MF_BYTES, XF_M_IN, (int64_t)len);
         xf_s2s_in_client_input(c, data, len);
         return;
     }
@@ -515,6 +519,7 @@ void xf_conn_plain_input(xf_conn *c, const char *data, size_t len)
         return;
     }
     c->bytes_in += len;
+    xf_metrics_add(XF_MF_BYTES, XF_M_IN, (int64_t)len);
     if (xf_buf_size(&c->plain) + len > 4u * c->config->limits.max_header_bytes) {
         xf_conn_stream_error(c, "policy-violation", "too much data before STARTTLS",
                      "pre-TLS data over the limit");

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include "proxy/admin.h"
 #include "proxy/check_cmd.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/privdrop.h"
 #include "proxy/sdnotify.h"
 #include "proxy/stats.h"
@@ -25,6 +27,7 @@
 #include "proxy/rollover_cmd.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
+#include "proxy/upgrade.h"
 #include "proxy/worker.h"
 
 #ifndef XF_VERSION
@@ -33,11 +36,13 @@
 
 typedef struct main_ctx {
     uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigusr2;             /* binary upgrade (proxy/upgrade.h) */
     uv_async_t done;                 /* a worker's loop has ended */
     xf_worker *workers;
     unsigned n_workers;
     xf_reload *reload;               /* SIGHUP and file watches (proxy/reload.h) */
     int stopping;
+    xf_admin *admin;                 /* the admin listener (proxy/admin.h), or NULL */
 } main_ctx;
 
 static void usage(FILE *f)
@@ -74,9 +79,36 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     }
     m->stopping = 1;
     xf_reload_stop(m->reload);
+    xf_metrics_set_state(XF_MSTATE_DRAINING);     /* /readyz: 503 from now on */
     xf_sd_stopping("draining");
     xf_info("%s received: no new connections, draining", name);
+    xf_upgrade_shutdown();           /* a new process not yet ready is stopped too */
     xf_workers_drain(m->workers, m->n_workers);
+}
+
+/* Binary upgrade: the new process serves on our sockets; drain as on SIGTERM, but
+   without STOPPING=1 (systemd's MAINPID is the new process already). */
+static void on_upgraded(void *arg)
+{
+    main_ctx *m = arg;
+    m->stopping = 1;
+    /* The admin socket is the new process's now (it inherited it): stop answering on it,
+       or scrapes would land on either process. */
+    xf_admin_stop(m->admin);
+    m->admin = NULL;
+    xf_workers_handover(m->workers, m->n_workers);
+}
+
+static void on_sigusr2(uv_signal_t *s, int signum)
+{
+    main_ctx *m = s->data;
+    (void)signum;
+    if (m->stopping) {
+        xf_warn("SIGUSR2: draining, no binary upgrade");
+        return;
+    }
+    (void)xf_upgrade_start(s->loop, m->workers, m->n_workers, xf_admin_fd(m->admin),
+                           on_upgraded, m);
 }
 
 /* The main loop (and with it the signal handlers: a second SIGTERM or logrotate's SIGHUP
@@ -90,7 +122,37 @@ static void on_worker_done(uv_async_t *a)
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->sigusr2, NULL);
+    xf_upgrade_shutdown();
     uv_close((uv_handle_t *)&m->done, NULL);
+    xf_admin_stop(m->admin);
+}
+
+/* The admin listener (docs/metrics.md): off with "admin": false or port 0; a bind
+   failure stops the start when "admin" is in the file, and is only a warning for the
+   implicit default (127.0.0.1:8269), so that instances without an "admin" key can
+   share a host. Returns 0, or -1 (message printed). */
+static int start_admin(main_ctx *m, const xf_config *cfg)
+{
+    char err[256];
+    if (xf_metrics_init(cfg->admin.per_tenant_metrics) < 0) {
+        fprintf(stderr, "xmppfront: out of memory for the per-tenant metrics\n");
+        return -1;
+    }
+    xf_metrics_set_tenants(xf_registry_count(cfg->registry));
+    if (!cfg->admin.enabled)
+        return 0;
+    if (xf_admin_start(uv_default_loop(), &cfg->admin, XF_VERSION, &m->admin, err,
+                       sizeof(err)) < 0) {
+        if (cfg->admin.configured) {
+            fprintf(stderr, "xmppfront: %s\n", err);
+            return -1;
+        }
+        xf_warn("%s: metrics and health endpoints are off (set \"admin\" to choose)", err);
+        return 0;
+    }
+    xf_info("admin listener on %s (/metrics, /healthz, /readyz)", cfg->admin.name);
+    return 0;
 }
 
 /* SIGHUP: reload the configuration (`kill -HUP`, systemd ExecReload; docs/reload.md). */
@@ -136,6 +198,10 @@ int main(int argc, char **argv)
     }
 
     char err[1024];
+    if (!check && xf_upgrade_init(argc, argv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xmppfront: upgrade: %s\n", err);
+        return 1;
+    }
     xf_log_detect_journal();           /* stderr is the journal: priority prefixes */
     xf_log_hold();                     /* until log_format is known */
     xf_tls *tls = NULL;
@@ -187,6 +253,10 @@ int main(int argc, char **argv)
        dialback verification) is cfg->tlsc, built with the snapshot (xf_reload_load). */
     main_ctx m = {0};
     m.n_workers = cfg->workers ? cfg->workers : 1;
+    /* The admin listener first: after a binary upgrade it takes its inherited socket
+       before the workers close the inherited sockets nobody took. */
+    if (start_admin(&m, cfg) < 0)            /* bound before the drop, like the listeners */
+        return 1;
     if (xf_workers_create(cfg, tls, &m.workers, err, sizeof(err)) != 0) {
         fprintf(stderr, "xmppfront: %s\n", err);
         return 1;
@@ -207,6 +277,9 @@ int main(int argc, char **argv)
     uv_signal_start(&m.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&m.sighup, on_sighup, SIGHUP);
+    uv_signal_init(loop, &m.sigusr2);
+    m.sigusr2.data = &m;
+    uv_signal_start(&m.sigusr2, on_sigusr2, SIGUSR2);
     uv_async_init(loop, &m.done, on_worker_done);
     m.done.data = &m;
 
@@ -238,6 +311,8 @@ int main(int argc, char **argv)
              xf_registry_count(cfg->registry));
     xf_sd_ready(status);
 
+    xf_metrics_set_state(XF_MSTATE_READY);  /* listeners bound, configuration loaded */
+    xf_upgrade_ready();              /* started by a binary upgrade: the old one drains */
     /* From here the reload controller holds main's reference (cfg is its first
        current snapshot): old snapshots go once their last connection does. */
     m.reload = xf_reload_new(loop, path, cfg, m.workers, m.n_workers);

@@ -22,6 +22,7 @@
 #include "proxy/buf.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/outbound.h"
 #include "proxy/remote.h"
 #include "proxy/s2s.h"
@@ -76,6 +77,7 @@ typedef struct xf_outbound {
     char verdict[600];
     char peer[64], orig[64];
     uint64_t bytes_in, bytes_out, start_ms;
+    int mslot;                         /* metrics.h: place in xmppfront_connections */
     char reason[300];
 } xf_outbound;
 
@@ -136,6 +138,9 @@ static void set_state(xf_outbound *o, enum ob_state s)
     xf_debug("outbound id=%llu %s -> %s", (unsigned long long)o->id, ob_state_names[o->state],
              ob_state_names[s]);
     o->state = s;
+    xf_metrics_conn_move(&o->mslot, XF_MSVC_OUTBOUND, s == OB_RELAY ? XF_MPH_RELAYING
+                         : s == OB_CLOSING ? XF_MPH_CLOSING : s == OB_CLOSED ? XF_MPH_NONE
+                         : XF_MPH_NEGOTIATING);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -326,6 +331,7 @@ static void ob_stream_error(xf_outbound *o, const char *cond, const char *why)
         n += m;
     char r[300];
     snprintf(r, sizeof(r), "stream error %s: %s", cond, why);
+    xf_metrics_refusal(cond);
     if (ob_send(o, out, (size_t)n) < 0)
         return;
     ob_finish_ex(o, r, 0);
@@ -694,6 +700,8 @@ void xf_outbound_accept(xf_listener *l)
         ob_close(o, uv_strerror(r));
         return;
     }
+    xf_metrics_inc(XF_MF_ACCEPTED, XF_MSVC_OUTBOUND);
+    xf_metrics_conn_move(&o->mslot, XF_MSVC_OUTBOUND, XF_MPH_NEGOTIATING);
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     memset(&ss, 0, sizeof(ss));

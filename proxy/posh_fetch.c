@@ -15,6 +15,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 
 struct job;
 
@@ -357,6 +358,8 @@ static int job_request(xf_posh_fetcher *f, job *j)
    it, hand it to the waiting requests, free the job. */
 static void job_done(xf_posh_fetcher *f, job *j, xf_posh_answer *a)
 {
+    xf_metrics_inc(XF_MF_POSH_FETCHES, !a ? 3 : a->status == XF_POSHF_DOC ? 0
+                   : a->status == XF_POSHF_ABSENT ? 1 : a->status == XF_POSHF_INVALID ? 2 : 3);
     if (a == NULL)
         a = &oom_answer;                       /* not cached */
     else
@@ -627,6 +630,7 @@ uint64_t xf_posh_fetch(xf_posh_fetcher *f, const char *domain, xf_posh_cb cb, vo
     if (e != NULL) {
         q->ans = xf_posh_answer_ref(e->ans);
         q->from_cache = 1;
+        xf_metrics_inc(XF_MF_POSH_CACHE_HITS, 0);
         uv_timer_start(&f->deliver, on_deliver, 0, 0);
     } else {
         job *j = f->jobs;

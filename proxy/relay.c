@@ -9,6 +9,7 @@
 #include <mbedtls/ssl.h>
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 
 typedef struct xf_wreq {
     uv_write_t req;
@@ -130,6 +131,7 @@ int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
         return -1;
     }
     c->bytes_out += len;
+    xf_metrics_add(XF_MF_BYTES, XF_M_OUT, (int64_t)len);
     if (c->client_queued > c->config->limits.buffer_high_bytes && c->backend_open)
         pause_backend(c);
     return 0;
@@ -157,6 +159,7 @@ void xf_conn_alloc_buf(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_backend_eof(xf_conn *c)
 {
     if (c->state != XF_CONN_RELAY) {
+        xf_metrics_inc(XF_MF_BACKEND_ERRORS, XF_MB_CLOSED);
         xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable",
                      "backend closed before answering the stream");
         return;
@@ -184,8 +187,10 @@ void xf_conn_on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             xf_conn_read_error_reason(c, "backend", (int)n, r, sizeof(r));
             if (c->state == XF_CONN_RELAY)
                 xf_conn_close(c, r);
-            else
+            else {
+                xf_metrics_inc(XF_MF_BACKEND_ERRORS, XF_MB_CLOSED);
                 xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", r);
+            }
         }
         return;
     }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/sdnotify.h"
 #include "proxy/stats.h"
 #include "proxy/tls_client.h"
@@ -269,7 +270,7 @@ static void note(char *buf, size_t len, const char *key)
    already, each worker's resolver and POSH fetcher were built at start. new gets old's
    values (it is not shared yet; user/group are only reported: nothing reads them
    after the start); `changed` lists the keys that differed. Keys added to the main
-   file later that only a restart applies (e.g. "admin") belong here too. Returns 0,
+   file later that only a restart applies belong here too. Returns 0,
    or -1 when out of memory. */
 static int keep_restart_only(const xf_config *old, xf_config *new, char *changed, size_t len)
 {
@@ -307,6 +308,13 @@ static int keep_restart_only(const xf_config *old, xf_config *new, char *changed
         free(nf->resolvers);
         nf->resolvers = r;
         nf->n_resolvers = of->n_resolvers;
+    }
+    /* The admin listener is bound once (main.c start_admin). */
+    const xf_admin_conf *oa = &old->admin, *na = &new->admin;
+    if (oa->enabled != na->enabled || strcmp(oa->name, na->name) != 0 ||
+        oa->per_tenant_metrics != na->per_tenant_metrics) {
+        note(changed, len, "admin");
+        new->admin = old->admin;
     }
     /* The privilege drop happened once, at start (proxy/privdrop.h); the log format
        is chosen before the first line. */
@@ -425,6 +433,7 @@ static void on_work_done(uv_work_t *req, int status)
         free(rl->job_report);
         rl->job_report = NULL;
         xf_stats_inc(XF_STAT_RELOAD_OK);
+        xf_metrics_set_tenants(xf_registry_count(next->registry));
         uv_timer_start(&rl->trim_timer, on_trim_timer, TRIM_DELAY_MS, 0);
         int watched = -1;
         if (next->watch)

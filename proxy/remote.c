@@ -13,6 +13,7 @@
 #include <mbedtls/ssl.h>
 #include "proxy/backend_s2s.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/posh_fetch.h"
 #include "proxy/remote_int.h"
 
@@ -207,6 +208,8 @@ void xf_remote_finish(xf_remote *r, int ok, enum xf_db_type answer, enum xf_db_e
     r->res.auth = r->auth[0] ? r->auth : "none";
     r->res.reason = r->reason;
     r->res.peer = r->peer[0] ? r->peer : "-";
+    if (!r->verify)
+        xf_metrics_s2s_auth(XF_M_OUT, r->auth, ok && answer == XF_DB_TYPE_VALID);
     int keep = ok && !r->verify;
     if (keep) {
         xf_remote_set_state(r, R_RELAY);         /* plain_input hands what follows to relay_input */

@@ -18,6 +18,7 @@
 #include <mbedtls/ssl.h>
 #include "proxy/backend_s2s.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/remote_dane.h"
 #include "proxy/tls.h"
 #include "proxy/tls_client.h"
@@ -152,6 +153,7 @@ void xf_remote_tls_pump(xf_remote *r)
         xf_remote_flush_tout(r);
         if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
             return;
+        xf_metrics_handshake(XF_M_OUT, ret);
         if (ret != 0) {
             char m[160];
             snprintf(m, sizeof(m), "TLS handshake failed: %s", xf_tls_strerror(ret, e, sizeof(e)));

@@ -15,6 +15,7 @@
 #include "certs/pkix.h"
 #include "certs/posh.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/posh_fetch.h"
 #include "proxy/remote_dane.h"
 #include "proxy/tls_client.h"
@@ -259,6 +260,8 @@ static void decide_and_act(xf_remote *r)
         xf_remote_finish(r, 1, XF_DB_TYPE_VALID, XF_DB_ERR_NONE, r->verdict.reason);
         return;
     default:
+        if (r->facts.dialback != XF_DB_NOT_TRIED)       /* else refused before any method */
+            xf_metrics_s2s_auth(XF_M_OUT, "dialback", 0);
         xf_remote_fail(r, xf_remote_condition_error(r->verdict.condition), "%s", r->verdict.reason);
         return;
     }
@@ -404,6 +407,7 @@ static int on_event(xf_remote *r, const xf_xml_event *ev, const char *elem, size
         /* <failure/>: e.g. a serverAuth-only certificate refused as client certificate;
            dialback instead (XEP-0178 §4 / XEP-0220). */
         r->facts.sasl_external = 0;
+        xf_metrics_s2s_auth(XF_M_OUT, "sasl-external", 0);
         decide_and_act(r);
         return r->state == R_DONE || r->closed ? -1 : 0;
     case R_AUTH_FEATURES:

@@ -20,6 +20,7 @@
 #include <mbedtls/ssl.h>
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/remote.h"
 #include "proxy/s2s.h"
 #include "proxy/s2s_in.h"
@@ -80,6 +81,7 @@ void xf_s2s_in_log_refusal(xf_s2s_in *s, const char *remote, const char *local,
             xf_log_quote(ql, sizeof(ql), local), what,
             xf_log_quote(qreason, sizeof(qreason), reason));
     xf_s2s_in_set_verdict(s, reason);
+    xf_metrics_s2s_auth(XF_M_IN, what, 0);
 }
 
 /* Our response header (RFC 6120 §4.7; XEP-0220 §2.1: xmlns:db) and features; after

@@ -13,6 +13,7 @@
 #include "certs/pkix.h"
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/remote.h"
 #include "proxy/s2s.h"
 #include "proxy/s2s_in.h"
@@ -161,6 +162,7 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_pairs_set_valid(s->pairs, p->local, p->remote);
     s->auth = "sasl-external";
     xf_s2s_in_set_verdict(s, v.reason);
+    xf_metrics_s2s_auth(XF_M_IN, "sasl-external", 1);
     xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
     xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
     xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s "
@@ -187,6 +189,7 @@ static int decide_pair(xf_s2s_in *s, struct in_pair *p, xf_peer_facts *f)
         if (strcmp(s->auth, "none") == 0)
             s->auth = "dialback";
         xf_s2s_in_set_verdict(s, v.reason);
+        xf_metrics_s2s_auth(XF_M_IN, "dialback", 1);
         char q[700];
         xf_info("conn id=%llu s2s pair accepted peer=%s tenant=%s remote=%s local=%s "
                 "auth=dialback verdict=%s", (unsigned long long)s->c->id, s->c->peer,

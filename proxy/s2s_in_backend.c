@@ -11,6 +11,7 @@
 #include "proxy/backend_s2s.h"
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/proxyproto.h"
 #include "proxy/s2s.h"
 #include "proxy/s2s_in.h"
@@ -138,6 +139,7 @@ static void on_backend_connected(uv_connect_t *req, int status)
     if (status < 0) {
         char reason[200];
         snprintf(reason, sizeof(reason), "backend %s: %s", s->btenant->s2s.spec, uv_strerror(status));
+        xf_metrics_inc(XF_MF_BACKEND_ERRORS, XF_MB_CONNECT_FAILED);
         xf_conn_stream_error(c, "remote-connection-failed", "backend unavailable", reason);
         return;
     }

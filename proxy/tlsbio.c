@@ -8,6 +8,7 @@
 #include <mbedtls/ssl.h>
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
@@ -98,6 +99,7 @@ void xf_conn_tls_pump(xf_conn *c)
         xf_conn_flush_tls_out(c);
         if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
             return;
+        xf_metrics_handshake(XF_M_IN, r);
         if (r != 0) {
             /* RFC 6120 §5.4.3.2: TLS failure -> close TCP without </stream>. The alert
                mbedTLS queued has been flushed. */

@@ -12,6 +12,7 @@
 #include "proxy/outbound.h"
 #include "proxy/posh_fetch.h"
 #include "proxy/stats.h"
+#include "proxy/upgrade.h"
 #include "proxy/worker.h"
 
 /* Memory back after a burst: glibc keeps freed heap in its arenas (a burst of 8,000
@@ -161,8 +162,10 @@ static void on_wakeup(uv_async_t *a)
     uv_close((uv_handle_t *)&w->config_async, NULL);
     uv_mutex_unlock(&w->config_mu);
     uv_close((uv_handle_t *)&w->trim_timer, NULL);
-    xf_conn_drain(w);
-    xf_outbound_drain(w);
+    if (!__atomic_load_n(&w->handover, __ATOMIC_ACQUIRE)) {
+        xf_conn_drain(w);
+        xf_outbound_drain(w);
+    }
     maybe_free_dns(w);
     if (w->n_conns == 0) {
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -260,13 +263,64 @@ fail:
     return -1;
 }
 
+/* Binary upgrade, k sockets of a listener inherited, n workers: worker i takes over
+   inherited sockets i, i+n, i+2n, ... and opens a fresh one only when i >= k. Every
+   inherited socket is kept (closing a SO_REUSEPORT socket resets the connections queued
+   on it, which the old process can no longer accept), so the sockets of a listener
+   number max(k, n) and a worker may hold more than one of them. */
+static unsigned socket_share(unsigned k, unsigned n, unsigned i)
+{
+    return i < k ? (k - i + n - 1) / n : 1;
+}
+
+/* Set up listener l of worker w for lc on an inherited socket (inherit) or a new one;
+   counted in w->n_listeners once its handle is initialised. */
+static int listener_open(xf_worker *w, xf_listener *l, const xf_listener_conf *lc,
+                         int inherit, char *err, size_t errlen)
+{
+    l->worker = w;
+    l->conf_copy = *lc;                /* listeners outlive the boot snapshot (reloads) */
+    l->conf = &l->conf_copy;
+    l->fd = inherit ? xf_upgrade_take(lc) : open_socket(lc, err, errlen);
+    if (l->fd < 0) {
+        if (inherit)
+            snprintf(err, errlen, "listener %s: inherited socket missing", lc->name);
+        return -1;
+    }
+    uv_tcp_init(&w->loop, &l->tcp);
+    l->tcp.data = l;
+    w->n_listeners++;
+    int r = uv_tcp_open(&l->tcp, l->fd);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+    if (r < 0) {
+        snprintf(err, errlen, "listener %s: %s", lc->name, uv_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
 int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
                       size_t errlen)
 {
-    for (size_t j = 0; j < cfg->n_listeners; j++)
-        if (probe_free(&cfg->listeners[j], err, errlen) != 0)
-            return -1;
     unsigned n = cfg->workers ? cfg->workers : 1;
+    /* Sockets inherited from the old process of a binary upgrade (proxy/upgrade.h) are
+       held by it legitimately: no probe for those listeners. */
+    unsigned *n_inh = calloc(cfg->n_listeners + 1, sizeof(*n_inh));
+    if (n_inh == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t j = 0; j < cfg->n_listeners; j++) {
+        n_inh[j] = xf_upgrade_count(&cfg->listeners[j]);
+        if (n_inh[j] == 0 && probe_free(&cfg->listeners[j], err, errlen) != 0) {
+            free(n_inh);
+            return -1;
+        }
+        if (n_inh[j] > 0)
+            xf_info("listener %s: %u sockets inherited, %u workers", cfg->listeners[j].name,
+                    n_inh[j], n);
+    }
     if (xf_posh_fetch_global_init() != 0) {
         snprintf(err, errlen, "libcurl: global initialisation failed");
         return -1;
@@ -313,31 +367,31 @@ int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *
         uv_timer_init(&w->loop, &w->trim_timer);
         w->trim_timer.data = w;
         uv_timer_start(&w->trim_timer, on_trim_check, TRIM_CHECK_MS, TRIM_CHECK_MS);
-        w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
+        /* listeners[0 .. cfg->n_listeners) follow the configuration's order; the
+           extra inherited sockets a worker takes over follow them (l->conf says whose). */
+        size_t n_l = cfg->n_listeners;
+        for (size_t j = 0; j < cfg->n_listeners; j++)
+            n_l += socket_share(n_inh[j], n, i) - 1;
+        w->listeners = calloc(n_l ? n_l : 1, sizeof(*w->listeners));
         if (w->listeners == NULL) {
             snprintf(err, errlen, "out of memory");
+            free(n_inh);
             return -1;
         }
+        size_t extra = cfg->n_listeners;
         for (size_t j = 0; j < cfg->n_listeners; j++) {
-            xf_listener *l = &w->listeners[j];
-            l->worker = w;
-            l->conf_copy = cfg->listeners[j];
-            l->conf = &l->conf_copy;
-            l->fd = open_socket(l->conf, err, errlen);
-            if (l->fd < 0)
-                return -1;
-            uv_tcp_init(&w->loop, &l->tcp);
-            l->tcp.data = l;
-            w->n_listeners++;
-            int r = uv_tcp_open(&l->tcp, l->fd);
-            if (r == 0)
-                r = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
-            if (r < 0) {
-                snprintf(err, errlen, "listener %s: %s", l->conf->name, uv_strerror(r));
-                return -1;
+            unsigned share = socket_share(n_inh[j], n, i);
+            for (unsigned s = 0; s < share; s++) {
+                xf_listener *l = &w->listeners[s == 0 ? j : extra++];
+                if (listener_open(w, l, &cfg->listeners[j], i < n_inh[j], err, errlen) != 0) {
+                    free(n_inh);
+                    return -1;
+                }
             }
         }
     }
+    free(n_inh);
+    xf_upgrade_close_unused();
     *out = ws;
     return 0;
 }
@@ -373,6 +427,13 @@ void xf_workers_drain(xf_worker *ws, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         uv_async_send(&ws[i].wakeup);
+}
+
+void xf_workers_handover(xf_worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        __atomic_store_n(&ws[i].handover, 1, __ATOMIC_RELEASE);
+    xf_workers_drain(ws, n);
 }
 
 void xf_workers_join_and_free(xf_worker *ws, unsigned n)

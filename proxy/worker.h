@@ -66,10 +66,15 @@ typedef struct xf_worker {
     size_t n_remotes;
     struct xf_outbound *obs;
     int finished;                    /* set (atomically) when the loop has ended */
+    int handover;                    /* (atomic) drain after a binary upgrade: keep the
+                                        connections not yet routed (proxy/upgrade.h) */
 } xf_worker;
 
 /* Create the workers' listening sockets (SO_REUSEPORT, one per worker per listener) in
-   the calling thread, so bind errors are reported before anything starts. */
+   the calling thread, so bind errors are reported before anything starts. After a
+   binary upgrade the inherited sockets are taken instead (proxy/upgrade.h; a worker
+   may then hold more than one socket of a listener: listeners[] has the configured
+   listeners in order first, extra sockets after them). */
 int xf_workers_create(xf_config *cfg, const xf_tls *tls, xf_worker **out, char *err,
                       size_t errlen);
 /* Start the threads; each signals `done` (main's loop) when its loop has ended. */
@@ -78,6 +83,10 @@ int xf_workers_start(xf_worker *ws, unsigned n, uv_async_t *done);
 int xf_workers_finished(const xf_worker *ws, unsigned n);
 /* Ask every worker to stop accepting and drain (async-signal context not allowed). */
 void xf_workers_drain(xf_worker *ws, unsigned n);
+/* The same after a binary upgrade handed the listening sockets over: connections still
+   in their TLS handshake or not yet routed are left to finish too (bounded by their own
+   timeouts and limits.drain_timeout_s), not ended with <system-shutdown/>. */
+void xf_workers_handover(xf_worker *ws, unsigned n);
 void xf_workers_join_and_free(xf_worker *ws, unsigned n);
 /* Hand w a new snapshot (any thread; takes a reference of its own). The worker swaps
    w->config in its own thread and unrefs the old one there; connections keep theirs.

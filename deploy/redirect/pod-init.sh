@@ -7,7 +7,7 @@
 # (another uid) connects out normally. Same rule as nftables-host.nft (see its header).
 #
 # The init container needs the NET_ADMIN capability (and NET_RAW for iptables) and
-# nftables or iptables in its image; see deploy/k8s/xmppfront-sidecar.yaml.
+# nftables or iptables in its image; see deploy/kubernetes/xmppfront-sidecar.yaml.
 #
 # Environment:
 #   XF_BACKEND_UID     the backend container's runAsUser (required)
