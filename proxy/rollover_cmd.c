@@ -527,7 +527,7 @@ int xf_rollover_main(int argc, char **argv)
     }
     xf_cdns_run(dns, q, n_q, xf_check_now_ms() + (uint64_t)(o.timeout_s * 1000));
 
-    /* the current key: peers verify it until the restart */
+    /* the current key: peers verify it until the reload */
     int next_ok = 1, reset = 0;
     unsigned ttl = 0;
     char problem[600] = "", w[200];
@@ -540,7 +540,7 @@ int xf_rollover_main(int argc, char **argv)
             if (p)
                 fprintf(stderr, "xmppfront rollover: warning: the current key's TLSA %s "
                         "TLSA %s: %s; DANE peers refuse the current key (served until "
-                        "the restart)\n", recs[i].owner, recs[i].rdata, p);
+                        "the reload)\n", recs[i].owner, recs[i].rdata, p);
             continue;
         }
         if (p) {
@@ -645,8 +645,9 @@ int xf_rollover_main(int argc, char **argv)
            "  %s: certificate <- %s, key <- %s; next_certificate / next_key removed\n"
            "  previous file kept as %s\n"
            "next:\n"
-           "  1. restart xmppfront (there is no reload yet): it serves the old key until then\n"
-           "  2. after the restart and one TTL, remove the old key's TLSA records (TLSA %s)\n"
+           "  1. xmppfront reloads the rewritten file by itself (its file watch, \"watch\": true)\n"
+           "     or on `kill -HUP`: new connections get the new key from then (docs/reload.md)\n"
+           "  2. after the reload and one TTL, remove the old key's TLSA records (TLSA %s)\n"
            "     and publish the next-next key's beside the new one when the next rollover "
            "starts\n"
            "  `xmppfront records %s` prints what to publish now\n",

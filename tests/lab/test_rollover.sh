@@ -255,7 +255,7 @@ case3() {
   done
   cat "$ROUT"
   local bak; bak=$(find "$(dirname "$TF")" -maxdepth 1 -name "$D1.json.*.bak" | head -1)
-  [ "$rc" = 0 ] && [ "$i" = 1 ] && grep -q "$D1 switched keys" "$ROUT" && grep -q 'restart xmppfront' "$ROUT" &&
+  [ "$rc" = 0 ] && [ "$i" = 1 ] && grep -q "$D1 switched keys" "$ROUT" && grep -q 'reloads the rewritten file' "$ROUT" &&
     grep -q '"certificate": "../certs/next/fullchain.pem"' "$TF" &&
     grep -q '"key": "../certs/next/privkey.pem"' "$TF" && ! grep -q next_ "$TF" &&
     grep -q '"federation": "trusted"' "$TF" &&
