@@ -26,21 +26,6 @@ static unsigned code_index(int status)
     }
 }
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default:  return "Unknown";
-    }
-}
-
 static int text(answer *a, int status, const char *body)
 {
     a->status = status;
@@ -59,7 +44,7 @@ static int emit(const answer *a, int head_only, int keep, xf_buf *out)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     int n = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\n%s%s%sCache-Control: no-store\r\n"
-                     "Connection: %s\r\n\r\n", a->status, reason_phrase(a->status), date,
+                     "Connection: %s\r\n\r\n", a->status, xf_http_status_text(a->status), date,
                      a->type, xf_buf_size(&a->body), a->allow ? "Allow: " : "",
                      a->allow ? a->allow : "", a->allow ? "\r\n" : "",
                      keep ? "keep-alive" : "close");
@@ -117,7 +102,7 @@ int xf_admin_serve(xf_http_reader *rd, const xf_admin_hooks *h, int may_keep, xf
         return XF_ADMIN_NEED;
     if (ev == XF_HTTP_BAD) {
         char msg[200];
-        snprintf(msg, sizeof msg, "%d %s: %s\n", rd->status, reason_phrase(rd->status),
+        snprintf(msg, sizeof msg, "%d %s: %s\n", rd->status, xf_http_status_text(rd->status),
                  rd->reason);
         if (text(&a, rd->status == 431 ? 431 : 400, msg) < 0)
             goto done;

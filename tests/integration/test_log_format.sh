@@ -20,27 +20,7 @@ write_cfg() {
 { "workers": 1, "tenants": "tenants", "listeners": [$LST], "limits": {"drain_timeout_s": 1}${1:+, $1} }
 JSON
 }
-refuse() {
-  timeout 20 "$XF_PY" - "$PORT" <<'PYEOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-to = '" tenant=evil.example peer=1.2.3.4 x="\\'
-s.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-           "xmlns:stream='http://etherx.jabber.org/streams' "
-           f"to='{to}' version='1.0'>").encode())
-s.settimeout(5)
-got = b""
-try:
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        got += d
-except OSError:
-    pass
-sys.exit(0 if b"host-unknown" in got else 1)
-PYEOF
-}
+refuse() { timeout 20 "$XF_PY" "$XF_IT_DIR/forged_to_peer.py" "$PORT" >/dev/null; }
 run() {  # LOG [env...]: start, one refusal, stop
   local log=$1; shift
   : > "$log"
