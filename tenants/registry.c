@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <yajl/yajl_tree.h>
 
@@ -178,6 +179,15 @@ static int load_pair(const xf_jconf *p, const char *ckey, const char *kkey,
     if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
                                      (const unsigned char *)"xf-registry", 11)) != 0) {
         xf_jconf_fail(p, kkey, "RNG seed failed (-0x%04x)", (unsigned)-ret);
+        goto fail;
+    }
+    /* mbedTLS says only "Read/write of file failed" for a file it cannot open: name
+       the reason (after a privilege drop, a reload reads as the dropped user). */
+    const char *unreadable = access(cert_path, R_OK) != 0 ? cert_path
+                             : access(key_path, R_OK) != 0 ? key_path : NULL;
+    if (unreadable != NULL) {
+        xf_jconf_fail(p, unreadable == cert_path ? ckey : kkey, "%s: cannot be read: %s",
+                      unreadable, strerror(errno));
         goto fail;
     }
     if ((ret = mbedtls_x509_crt_parse_file(chain, cert_path)) != 0) {

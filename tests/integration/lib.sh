@@ -362,6 +362,16 @@ xf_log_has() {
     echo "no line of $f has all of: $*"; echo "--- last lines:"; tail -15 "$f"; return 1; }
 }
 
+# xf_wait_log FILE SECONDS WORD... — like xf_log_has, waiting up to SECONDS for the line.
+xf_wait_log() {
+  local f=$1 secs=$2 i; shift 2
+  for ((i = 0; i < secs * 10; i++)); do
+    xf_log_has "$f" "$@" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  xf_log_has "$f" "$@"
+}
+
 # Prints the proxy log's tail (for failure reports).
 xf_show_proxy_log() {
   [ -n "${XF_LOG:-}" ] && [ -f "$XF_LOG" ] || return 0

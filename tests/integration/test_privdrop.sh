@@ -63,6 +63,22 @@ xf_check "the log says privileges were dropped" \
   xf_log_has "$XF_LOG" "privileges dropped to user $U" "uid $UID_"
 xf_check "a STARTTLS handshake on port 522 (worker after the drop, key loaded before)" \
   timeout 20 ip netns exec "$XF_NS" "$XF_PY" "$XF_IT_DIR/starttls_probe.py" 522 "$XF_CA"
+# A reload after the drop reads the files as the dropped user (docs/reload.md): the
+# root-only certificate folder cannot be read, so the reload is refused with a line
+# naming the file and the reason, and the old configuration serves on; once folder and
+# key are readable by the user's group (the ssl-cert pattern) the same reload goes through.
+kill -HUP "$PID"
+xf_check "after the drop, a reload of root-only files is refused, naming the file and why" \
+  xf_wait_log "$XF_LOG" 10 "reload 1 (SIGHUP) refused:" "fullchain.pem: cannot be read: Permission denied" "old configuration stays"
+xf_check "... and the old configuration still serves STARTTLS" \
+  timeout 20 ip netns exec "$XF_NS" "$XF_PY" "$XF_IT_DIR/starttls_probe.py" 522 "$XF_CA"
+chgrp "$U" "$XF_TMP/certs" "$XF_TMP/certs/a.example/privkey.pem"
+chmod 750 "$XF_TMP/certs"; chmod 640 "$XF_TMP/certs/a.example/privkey.pem"
+kill -HUP "$PID"
+xf_check "with the key readable by the user's group, the reload after the drop succeeds" \
+  xf_wait_log "$XF_LOG" 10 "reload 2 (SIGHUP) done in"
+chmod 600 "$XF_TMP/certs/a.example/privkey.pem"; chmod 700 "$XF_TMP/certs"
+chgrp root "$XF_TMP/certs" "$XF_TMP/certs/a.example/privkey.pem"
 xf_ns_proxy_stop
 xf_check "SIGTERM still drains and exits after the drop" \
   xf_log_has "$XF_LOG" "stopped; counters:"
