@@ -75,6 +75,7 @@ typedef struct report {
     size_t len;
 } report;
 
+static void rp_add(report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void rp_add(report *r, const char *fmt, ...)
 {
     if (r->buf == NULL || r->len + 1 >= REPORT_MAX)
