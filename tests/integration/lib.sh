@@ -167,11 +167,14 @@ XF_PROSODY_TEMPLATE="$XF_ROOT/deploy/prosody/prosody.cfg.lua.in"
 # setpriv and env exec, so a background job's $! is prosody's own PID and cleanup
 # signals exactly it.  Usage: "${XF_AS_PROSODY[@]}" cmd...  (after xf_as_prosody_init DIR)
 XF_AS_PROSODY=()
+# NOTIFY_SOCKET is a test's stand-in for systemd, meant for xmppfront: Prosody 13 speaks
+# sd_notify too when it sees the variable (and then does not start in the foreground as
+# the tests run it), so it never gets it.
 xf_as_prosody_init() {
   if [ "$(id -u)" -eq 0 ]; then
-    XF_AS_PROSODY=(setpriv --reuid=prosody --regid=prosody --init-groups -- env HOME="$1")
+    XF_AS_PROSODY=(setpriv --reuid=prosody --regid=prosody --init-groups -- env -u NOTIFY_SOCKET HOME="$1")
   else
-    XF_AS_PROSODY=(env HOME="$1")
+    XF_AS_PROSODY=(env -u NOTIFY_SOCKET HOME="$1")
   fi
 }
 
