@@ -375,6 +375,14 @@ xf_wait_log() {
   xf_log_has "$f" "$@"
 }
 
+# xf_reload_backend PORT SECONDS — the reload tests' echo backend (reload_load.py) on
+# 127.0.0.1:PORT for at most SECONDS, tracked; returns once it listens.
+xf_reload_backend() {
+  timeout "$2" "$XF_PY" "$XF_IT_DIR/reload_load.py" backend "$1" >"$XF_TMP/backend.log" 2>&1 &
+  xf_track $!
+  xf_wait_port 127.0.0.1 "$1" 10
+}
+
 # Prints the proxy log's tail (for failure reports).
 xf_show_proxy_log() {
   [ -n "${XF_LOG:-}" ] && [ -f "$XF_LOG" ] || return 0

@@ -25,9 +25,7 @@ xf_make_ca "$XF_TMP/pki" "reload test CA" &&
   xf_make_cert "$XF_TMP/pki" "$G/t" t.example t.example ||
   xf_setup_failed "$T: PKI"
 read -r P_TLS P_BACK < <(xf_free_ports 2)
-timeout 300 "$XF_PY" "$XF_IT_DIR/reload_load.py" backend "$P_BACK" >"$XF_TMP/backend.log" 2>&1 &
-xf_track $!
-xf_wait_port 127.0.0.1 "$P_BACK" 10 || xf_setup_failed "$T: echo backend"
+xf_reload_backend "$P_BACK" 300 || xf_setup_failed "$T: echo backend"
 
 # certbot: live/D/X.pem -> ../../archive/D/XN.pem
 LE="$XF_TMP/letsencrypt"

@@ -20,9 +20,7 @@ xf_make_ca "$XF_TMP/pki" "reload test CA" &&
   xf_make_cert "$XF_TMP/pki" "$XF_TMP/certs/b.example" b.example b.example ||
   xf_setup_failed "$T: PKI"
 read -r P_TLS P_BACK P_NEW < <(xf_free_ports 3)
-timeout 300 "$XF_PY" "$XF_IT_DIR/reload_load.py" backend "$P_BACK" >"$XF_TMP/backend.log" 2>&1 &
-xf_track $!
-xf_wait_port 127.0.0.1 "$P_BACK" 10 || xf_setup_failed "$T: echo backend"
+xf_reload_backend "$P_BACK" 300 || xf_setup_failed "$T: echo backend"
 TD="$XF_TMP/xf/tenants"
 for d in a.example b.example; do
   xf_tenant_write "$TD" "$d" "" "$XF_TMP/certs/$d" "127.0.0.1:$P_BACK" "127.0.0.1:$P_BACK"

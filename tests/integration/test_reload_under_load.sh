@@ -19,9 +19,7 @@ xf_make_ca "$XF_TMP/pki" "reload test CA" &&
   xf_make_cert "$XF_TMP/pki" "$XF_TMP/certs/n.example" n.example n.example ||
   xf_setup_failed "$T: PKI"
 read -r P_TLS P_STLS P_BACK < <(xf_free_ports 3)
-timeout 600 "$XF_PY" "$XF_IT_DIR/reload_load.py" backend "$P_BACK" >"$XF_TMP/backend.log" 2>&1 &
-xf_track $!
-xf_wait_port 127.0.0.1 "$P_BACK" 10 || xf_setup_failed "$T: echo backend"
+xf_reload_backend "$P_BACK" 600 || xf_setup_failed "$T: echo backend"
 
 TD="$XF_TMP/xf/tenants"
 xf_tenant_write "$TD" a.example "" "$XF_TMP/certs/a.example" "127.0.0.1:$P_BACK" "127.0.0.1:$P_BACK"
