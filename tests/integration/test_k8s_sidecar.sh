@@ -21,8 +21,8 @@
 #      on xmppfront's outbound listener (its log line names the original destination,
 #      remote.example's SRV target and port), and xmppfront's own connection to the
 #      remote is not redirected (the remote, a scripted peer, sees it arrive);
-#  (a) when the binary has the admin listener: /healthz and /readyz answer 200 on the
-#      pod's address (where the kubelet's probes go); otherwise this is said and skipped.
+#  (a) /healthz and /readyz of the admin listener answer 200 on the pod's address
+#      (where the kubelet's probes go).
 . "$(dirname "$0")/../lab/lab.sh"
 T=test_k8s_sidecar
 M="$XF_ROOT/deploy/kubernetes/xmppfront-sidecar.yaml"
@@ -61,18 +61,8 @@ chgrp -R "$FS_GROUP" "$E"
 find "$E" -type f -exec chmod 0444 {} +
 chmod 0440 "$E"/certs/*/tls.* "$E/secret/dialback.secret"
 find "$E" -type d -exec chmod 0755 {} +
-ADMIN=0
-if ! "$XF_BIN" --check-config -c "$E/main/xmppfront.json" > "$LAB_DIR/check.out" 2>&1; then
-  if grep -q 'admin: unknown key' "$LAB_DIR/check.out"; then
-    echo "  (this xmppfront has no admin listener yet: \"admin\" dropped, probes not checked)"
-    "$XF_PY" -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("admin"); json.dump(c, open(p, "w"))' \
-      "$E/main/xmppfront.json"
-  fi
-  "$XF_BIN" --check-config -c "$E/main/xmppfront.json" > "$LAB_DIR/check.out" 2>&1 ||
-    { cat "$LAB_DIR/check.out"; xf_setup_failed "$T: the manifest's xmppfront.json does not load"; }
-else
-  ADMIN=1
-fi
+"$XF_BIN" --check-config -c "$E/main/xmppfront.json" > "$LAB_DIR/check.out" 2>&1 ||
+  { cat "$LAB_DIR/check.out"; xf_setup_failed "$T: the manifest's xmppfront.json does not load"; }
 
 # ---- the pod's network namespace
 lab_up || xf_setup_failed "$T: namespace"
@@ -150,10 +140,8 @@ xf_check "(o) xmppfront's own connection to the remote was not redirected: the r
   grep -q '^ACCEPT' "$LAB_DIR/remote.log"
 
 # (a) probes
-if [ "$ADMIN" = 1 ]; then
-  xf_check "(a) GET /healthz and /readyz on the pod address :$ADMIN_PORT -> 200 (the kubelet's probes)" \
+xf_check "(a) GET /healthz and /readyz on the pod address :$ADMIN_PORT -> 200 (the kubelet's probes)" \
     bash -c "for p in healthz readyz; do c=\$(ip netns exec '$LAB_NS' curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://$POD_IP:$ADMIN_PORT/\$p);
                [ \"\$c\" = 200 ] || { echo \"/\$p -> \$c\"; exit 1; }; done"
-fi
 xf_check "xmppfront and the backend are still running" kill -0 "$XPID" "$BPID"
 xf_finish "$T"

@@ -50,9 +50,6 @@ lab_dns_start || xf_setup_failed "$T: dns"
 
 # With the admin listener (issue 9; 127.0.0.1:8269 by default) each instance gets its own
 # address for it, as three processes cannot share that port.
-printf '{"listeners": [{"port": 5, "tls": "direct", "service": "client"}], "admin": false}' > "$LAB_DIR/probe.json"
-ADMIN_KEY=0
-"$XF_BIN" --check-config -c "$LAB_DIR/probe.json" 2>&1 | grep -q 'admin: unknown key' || ADMIN_KEY=1
 # instance NAME ADDR SECRET — one xmppfront: s2s direct TLS on ADDR:5270, a plain
 # outbound listener on ADDR:15270, the shared tenants folder
 declare -A XPID XLOG
@@ -66,7 +63,8 @@ instance() {
   "log_level": "info",
   "listeners": [ $(xf_listener "$addr" 5270 direct server),
     { "address": "$addr", "port": 15270, "tls": "none", "service": "outbound" } ],
-  "limits": { "handshake_timeout_s": 10, "drain_timeout_s": 0 },$([ "$ADMIN_KEY" = 1 ] && printf '\n  "admin": { "address": "%s", "port": 8269 },' "$addr")
+  "limits": { "handshake_timeout_s": 10, "drain_timeout_s": 0 },
+  "admin": { "address": "$addr", "port": 8269 },
   "federation": { "ca_file": "$LAB_DIR/pki/ca.pem", "resolvers": ["$LAB_DNS4"],
                   "dialback_secret_file": "$secret", "connect_timeout_s": 2, "negotiation_timeout_s": 8 }
 }
