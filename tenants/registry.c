@@ -18,8 +18,18 @@
  *  - the hosting identity (main file "hosting") is loaded first with the same checks
  *    against the hosting name; it is not a routing name (xf_registry_find never
  *    returns it), only a certificate for SNI = the hosting name.
- *  - lookups never allocate and never lock: a sorted name array (bsearch) for exact
- *    names, a sorted array of wildcard parents ("*.w.example" -> "w.example") for SNI.
+ *  - lookups never allocate and never lock, and cost the same for 10 or 10,000 tenants
+ *    (issue 10 "Scale"): an open-addressing hash table over the normalised names
+ *    (domains and aliases, unique) and one over the distinct wildcard parents
+ *    ("*.w.example" -> "w.example"), each slot pointing into the sorted arrays (the
+ *    sort finds duplicate names and orders tenants sharing a wildcard parent by file
+ *    order). The tables are filled from the configuration only; a client's name
+ *    (SNI, stream `to`) is only looked up, so it cannot lengthen a probe sequence:
+ *    probes are bounded by the clusters the configured names make, at load factor
+ *    <= 1/2.
+ *  - the parsed certificate chain and key of a tenant are shared, refcounted, with
+ *    every registry that loads the same bytes (see "shared credentials" below): a
+ *    reload re-reads every file but parses and checks only the changed ones.
  */
 #include "tenants/registry.h"
 #include "certs/identity.h"
@@ -30,6 +40,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +53,8 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
 #include <psa/crypto.h>
 
 #define XF_TENANT_MAX_BYTES (1u << 20)  /* "1 MiB" in the too-large message */
@@ -64,6 +78,9 @@ struct xf_registry {
     size_t n_names;
     struct wild_ent *wild;             /* sorted by (parent, ti) */
     size_t n_wild;
+    uint32_t *name_slots;              /* hash table: 1 + index into names, 0 = empty */
+    uint32_t *wild_slots;              /* 1 + index of the first wild[] of a parent */
+    size_t name_mask, wild_mask;       /* table size - 1 (a power of two) */
     xf_tenant *hosting;                /* the hosting identity, or NULL */
 };
 
@@ -157,28 +174,176 @@ static const char *const tenant_keys[] = {
     "c2s_backend", "s2s_backend", "http_backend", "proxy_protocol", "federation", "proofs",
     NULL };
 
-/* Load a certificate chain and its key, check that they pair and that the leaf covers
-   `name` (xf_identity_covers_dns). ckey/kkey are the KEYs named in errors
-   ("certificate"/"key", "next_certificate"/"next_key", "hosting.certificate"...);
-   `what` says what name is ("domain", "hosting name"). */
-static int load_pair(const xf_jconf *p, const char *ckey, const char *kkey,
-                     const char *cert_path, const char *key_path, const char *name,
-                     const char *what, mbedtls_x509_crt *chain, mbedtls_pk_context *key)
+/* ---------------------------------------------------------------- shared credentials
+
+   A parsed certificate chain + private key, shared by every tenant record (of any
+   registry in the process) whose files hold the same bytes: keyed by the SHA-256 of
+   both files' contents, never by path or stat data. A reload re-reads every file (a few
+   microseconds each) but parses and checks a pair (~0.6 ms of scalar multiplications
+   for P-256) only when its bytes are new; the previous snapshot keeps its pairs alive
+   while the next one is built, so an unchanged pair is found here. Content, not
+   (inode, size, mtime): an in-place rewrite of equal size within one tick of the
+   kernel's coarse file-time clock leaves all of those equal, and a certbot renewal or a
+   Kubernetes "..data" swap changes the path's target, which reading through the
+   symlinks follows by itself.
+
+   Threads: the table and every refcount are guarded by g_cred_lock (a reload builds on
+   a pool thread while workers drop old snapshots, each dropping its references). The
+   mbedTLS objects are read-only once published, and were already used by all workers
+   at once (x509_crt reads; ECDSA signing reads the key and the curve's static tables;
+   an RSA key's blinding state has its own mutex under MBEDTLS_THREADING_C). The tenant
+   records hold shallow copies of the head structures (registry.h: never freed through
+   the tenant). */
+
+struct xf_cred {
+    struct xf_cred *next;              /* bucket chain */
+    unsigned char digest[32];
+    size_t refs;                       /* guarded by g_cred_lock */
+    mbedtls_x509_crt chain;
+    mbedtls_pk_context key;
+};
+
+#define CRED_BUCKETS 4096u             /* chains of ~2.5 at 10,000 pairs */
+#define CRED_FILE_MAX (4u << 20)
+static pthread_mutex_t g_cred_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct xf_cred *g_cred[CRED_BUCKETS];
+static size_t g_cred_n, g_cred_parsed;
+
+size_t xf_registry_shared_pairs(size_t *parsed)
+{
+    pthread_mutex_lock(&g_cred_lock);
+    size_t n = g_cred_n;
+    if (parsed) *parsed = g_cred_parsed;
+    pthread_mutex_unlock(&g_cred_lock);
+    return n;
+}
+
+static struct xf_cred **cred_slot(const unsigned char *digest)
+{
+    unsigned b = ((unsigned)digest[0] << 8 | digest[1]) % CRED_BUCKETS;
+    struct xf_cred **pp = &g_cred[b];
+    while (*pp && memcmp((*pp)->digest, digest, 32) != 0) pp = &(*pp)->next;
+    return pp;
+}
+
+static void cred_release(struct xf_cred *c)
+{
+    if (!c) return;
+    pthread_mutex_lock(&g_cred_lock);
+    int last = --c->refs == 0;
+    if (last) {
+        *cred_slot(c->digest) = c->next;
+        g_cred_n--;
+    }
+    pthread_mutex_unlock(&g_cred_lock);
+    if (!last) return;
+    mbedtls_x509_crt_free(&c->chain);
+    mbedtls_pk_free(&c->key);
+    free(c);
+}
+
+/* The whole file into a NUL-terminated buffer (PEM parsers want the NUL counted).
+   Returns 0, or an errno value (EFBIG beyond CRED_FILE_MAX). */
+static int read_whole(const char *path, unsigned char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    int e = 0;
+    *buf = NULL;
+    if (!f) return errno ? errno : EIO;
+    if (fstat(fileno(f), &st) != 0) e = errno ? errno : EIO;
+    else if (st.st_size < 0 || (size_t)st.st_size > CRED_FILE_MAX) e = EFBIG;
+    else if (!(*buf = malloc((size_t)st.st_size + 1))) e = ENOMEM;
+    else if ((*len = fread(*buf, 1, (size_t)st.st_size, f)) != (size_t)st.st_size ||
+             getc(f) != EOF)
+        e = ferror(f) ? EIO : EAGAIN;  /* changed while read: the watcher reloads again */
+    fclose(f);
+    if (e) {
+        free(*buf);
+        *buf = NULL;
+        return e;
+    }
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+/* Parse cert (PEM or DER, NUL-terminated) and key, check that they pair: a new
+   credential with refs = 1, or -1 with the error. */
+static int cred_parse(const xf_jconf *p, const char *ckey, const char *kkey,
+                      const char *cert_path, const char *key_path,
+                      const unsigned char *cb, size_t cl, const unsigned char *kb, size_t kl,
+                      struct xf_cred **out)
 {
     mbedtls_entropy_context ent;
     mbedtls_ctr_drbg_context drbg;
     char ebuf[160];
     int ret, rc = -1;
+    struct xf_cred *c = calloc(1, sizeof *c);
 
     mbedtls_entropy_init(&ent);
     mbedtls_ctr_drbg_init(&drbg);
-    if (psa_crypto_init() != PSA_SUCCESS) {
-        xf_jconf_fail(p, kkey, "PSA crypto initialisation failed");
+    if (!c) {
+        xf_jconf_fail(p, ckey, "out of memory");
         goto fail;
     }
+    mbedtls_x509_crt_init(&c->chain);
+    mbedtls_pk_init(&c->key);
+    c->refs = 1;
     if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
                                      (const unsigned char *)"xf-registry", 11)) != 0) {
         xf_jconf_fail(p, kkey, "RNG seed failed (-0x%04x)", (unsigned)-ret);
+        goto fail;
+    }
+    /* As mbedtls_x509_crt_parse_file / mbedtls_pk_parse_keyfile: the PEM text with its
+       terminating NUL. */
+    if ((ret = mbedtls_x509_crt_parse(&c->chain, cb, cl + 1)) != 0) {
+        if (ret > 0) snprintf(ebuf, sizeof ebuf, "%d certificate(s) could not be parsed", ret);
+        else mbedtls_strerror(ret, ebuf, sizeof ebuf);
+        xf_jconf_fail(p, ckey, "%s: %s", cert_path, ebuf);
+        goto fail;
+    }
+    if ((ret = mbedtls_pk_parse_key(&c->key, kb, kl + 1, NULL, 0,
+                                    mbedtls_ctr_drbg_random, &drbg)) != 0) {
+        mbedtls_strerror(ret, ebuf, sizeof ebuf);
+        xf_jconf_fail(p, kkey, "%s: %s", key_path, ebuf);
+        goto fail;
+    }
+    if ((ret = mbedtls_pk_check_pair(&c->chain.pk, &c->key, mbedtls_ctr_drbg_random,
+                                     &drbg)) != 0) {
+        xf_jconf_fail(p, kkey, "%s does not match the certificate %s", key_path, cert_path);
+        goto fail;
+    }
+    *out = c;
+    c = NULL;
+    rc = 0;
+fail:
+    if (c) {
+        mbedtls_x509_crt_free(&c->chain);
+        mbedtls_pk_free(&c->key);
+        free(c);
+    }
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
+    return rc;
+}
+
+/* Load a certificate chain and its key, check that they pair and that the leaf covers
+   `name` (xf_identity_covers_dns). ckey/kkey are the KEYs named in errors
+   ("certificate"/"key", "next_certificate"/"next_key", "hosting.certificate"...);
+   `what` says what name is ("domain", "hosting name"). *cred gets a reference to the
+   shared pair; *chain and *key its read-only views. */
+static int load_pair(const xf_jconf *p, const char *ckey, const char *kkey,
+                     const char *cert_path, const char *key_path, const char *name,
+                     const char *what, struct xf_cred **cred, mbedtls_x509_crt *chain,
+                     mbedtls_pk_context *key)
+{
+    unsigned char *cb = NULL, *kb = NULL, digest[32];
+    size_t cl = 0, kl = 0;
+    struct xf_cred *c = NULL;
+    int e, rc = -1;
+
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        xf_jconf_fail(p, kkey, "PSA crypto initialisation failed");
         goto fail;
     }
     /* mbedTLS says only "Read/write of file failed" for a file it cannot open: name
@@ -190,30 +355,71 @@ static int load_pair(const xf_jconf *p, const char *ckey, const char *kkey,
                       unreadable, strerror(errno));
         goto fail;
     }
-    if ((ret = mbedtls_x509_crt_parse_file(chain, cert_path)) != 0) {
-        if (ret > 0) snprintf(ebuf, sizeof ebuf, "%d certificate(s) could not be parsed", ret);
-        else mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        xf_jconf_fail(p, ckey, "%s: %s", cert_path, ebuf);
+    if ((e = read_whole(cert_path, &cb, &cl)) != 0) {
+        xf_jconf_fail(p, ckey, "%s: cannot be read: %s", cert_path,
+                      e == EAGAIN ? "changed while being read" : strerror(e));
         goto fail;
     }
-    if ((ret = mbedtls_pk_parse_keyfile(key, key_path, NULL,
-                                        mbedtls_ctr_drbg_random, &drbg)) != 0) {
-        mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        xf_jconf_fail(p, kkey, "%s: %s", key_path, ebuf);
+    if ((e = read_whole(key_path, &kb, &kl)) != 0) {
+        xf_jconf_fail(p, kkey, "%s: cannot be read: %s", key_path,
+                      e == EAGAIN ? "changed while being read" : strerror(e));
         goto fail;
     }
-    if ((ret = mbedtls_pk_check_pair(&chain->pk, key, mbedtls_ctr_drbg_random, &drbg)) != 0) {
-        xf_jconf_fail(p, kkey, "%s does not match the certificate %s", key_path, cert_path);
-        goto fail;
+    /* SHA-256 over len(cert) || cert || key: no two different pairs share a digest. */
+    {
+        unsigned char lenb[8];
+        for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)cl >> (8 * i));
+        mbedtls_sha256_context h;
+        mbedtls_sha256_init(&h);
+        if (mbedtls_sha256_starts(&h, 0) || mbedtls_sha256_update(&h, lenb, 8) ||
+            mbedtls_sha256_update(&h, cb, cl) || mbedtls_sha256_update(&h, kb, kl) ||
+            mbedtls_sha256_finish(&h, digest)) {
+            mbedtls_sha256_free(&h);
+            xf_jconf_fail(p, kkey, "SHA-256 failed");
+            goto fail;
+        }
+        mbedtls_sha256_free(&h);
     }
-    if (!xf_identity_covers_dns(chain, name)) {
+    pthread_mutex_lock(&g_cred_lock);
+    if ((c = *cred_slot(digest)) != NULL) c->refs++;
+    pthread_mutex_unlock(&g_cred_lock);
+    if (!c) {
+        struct xf_cred *n = NULL;
+        if (cred_parse(p, ckey, kkey, cert_path, key_path, cb, cl, kb, kl, &n) < 0)
+            goto fail;
+        memcpy(n->digest, digest, sizeof digest);
+        pthread_mutex_lock(&g_cred_lock);
+        struct xf_cred **slot = cred_slot(digest);
+        g_cred_parsed++;
+        if ((c = *slot) != NULL) {     /* another thread parsed the same bytes meanwhile */
+            c->refs++;
+        } else {
+            *slot = c = n;
+            n = NULL;
+            g_cred_n++;
+        }
+        pthread_mutex_unlock(&g_cred_lock);
+        if (n) {
+            mbedtls_x509_crt_free(&n->chain);
+            mbedtls_pk_free(&n->key);
+            free(n);
+        }
+    }
+    if (!xf_identity_covers_dns(&c->chain, name)) {
         xf_jconf_fail(p, ckey, "%s does not cover the %s %s", cert_path, what, name);
+        cred_release(c);
         goto fail;
     }
+    *cred = c;
+    *chain = c->chain;                 /* shallow, read-only views (registry.h) */
+    *key = c->key;
     rc = 0;
 fail:
-    mbedtls_ctr_drbg_free(&drbg);
-    mbedtls_entropy_free(&ent);
+    free(cb);
+    if (kb) {
+        mbedtls_platform_zeroize(kb, kl);
+        free(kb);
+    }
     return rc;
 }
 
@@ -224,11 +430,11 @@ static int tenant_load_files(const xf_jconf *p, xf_tenant *t)
 {
     if (t->present != XF_PRESENT_OWN) return 0;
     if (load_pair(p, "certificate", "key", t->cert_path, t->key_path, t->domain, "domain",
-                  &t->chain, &t->key) < 0)
+                  &t->cred, &t->chain, &t->key) < 0)
         return -1;
     if (t->next_cert_path &&
         load_pair(p, "next_certificate", "next_key", t->next_cert_path, t->next_key_path,
-                  t->domain, "domain", &t->next_chain, &t->next_key) < 0)
+                  t->domain, "domain", &t->next_cred, &t->next_chain, &t->next_key) < 0)
         return -1;
     for (size_t i = 0; i < t->n_aliases; i++)
         t->alias_covered[i] = xf_identity_covers_dns(&t->chain, t->aliases[i]) ? 1 : 0;
@@ -464,10 +670,17 @@ void xf_tenant_free(xf_tenant *t)
     free(t->c2s.spec);
     free(t->s2s.spec);
     free(t->http.spec);
-    mbedtls_x509_crt_free(&t->chain);
-    mbedtls_pk_free(&t->key);
-    mbedtls_x509_crt_free(&t->next_chain);
-    mbedtls_pk_free(&t->next_key);
+    /* chain/key (next_*) are views of t->cred (next_cred) when loaded; else empty. */
+    if (t->cred) cred_release(t->cred);
+    else {
+        mbedtls_x509_crt_free(&t->chain);
+        mbedtls_pk_free(&t->key);
+    }
+    if (t->next_cred) cred_release(t->next_cred);
+    else {
+        mbedtls_x509_crt_free(&t->next_chain);
+        mbedtls_pk_free(&t->next_key);
+    }
     free(t);
 }
 
@@ -480,6 +693,8 @@ void xf_registry_free(xf_registry *r)
     free(r->t);
     free(r->names);
     free(r->wild);
+    free(r->name_slots);
+    free(r->wild_slots);
     free(r);
 }
 
@@ -578,11 +793,11 @@ static int hosting_load(const xf_hosting_spec *h, xf_tenant **out, char *err, si
         return xf_jconf_fail(&p, "hosting", "out of memory");
     }
     if (load_pair(&p, "hosting.certificate", "hosting.key", t->cert_path, t->key_path,
-                  t->domain, "hosting name", &t->chain, &t->key) < 0 ||
+                  t->domain, "hosting name", &t->cred, &t->chain, &t->key) < 0 ||
         (t->next_cert_path &&
          load_pair(&p, "hosting.next_certificate", "hosting.next_key", t->next_cert_path,
-                   t->next_key_path, t->domain, "hosting name", &t->next_chain,
-                   &t->next_key) < 0)) {
+                   t->next_key_path, t->domain, "hosting name", &t->next_cred,
+                   &t->next_chain, &t->next_key) < 0)) {
         xf_tenant_free(t);
         return -1;
     }
@@ -620,6 +835,8 @@ static int link_hosting(xf_registry *r, xf_tenant *t, char *err, size_t errlen)
         t->alias_covered[i] = xf_identity_covers_dns(&r->hosting->chain, t->aliases[i]) ? 1 : 0;
     return 0;
 }
+
+static int index_build(xf_registry *r);
 
 int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t errlen)
 {
@@ -720,6 +937,10 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
             goto fail;
         }
     if (r->n_wild) qsort(r->wild, r->n_wild, sizeof *r->wild, cmp_wild_ent);
+    if (index_build(r) < 0) {
+        xf_jconf_fail(&dp, "(directory)", "out of memory");
+        goto fail;
+    }
 
     for (size_t i = 0; i < n_files; i++) free(files[i]);
     free(files);
@@ -759,16 +980,65 @@ const mbedtls_pk_context *xf_tenant_tls_key(const xf_tenant *t)
     return t->present == XF_PRESENT_HOSTING && t->hosting ? &t->hosting->key : &t->key;
 }
 
-/* First index in names[] whose name equals key, or n_names. */
+/* FNV-1a, 64 bits, of a normalised name. */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3u;
+    return h;
+}
+
+/* A table of 2^k slots, k the smallest with 2^k >= 2 * n (load factor <= 1/2). */
+static int slots_new(size_t n, uint32_t **slots, size_t *mask)
+{
+    size_t sz = 4;
+    while (sz < 2 * n) sz *= 2;
+    if (n >= UINT32_MAX / 2 || !(*slots = calloc(sz, sizeof **slots))) return -1;
+    *mask = sz - 1;
+    return 0;
+}
+
+/* Linear probing; slot value = 1 + index. */
+static void slots_put(uint32_t *slots, size_t mask, const char *key, size_t idx)
+{
+    size_t i = (size_t)name_hash(key) & mask;
+    while (slots[i]) i = (i + 1) & mask;
+    slots[i] = (uint32_t)(idx + 1);
+}
+
+/* Fill name_slots (names unique: checked before) and wild_slots (one per distinct
+   parent: the first of its run in the sorted wild[]). */
+static int index_build(xf_registry *r)
+{
+    if (slots_new(r->n_names, &r->name_slots, &r->name_mask) < 0 ||
+        slots_new(r->n_wild, &r->wild_slots, &r->wild_mask) < 0)
+        return -1;
+    for (size_t i = 0; i < r->n_names; i++)
+        slots_put(r->name_slots, r->name_mask, r->names[i].name, i);
+    for (size_t i = 0; i < r->n_wild; i++)
+        if (i == 0 || strcmp(r->wild[i - 1].parent, r->wild[i].parent) != 0)
+            slots_put(r->wild_slots, r->wild_mask, r->wild[i].parent, i);
+    return 0;
+}
+
+/* The names[] entry whose name equals key (normalised), or NULL. */
 static const struct name_ent *names_find(const xf_registry *r, const char *key)
 {
-    size_t lo = 0, hi = r->n_names;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(r->names[mid].name, key) < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < r->n_names && strcmp(r->names[lo].name, key) == 0 ? &r->names[lo] : NULL;
+    if (!r->name_slots) return NULL;
+    for (size_t i = (size_t)name_hash(key) & r->name_mask, s; (s = r->name_slots[i]);
+         i = (i + 1) & r->name_mask)
+        if (strcmp(r->names[s - 1].name, key) == 0) return &r->names[s - 1];
+    return NULL;
+}
+
+/* Index of the first wild[] entry whose parent equals key, or n_wild. */
+static size_t wild_find(const xf_registry *r, const char *key)
+{
+    if (!r->wild_slots) return r->n_wild;
+    for (size_t i = (size_t)name_hash(key) & r->wild_mask, s; (s = r->wild_slots[i]);
+         i = (i + 1) & r->wild_mask)
+        if (strcmp(r->wild[s - 1].parent, key) == 0) return s - 1;
+    return r->n_wild;
 }
 
 const xf_tenant *xf_registry_find(const xf_registry *r, const char *domain)
@@ -792,12 +1062,7 @@ const xf_tenant *xf_registry_for_sni(const xf_registry *r, const char *sni)
     const char *parent = strchr(name, '.');
     if (!parent) return r->hosting && strcmp(name, r->hosting->domain) == 0 ? r->hosting : NULL;
     parent++;
-    size_t lo = 0, hi = r->n_wild;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(r->wild[mid].parent, parent) < 0) lo = mid + 1;
-        else hi = mid;
-    }
+    size_t lo = wild_find(r, parent);
     for (; lo < r->n_wild && strcmp(r->wild[lo].parent, parent) == 0; lo++) {
         const xf_tenant *t = r->t[r->wild[lo].ti];
         if (xf_identity_covers_dns(&t->chain, name)) return t;

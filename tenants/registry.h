@@ -23,6 +23,8 @@ enum xf_proxy_protocol { XF_PP_NONE = 0, XF_PP_V2 = 2 };
    sees"): its own, or the hosting identity's (the main file's "hosting" object). */
 enum xf_present { XF_PRESENT_OWN = 0, XF_PRESENT_HOSTING = 1 };
 
+struct xf_cred;                        /* a shared, parsed certificate chain + key */
+
 typedef struct xf_tenant {
     char *file;                        /* the tenant file it came from */
     char *domain;                      /* lower-case A-label, no trailing dot */
@@ -37,6 +39,11 @@ typedef struct xf_tenant {
                                           (raw.p NULL) for XF_PRESENT_HOSTING: what is
                                           served is xf_tenant_tls_chain() */
     mbedtls_pk_context key;
+    /* Once loaded, chain and key (and next_chain / next_key) are shallow copies of the
+       head structures of a credential shared by every registry that loaded the same
+       bytes (cred / next_cred, refcounted; xf_tenant_free drops the reference).
+       Read-only: never free or modify them, never copy them further. */
+    struct xf_cred *cred, *next_cred;
     /* Key rollover: the next certificate and key (tenant file "next_certificate" /
        "next_key"), loaded and checked like the current pair but not served yet; their
        TLSA and POSH are published beside the current ones (`xmppfront records`).
@@ -111,6 +118,11 @@ const mbedtls_pk_context *xf_tenant_tls_key(const xf_tenant *t);
    (the rule applied to tenant domains and aliases and to the hosting name). */
 #define XF_REGISTRY_NAME_MAX 253
 const char *xf_registry_normalise_name(const char *in, char *out);
+
+/* Shared credentials alive in the process (distinct certificate+key pairs held by
+   any registry), and in *parsed (may be NULL) how many pairs were parsed and checked
+   so far (the rest of the loads found theirs shared). For tests and the log. */
+size_t xf_registry_shared_pairs(size_t *parsed);
 
 size_t xf_registry_count(const xf_registry *r);
 const xf_tenant *xf_registry_at(const xf_registry *r, size_t i);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -601,6 +602,209 @@ static void test_present_errors(void **state)
     xf_tenant_free(t);
 }
 
+/* ------------------------------------------------------------ shared credentials */
+
+/* Copy src to dst padded with '\n' to `size` bytes (PEM ignores trailing newlines),
+   rewriting dst in place (same inode) when it exists. */
+static void put_padded(const char *dst, const char *src, long size)
+{
+    FILE *in = fopen(src, "rb"), *out;
+    char buf[8192];
+    assert_non_null(in);
+    size_t n = fread(buf, 1, sizeof buf, in);
+    fclose(in);
+    assert_true((long)n <= size);
+    out = fopen(dst, "r+b");
+    if (!out) out = fopen(dst, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(buf, 1, n, out), n);
+    for (long i = (long)n; i < size; i++) fputc('\n', out);
+    fclose(out);
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long)st.st_size;
+}
+
+static long max_size(const char *a, const char *b)
+{
+    long x = file_size(a), y = file_size(b);
+    return x > y ? x : y;
+}
+
+static xf_registry *load_ok(const char *dir)
+{
+    char err[1024] = "";
+    xf_registry *r = NULL;
+    int rc = xf_registry_load_dir(dir, &r, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    return r;
+}
+
+/* Unchanged pairs are shared (not parsed again) between registries; a pair rewritten in
+   place with the same size, inode and mtime (nanoseconds restored) is parsed again; a
+   removed tenant's pair is released with the last registry holding it (ASan checks
+   the frees). */
+static void test_shared_pairs(void **state)
+{
+    (void)state;
+    const char *d0 = newdir();
+    char d[300], ac[400], ak[400], src_a[400], src_ak[400], src_a2[400], src_a2k[400];
+    char bfile[400];
+    snprintf(d, sizeof d, "%s", d0);
+    snprintf(ac, sizeof ac, "%s/a.crt", d);
+    snprintf(ak, sizeof ak, "%s/a.key", d);
+    snprintf(src_a, sizeof src_a, "%s/certs/a2.crt", g_dir);
+    snprintf(src_ak, sizeof src_ak, "%s/certs/a2.key", g_dir);
+    /* A second pair for a.example: a.crt also covers a.example. */
+    snprintf(src_a2, sizeof src_a2, "%s/certs/a.crt", g_dir);
+    snprintf(src_a2k, sizeof src_a2k, "%s/certs/a.key", g_dir);
+    long csz = max_size(src_a, src_a2), ksz = max_size(src_ak, src_a2k);
+    put_padded(ac, src_a, csz);
+    put_padded(ak, src_ak, ksz);
+    put(d, "a.json", "{\"domain\": \"a.example\", \"certificate\": \"a.crt\", "
+                     "\"key\": \"a.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    put(d, "b.json", "{\"domain\": \"b.example\", \"certificate\": \"../certs/b.crt\", "
+                     "\"key\": \"../certs/b.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    snprintf(bfile, sizeof bfile, "%s/b.json", d);
+
+    size_t parsed0, parsed;
+    size_t live0 = xf_registry_shared_pairs(&parsed0);
+    xf_registry *r1 = load_ok(d);
+    assert_int_equal(xf_registry_shared_pairs(&parsed), live0 + 2);
+    assert_int_equal(parsed, parsed0 + 2);
+
+    /* Unchanged: the second load parses nothing and serves the same objects. */
+    xf_registry *r2 = load_ok(d);
+    assert_int_equal(xf_registry_shared_pairs(&parsed), live0 + 2);
+    assert_int_equal(parsed, parsed0 + 2);
+    const xf_tenant *a1 = xf_registry_find(r1, "a.example"), *a2 = xf_registry_find(r2, "a.example");
+    const xf_tenant *b1 = xf_registry_find(r1, "b.example"), *b2 = xf_registry_find(r2, "b.example");
+    assert_ptr_equal(a2->key.MBEDTLS_PRIVATE(pk_ctx), a1->key.MBEDTLS_PRIVATE(pk_ctx));
+    assert_ptr_equal(a2->chain.raw.p, a1->chain.raw.p);
+    assert_ptr_equal(b2->chain.raw.p, b1->chain.raw.p);
+    assert_ptr_equal(a2->cred, a1->cred);
+
+    /* Rewritten in place: same inode, same size, mtime restored to the nanosecond. */
+    struct stat cs0, ks0, cs1, ks1;
+    assert_int_equal(stat(ac, &cs0), 0);
+    assert_int_equal(stat(ak, &ks0), 0);
+    put_padded(ac, src_a2, csz);
+    put_padded(ak, src_a2k, ksz);
+    struct timespec tc[2] = { cs0.st_atim, cs0.st_mtim }, tk[2] = { ks0.st_atim, ks0.st_mtim };
+    assert_int_equal(utimensat(AT_FDCWD, ac, tc, 0), 0);
+    assert_int_equal(utimensat(AT_FDCWD, ak, tk, 0), 0);
+    assert_int_equal(stat(ac, &cs1), 0);
+    assert_int_equal(stat(ak, &ks1), 0);
+    assert_true(cs1.st_ino == cs0.st_ino && cs1.st_size == cs0.st_size &&
+                cs1.st_mtim.tv_sec == cs0.st_mtim.tv_sec &&
+                cs1.st_mtim.tv_nsec == cs0.st_mtim.tv_nsec);
+    assert_true(ks1.st_ino == ks0.st_ino && ks1.st_size == ks0.st_size);
+    xf_registry *r3 = load_ok(d);
+    const xf_tenant *a3 = xf_registry_find(r3, "a.example"), *b3 = xf_registry_find(r3, "b.example");
+    assert_int_equal(xf_registry_shared_pairs(&parsed), live0 + 3);
+    assert_int_equal(parsed, parsed0 + 3);
+    assert_ptr_not_equal(a3->cred, a1->cred);
+    assert_ptr_not_equal(a3->key.MBEDTLS_PRIVATE(pk_ctx), a1->key.MBEDTLS_PRIVATE(pk_ctx));
+    assert_false(a3->chain.raw.len == a1->chain.raw.len &&
+                 memcmp(a3->chain.raw.p, a1->chain.raw.p, a1->chain.raw.len) == 0);
+    assert_ptr_equal(b3->cred, b1->cred);
+    /* What is served is the new pair: certs/a.crt also covers conference.a.example. */
+    assert_true(xf_identity_covers_dns(&a3->chain, "conference.a.example"));
+    assert_false(xf_identity_covers_dns(&a1->chain, "conference.a.example"));
+
+    /* b removed: its pair lives while r1..r3 hold it. */
+    assert_int_equal(unlink(bfile), 0);
+    xf_registry *r4 = load_ok(d);
+    assert_int_equal(xf_registry_count(r4), 1);
+    assert_ptr_equal(xf_registry_find(r4, "a.example")->cred, a3->cred);
+    xf_registry_free(r1);
+    assert_int_equal(xf_registry_shared_pairs(NULL), live0 + 3);   /* r2 holds old a */
+    xf_registry_free(r2);
+    assert_int_equal(xf_registry_shared_pairs(NULL), live0 + 2);   /* old a released */
+    xf_registry_free(r3);
+    assert_int_equal(xf_registry_shared_pairs(NULL), live0 + 1);   /* b released */
+    xf_registry_free(r4);
+    assert_int_equal(xf_registry_shared_pairs(&parsed), live0);
+    assert_int_equal(parsed, parsed0 + 3);
+}
+
+/* certbot's live/NAME/cert.pem -> ../../archive/NAME/certN.pem, and Kubernetes'
+   "..data" directory swap: the path stays, its target changes; the new pair is loaded. */
+static void test_shared_pairs_symlink_swap(void **state)
+{
+    (void)state;
+    const char *d0 = newdir();
+    char d[300];
+    snprintf(d, sizeof d, "%s", d0);
+    sh("mkdir -p '%s/archive/1' '%s/archive/2' && cp '%s/certs/a2.crt' '%s/archive/1/c.pem' && "
+       "cp '%s/certs/a2.key' '%s/archive/1/k.pem' && cp '%s/certs/a.crt' '%s/archive/2/c.pem' && "
+       "cp '%s/certs/a.key' '%s/archive/2/k.pem' && ln -s archive/1 '%s/..data' && "
+       "ln -s ..data/c.pem '%s/c.pem' && ln -s ..data/k.pem '%s/k.pem'",
+       d, d, g_dir, d, g_dir, d, g_dir, d, g_dir, d, d, d, d);
+    put(d, "a.json", "{\"domain\": \"a.example\", \"certificate\": \"c.pem\", "
+                     "\"key\": \"k.pem\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    size_t parsed0, parsed;
+    size_t live0 = xf_registry_shared_pairs(&parsed0);
+    xf_registry *r1 = load_ok(d);
+    /* The atomic swap Kubernetes does: a new link renamed over ..data. */
+    sh("ln -s archive/2 '%s/..data_tmp' && mv -T '%s/..data_tmp' '%s/..data'", d, d, d);
+    xf_registry *r2 = load_ok(d);
+    const xf_tenant *a1 = xf_registry_find(r1, "a.example"), *a2 = xf_registry_find(r2, "a.example");
+    assert_ptr_not_equal(a1->cred, a2->cred);
+    assert_int_equal(xf_registry_shared_pairs(&parsed), live0 + 2);
+    assert_int_equal(parsed, parsed0 + 2);
+    /* The served chain is archive/2's: a.crt covers conference.a.example, a2.crt not. */
+    assert_true(xf_identity_covers_dns(&a2->chain, "conference.a.example"));
+    assert_false(xf_identity_covers_dns(&a1->chain, "conference.a.example"));
+    xf_registry_free(r1);
+    xf_registry_free(r2);
+    assert_int_equal(xf_registry_shared_pairs(NULL), live0);
+}
+
+/* The hash index at a size where probes collide: 2,000 tenants (served with the
+   hosting certificate: no key parsed), 4,000 names; every name found, near misses not. */
+static void test_many_names(void **state)
+{
+    (void)state;
+    char err[1024] = "", hc[400], hk[400], name[64], json[256];
+    const char *d0 = newdir();
+    char d[300];
+    snprintf(d, sizeof d, "%s", d0);
+    snprintf(hc, sizeof hc, "%s/certs/h.crt", g_dir);
+    snprintf(hk, sizeof hk, "%s/certs/h.key", g_dir);
+    const xf_hosting_spec hs = { "/etc/main.json", "hosting.example", hc, hk, NULL, NULL };
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "t%04d.json", i);
+        snprintf(json, sizeof json, "{\"domain\": \"t%04d.example\", \"aliases\": "
+                 "[\"muc.t%04d.example\"], \"c2s_backend\": \"127.0.0.1:1\"}", i, i);
+        put(d, name, json);
+    }
+    xf_registry *r = NULL;
+    int rc = xf_registry_load(d, &hs, &r, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(xf_registry_count(r), 2000);
+    for (int i = 0; i < 2000; i++) {
+        const xf_tenant *t = xf_registry_at(r, (size_t)i);
+        snprintf(name, sizeof name, "T%04d.Example.", i);
+        assert_ptr_equal(xf_registry_find(r, name), t);
+        assert_ptr_equal(xf_registry_for_sni(r, name + 0), t);
+        snprintf(name, sizeof name, "muc.t%04d.example", i);
+        assert_ptr_equal(xf_registry_find(r, name), t);
+        snprintf(name, sizeof name, "t%04d.example.org", i);
+        assert_null(xf_registry_find(r, name));
+        snprintf(name, sizeof name, "x.t%04d.example", i);
+        assert_null(xf_registry_for_sni(r, name));
+    }
+    assert_ptr_equal(xf_registry_for_sni(r, "hosting.example"), xf_registry_hosting(r));
+    xf_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +819,9 @@ int main(void)
         cmocka_unit_test(test_hosting),
         cmocka_unit_test(test_next_pair),
         cmocka_unit_test(test_present_errors),
+        cmocka_unit_test(test_shared_pairs),
+        cmocka_unit_test(test_shared_pairs_symlink_swap),
+        cmocka_unit_test(test_many_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
