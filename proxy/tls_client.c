@@ -118,6 +118,9 @@ const mbedtls_ssl_config *xf_tls_client_config(const xf_tls_client *t, const xf_
 {
     if (t == NULL)
         return NULL;
+    /* confs[] is in registry order: found at once for any number of tenants. */
+    if (tenant != NULL && tenant->index < t->n_confs && t->confs[tenant->index].tenant == tenant)
+        return direct ? &t->confs[tenant->index].direct : &t->confs[tenant->index].starttls;
     for (size_t i = 0; i < t->n_confs; i++)
         if (t->confs[i].tenant == tenant)
             return direct ? &t->confs[i].direct : &t->confs[i].starttls;

@@ -78,8 +78,8 @@ struct xf_registry {
     size_t n_names;
     struct wild_ent *wild;             /* sorted by (parent, ti) */
     size_t n_wild;
-    uint32_t *name_slots;              /* hash table: 1 + index into names, 0 = empty */
-    uint32_t *wild_slots;              /* 1 + index of the first wild[] of a parent */
+    uint64_t *name_slots;              /* hash table: tag | (1 + index into names) */
+    uint64_t *wild_slots;              /* tag | (1 + index of a parent's first wild[]) */
     size_t name_mask, wild_mask;       /* table size - 1 (a power of two) */
     xf_tenant *hosting;                /* the hosting identity, or NULL */
 };
@@ -534,6 +534,7 @@ static xf_tenant *tenant_new(void)
     mbedtls_pk_init(&t->next_key);
     t->federation = XF_FED_DEFAULT;
     t->proofs = xf_proof_order_default;
+    t->index = SIZE_MAX;
     return t;
 }
 
@@ -905,6 +906,7 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
         }
         free(buf);
         buf = NULL;
+        r->t[r->n]->index = r->n;
         n_names += 1 + r->t[r->n]->n_aliases;
         r->n++;
     }
@@ -988,8 +990,10 @@ static uint64_t name_hash(const char *s)
     return h;
 }
 
-/* A table of 2^k slots, k the smallest with 2^k >= 2 * n (load factor <= 1/2). */
-static int slots_new(size_t n, uint32_t **slots, size_t *mask)
+/* A table of 2^k slots, k the smallest with 2^k >= 2 * n (load factor <= 1/2). A slot
+   is (the hash's high 32 bits << 32) | (1 + index), 0 = empty: a probe compares
+   strings only when the tags agree, so a lookup reads one name. */
+static int slots_new(size_t n, uint64_t **slots, size_t *mask)
 {
     size_t sz = 4;
     while (sz < 2 * n) sz *= 2;
@@ -998,12 +1002,13 @@ static int slots_new(size_t n, uint32_t **slots, size_t *mask)
     return 0;
 }
 
-/* Linear probing; slot value = 1 + index. */
-static void slots_put(uint32_t *slots, size_t mask, const char *key, size_t idx)
+/* Linear probing. */
+static void slots_put(uint64_t *slots, size_t mask, const char *key, size_t idx)
 {
-    size_t i = (size_t)name_hash(key) & mask;
+    uint64_t h = name_hash(key);
+    size_t i = (size_t)h & mask;
     while (slots[i]) i = (i + 1) & mask;
-    slots[i] = (uint32_t)(idx + 1);
+    slots[i] = (h & 0xffffffff00000000u) | (uint64_t)(idx + 1);
 }
 
 /* Fill name_slots (names unique: checked before) and wild_slots (one per distinct
@@ -1025,9 +1030,11 @@ static int index_build(xf_registry *r)
 static const struct name_ent *names_find(const xf_registry *r, const char *key)
 {
     if (!r->name_slots) return NULL;
-    for (size_t i = (size_t)name_hash(key) & r->name_mask, s; (s = r->name_slots[i]);
-         i = (i + 1) & r->name_mask)
-        if (strcmp(r->names[s - 1].name, key) == 0) return &r->names[s - 1];
+    uint64_t h = name_hash(key), tag = h & 0xffffffff00000000u, s;
+    for (size_t i = (size_t)h & r->name_mask; (s = r->name_slots[i]); i = (i + 1) & r->name_mask) {
+        const struct name_ent *e = &r->names[(uint32_t)s - 1];
+        if ((s & 0xffffffff00000000u) == tag && strcmp(e->name, key) == 0) return e;
+    }
     return NULL;
 }
 
@@ -1035,9 +1042,11 @@ static const struct name_ent *names_find(const xf_registry *r, const char *key)
 static size_t wild_find(const xf_registry *r, const char *key)
 {
     if (!r->wild_slots) return r->n_wild;
-    for (size_t i = (size_t)name_hash(key) & r->wild_mask, s; (s = r->wild_slots[i]);
-         i = (i + 1) & r->wild_mask)
-        if (strcmp(r->wild[s - 1].parent, key) == 0) return s - 1;
+    uint64_t h = name_hash(key), tag = h & 0xffffffff00000000u, s;
+    for (size_t i = (size_t)h & r->wild_mask; (s = r->wild_slots[i]); i = (i + 1) & r->wild_mask) {
+        size_t k = (uint32_t)s - 1;
+        if ((s & 0xffffffff00000000u) == tag && strcmp(r->wild[k].parent, key) == 0) return k;
+    }
     return r->n_wild;
 }
 

@@ -44,6 +44,9 @@ typedef struct xf_tenant {
        bytes (cred / next_cred, refcounted; xf_tenant_free drops the reference).
        Read-only: never free or modify them, never copy them further. */
     struct xf_cred *cred, *next_cred;
+    size_t index;                      /* xf_registry_at(r, index) == this tenant, once
+                                          loaded into registry r (SIZE_MAX for the
+                                          hosting identity and a parsed-only tenant) */
     /* Key rollover: the next certificate and key (tenant file "next_certificate" /
        "next_key"), loaded and checked like the current pair but not served yet; their
        TLSA and POSH are published beside the current ones (`xmppfront records`).
