@@ -50,6 +50,9 @@ struct xf_reload {
     char job_err[1024];
     char job_restart[512];               /* restart-only keys that changed, or "" */
     char *job_report;                    /* lines separated by '\n' */
+    size_t job_parsed;                   /* certificate+key pairs parsed by the load (the
+                                            others were shared with the snapshot in
+                                            service, tenants/registry.h) */
 };
 
 int xf_reload_load(const char *path, xf_config **out, char *err, size_t errlen)
@@ -340,8 +343,12 @@ static void on_work(uv_work_t *req)
     xf_reload *rl = req->data;
     rl->job_rc = -1;
     rl->job_restart[0] = '\0';
+    size_t parsed0 = 0, parsed1 = 0;
+    (void)xf_registry_shared_pairs(&parsed0);
     if (xf_reload_load(rl->path, &rl->job_new, rl->job_err, sizeof(rl->job_err)) != 0)
         return;
+    (void)xf_registry_shared_pairs(&parsed1);
+    rl->job_parsed = parsed1 - parsed0;
     if (keep_restart_only(rl->job_old, rl->job_new, rl->job_restart,
                           sizeof(rl->job_restart)) != 0) {
         snprintf(rl->job_err, sizeof(rl->job_err), "%s: (document): out of memory", rl->path);
@@ -441,8 +448,9 @@ static void on_work_done(uv_work_t *req, int status)
             watched = xf_watch_arm(rl->watch, next);
         else
             xf_watch_disarm(rl->watch);
-        xf_info("reload %lu (%s) done in %.1f ms: %zu tenants in service%s", rl->seq,
-                rl->why, ms, xf_registry_count(next->registry),
+        xf_info("reload %lu (%s) done in %.1f ms: %zu tenants in service, %zu certificate "
+                "pairs parsed (the others reused)%s", rl->seq, rl->why, ms,
+                xf_registry_count(next->registry), rl->job_parsed,
                 watched >= 0 ? "" : ", file watching off");
     }
     xf_sd_ready(NULL);

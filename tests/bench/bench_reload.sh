@@ -7,6 +7,9 @@
 # and a reload under load: STREAMS relaying streams plus new connections opening
 # continuously during RELOADS_UNDER_LOAD reloads, which must drop no connection (the
 # streams never authenticate: limits.auth_timeout_s is raised to 3600 for them).
+# Then one tenant's certificate is renewed (a new key and certificate renamed over its
+# files, as certbot does) and the reload that follows is timed: it must report that
+# renewal (parsed again), the other N-1 pairs being reused from the snapshot in service.
 # Not a pass/fail test of CI; exit 1 only when a connection failed or a reload did.
 #   tests/bench/bench_reload.sh            N=1000 tests/bench/bench_reload.sh
 set -uo pipefail
@@ -59,6 +62,12 @@ read -r P_TLS P_BACK < <(free_ports 2)
 PIDS+=($!)
 wait_port "$P_BACK" 10 || { log "backend did not start"; exit 2; }
 "$PY" "$ROOT/tests/bench/gen_tenants.py" tenants "$CACHE" "$N" "127.0.0.1:$P_BACK" "$TMP/tenants"
+# The last tenant's files are copied out of the shared cache: the renewal step replaces them.
+RENEW_DOM=$(printf 't%05d.example' "$N")
+mkdir -p "$TMP/renew"
+cp "$CACHE/certs/$RENEW_DOM/fullchain.pem" "$CACHE/certs/$RENEW_DOM/privkey.pem" "$TMP/renew/"
+printf '{"domain": "%s", "certificate": "%s/fullchain.pem", "key": "%s/privkey.pem", "c2s_backend": "127.0.0.1:%s"}\n' \
+  "$RENEW_DOM" "$TMP/renew" "$TMP/renew" "$P_BACK" >"$TMP/tenants/$RENEW_DOM.json"
 cat >"$TMP/xmppfront.json" <<EOF
 {"workers": $WORKERS, "tenants": "tenants", "log_level": "info",
  "limits": {"max_connections_per_ip": 0, "auth_timeout_s": 3600},
@@ -89,13 +98,18 @@ wait_reload() {
   done
   echo timeout; return 1
 }
+# parsed_of K: "N" from reload K's "N certificate pairs parsed", or "all" (no reuse).
+parsed_of() {
+  local p; p=$(sed -n "s/.*reload $1 ([^)]*) done in .* \([0-9]*\) certificate pairs parsed.*/\1/p" "$XLOG")
+  echo "${p:-all}"
+}
 k=0 fail=0
 for ((r = 1; r <= RELOADS; r++)); do
   k=$((k + 1))
   kill -HUP "$XPID"
   ms=$(wait_reload "$k") || fail=1
   sleep 3                       # the workers drop the old snapshot; the trim follows 2 s later
-  echo "reload $k (idle): ${ms} ms    RSS after: $(($(rss_kb "$XPID") / 1024)) MiB    peak RSS so far: $(($(hwm_kb "$XPID") / 1024)) MiB"
+  echo "reload $k (idle, nothing changed): ${ms} ms    pairs parsed: $(parsed_of "$k")    RSS after: $(($(rss_kb "$XPID") / 1024)) MiB    peak RSS so far: $(($(hwm_kb "$XPID") / 1024)) MiB"
 done
 
 # Coalescing: SIGHUPs that arrive while a reload runs make exactly one more reload
@@ -112,6 +126,28 @@ elif grep -qE "reload $((k + 1)) \(" "$XLOG"; then
 else
   echo "coalescing: 3 SIGHUPs within 0.1 s -> 2 reloads (${ms1} ms, then ${ms2} ms)"
 fi
+
+# One certificate renewed (new files renamed over the old ones, as certbot does): the
+# file watcher starts the reload by itself; only that pair is parsed again.
+"$PY" "$ROOT/tests/bench/gen_tenants.py" renew "$TMP/renew/fullchain.pem" "$TMP/renew/privkey.pem" "$RENEW_DOM"
+rk=""
+for ((i = 0; i < 3000; i++)); do
+  rk=$(sed -n "s/.*reload \([0-9]*\): certificate renewed for tenant $RENEW_DOM.*/\1/p" "$XLOG" | head -1)
+  [ -n "$rk" ] && grep -qE "reload $rk \([^)]*\) done in" "$XLOG" && break
+  sleep 0.1
+done
+if [ -n "$rk" ]; then
+  line=$(grep -E "reload $rk \([^)]*\) done in" "$XLOG" | head -1)
+  ms=$(sed -n 's/.* done in \([0-9.]*\) ms.*/\1/p' <<<"$line")
+  parsed=$(sed -n 's/.* \([0-9]*\) certificate pairs parsed.*/\1/p' <<<"$line")
+  echo "reload $rk (watcher, 1 certificate renewed, $RENEW_DOM): ${ms} ms    pairs parsed: ${parsed:-all (no reuse)}    RSS after: $(($(rss_kb "$XPID") / 1024)) MiB"
+else
+  echo "1 certificate renewed: no reload reported the renewal of $RENEW_DOM"; fail=1
+fi
+sleep 3
+# Reloads the watcher made (one, or two when it saw the files apart) count for k.
+k=$(sed -n 's/.*reload \([0-9]*\) ([^)]*) \(done in\|refused\).*/\1/p' "$XLOG" | sort -n | tail -1)
+grep -qE "reload [0-9]+ \(file change[^)]*\) refused" "$XLOG" && echo "(a watcher reload was refused: it saw the new key before the new certificate)"
 
 mkdir -p "$TMP/ctl"
 timeout 600 "$PY" "$IT/reload_load.py" load --port "$P_TLS" --ca "$CACHE/pki/ca.pem" \

@@ -7,6 +7,9 @@
       set (then nothing is done: the set is a cache).
   gen_tenants.py tenants DIR N BACKEND OUT
       OUT/tNNNNN.example.json naming DIR's files, c2s_backend BACKEND.
+  gen_tenants.py renew CERT KEY DOMAIN
+      A renewal as certbot makes one: a new key and a new (self-signed) certificate for
+      DOMAIN written to new files renamed over CERT and KEY (new inodes).
 """
 import datetime, os, sys
 from cryptography import x509
@@ -15,7 +18,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
 
 
+def renew(cert_path, key_path, dom):
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dom)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=60))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dom)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    for path, data, mode in ((key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()), 0o600),
+                             (cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)):
+        tmp = path + '.new'
+        with open(tmp, 'wb') as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    return 0
+
+
 def main():
+    if sys.argv[1] == 'renew':
+        return renew(sys.argv[2], sys.argv[3], sys.argv[4])
     if sys.argv[1] == 'tenants':
         d, n, backend, out = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
         os.makedirs(out, exist_ok=True)
