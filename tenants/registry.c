@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -839,6 +840,69 @@ static int link_hosting(xf_registry *r, xf_tenant *t, char *err, size_t errlen)
 
 static int index_build(xf_registry *r);
 
+/* ---------------------------------------------------------------- parallel parse */
+
+#define LOAD_THREADS_MAX 4
+#define LOAD_FILES_PER_THREAD 64        /* fewer files: one thread */
+
+struct load_job {
+    char **files;
+    size_t n;
+    xf_tenant **t;                     /* [n], filled by the threads */
+    size_t next;                       /* next file to take; guarded by lock */
+    size_t fail;                       /* lowest index that failed, n = none; lock */
+    pthread_mutex_t lock;
+    char err[2048];                    /* that file's error; lock */
+};
+
+static void load_one(struct load_job *j, size_t i)
+{
+    char e[sizeof j->err];
+    char *buf = NULL;
+    size_t len = 0;
+    xf_jconf fp = { j->files[i], e, sizeof e };
+    e[0] = '\0';
+    if (xf_jconf_read_file(&fp, XF_TENANT_MAX_BYTES, "1 MiB", &buf, &len) < 0 ||
+        xf_tenant_parse(buf, len, j->files[i], 1, &j->t[i], e, sizeof e) < 0) {
+        pthread_mutex_lock(&j->lock);
+        if (i < j->fail) {
+            j->fail = i;
+            snprintf(j->err, sizeof j->err, "%s", e);
+        }
+        pthread_mutex_unlock(&j->lock);
+    }
+    free(buf);
+}
+
+static void *load_worker(void *arg)
+{
+    struct load_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        size_t i = j->next < j->fail ? j->next++ : j->n;   /* past a failure: stop */
+        pthread_mutex_unlock(&j->lock);
+        if (i >= j->n) return NULL;
+        load_one(j, i);
+    }
+}
+
+/* The calling thread plus up to LOAD_THREADS_MAX - 1 more, never more than the CPUs
+   this process may run on (a process pinned to one CPU loads on one thread). Thread
+   safety: each file is parsed by one thread into its own record; the shared
+   credentials are locked (g_cred_lock); mbedTLS parsing uses per-call contexts. */
+static void load_parallel(struct load_job *j)
+{
+    pthread_t th[LOAD_THREADS_MAX - 1];
+    size_t nth = 0, want = j->n / LOAD_FILES_PER_THREAD;
+    cpu_set_t set;
+    size_t cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
+    if (want > cpus) want = cpus;
+    if (want > LOAD_THREADS_MAX) want = LOAD_THREADS_MAX;
+    while (nth + 1 < want && pthread_create(&th[nth], NULL, load_worker, j) == 0) nth++;
+    load_worker(j);
+    while (nth) pthread_join(th[--nth], NULL);
+}
+
 int xf_registry_load_dir(const char *dir, xf_registry **out, char *err, size_t errlen)
 {
     return xf_registry_load(dir, NULL, out, err, errlen);
@@ -893,23 +957,23 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
         xf_jconf_fail(&dp, "(directory)", "out of memory");
         goto fail;
     }
+    /* Parse every file (several threads when there are many: the key checks are
+       CPU-bound), then link them in file order: the error reported is the first in
+       file order, as a serial load would find it. */
+    struct load_job job = { files, n_files, r->t, 0, n_files, PTHREAD_MUTEX_INITIALIZER, "" };
+    if (n_files) (void)psa_crypto_init();   /* once, before the threads */
+    load_parallel(&job);
     size_t n_names = 0;
     for (size_t i = 0; i < n_files; i++) {
-        xf_jconf fp = { files[i], err, errlen };
-        size_t len = 0;
-        if (xf_jconf_read_file(&fp, XF_TENANT_MAX_BYTES, "1 MiB", &buf, &len) < 0) goto fail;
-        if (xf_tenant_parse(buf, len, files[i], 1, &r->t[r->n], err, errlen) < 0) goto fail;
-        if (link_hosting(r, r->t[r->n], err, errlen) < 0) {
-            xf_tenant_free(r->t[r->n]);
-            r->t[r->n] = NULL;
-            goto fail;
+        if (i == job.fail) {
+            snprintf(err, errlen, "%s", job.err);
+            goto fail_tenants;
         }
-        free(buf);
-        buf = NULL;
-        r->t[r->n]->index = r->n;
-        n_names += 1 + r->t[r->n]->n_aliases;
-        r->n++;
+        if (link_hosting(r, r->t[i], err, errlen) < 0) goto fail_tenants;
+        r->t[i]->index = i;
+        n_names += 1 + r->t[i]->n_aliases;
     }
+    r->n = n_files;
 
     if (n_names && !(r->names = calloc(n_names, sizeof *r->names))) {
         xf_jconf_fail(&dp, "(directory)", "out of memory");
@@ -948,6 +1012,11 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
     free(files);
     *out = r;
     return 0;
+fail_tenants:
+    for (size_t i = 0; i < n_files; i++) {
+        xf_tenant_free(r->t[i]);
+        r->t[i] = NULL;
+    }
 fail:
     if (d) closedir(d);
     free(buf);
