@@ -93,7 +93,10 @@ typedef struct xf_hosting_spec {
    (current and next pair alike). hosting (may be NULL) is loaded first, into the
    registry: its certificate must cover its name and its key match; a tenant that
    presents the hosting certificate without a hosting identity is an error
-   ("certificate: missing ..."). */
+   ("certificate: missing ..."). The files are parsed on up to 4 threads (never more
+   than the CPUs the process may run on); the error reported is still the first in
+   file order. A certificate+key pair whose bytes another live registry loaded already
+   is shared with it, not parsed again (registry.c "shared credentials"). Any thread. */
 int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registry **out,
                      char *err, size_t errlen);
 /* xf_registry_load(dir, NULL, ...). */
