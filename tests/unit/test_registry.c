@@ -805,6 +805,43 @@ static void test_many_names(void **state)
     xf_registry_free(r);
 }
 
+/* Parsed on several threads (200 files): the error reported is still the first in file
+   order, whichever thread met it first. */
+static void test_parallel_first_error(void **state)
+{
+    (void)state;
+    char err[1024] = "", hc[400], hk[400], name[64], json[256], want[400];
+    const char *d0 = newdir();
+    char d[300];
+    snprintf(d, sizeof d, "%s", d0);
+    snprintf(hc, sizeof hc, "%s/certs/h.crt", g_dir);
+    snprintf(hk, sizeof hk, "%s/certs/h.key", g_dir);
+    const xf_hosting_spec hs = { "/etc/main.json", "hosting.example", hc, hk, NULL, NULL };
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "p%03d.json", i);
+        snprintf(json, sizeof json, "{\"domain\": \"p%03d.example\", \"c2s_backend\": "
+                 "\"127.0.0.1:1\"}", i);
+        put(d, name, json);
+    }
+    put(d, "p150.json", "{\"domain\": ");                            /* bad JSON */
+    put(d, "p030.json", "{\"domain\": \"bad_name.example\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    for (int round = 0; round < 2; round++) {
+        xf_registry *r = NULL;
+        assert_int_equal(xf_registry_load(d, &hs, &r, err, sizeof err), -1);
+        assert_null(r);
+        snprintf(want, sizeof want, "%s/%s: ", d, round == 0 ? "p030.json" : "p150.json");
+        if (strncmp(err, want, strlen(want)) != 0) fail_msg("round %d: %s", round, err);
+        put(d, "p030.json", "{\"domain\": \"p030.example\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    }
+    /* A link error (own certificate named like the hosting) before the parse error. */
+    put(d, "p010.json", "{\"domain\": \"hosting.example\", \"certificate\": \"../certs/h.crt\", "
+                        "\"key\": \"../certs/h.key\", \"c2s_backend\": \"127.0.0.1:1\"}");
+    xf_registry *r = NULL;
+    assert_int_equal(xf_registry_load(d, &hs, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/p010.json: domain: ", d);
+    if (strncmp(err, want, strlen(want)) != 0) fail_msg("%s", err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -822,6 +859,7 @@ int main(void)
         cmocka_unit_test(test_shared_pairs),
         cmocka_unit_test(test_shared_pairs_symlink_swap),
         cmocka_unit_test(test_many_names),
+        cmocka_unit_test(test_parallel_first_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
