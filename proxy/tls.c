@@ -134,6 +134,10 @@ static int on_cert(mbedtls_ssl_context *ssl)
     /* A resumption whose ticket was opened before an SNI (TLS 1.2 extension order), or
        on a connection that turns out to want a client certificate (ALPN after the
        ticket), cannot be undone: the handshake fails. Clients do not send that. */
+    if (sel->resumed && sel->ticket_hello != sel->hellos)
+        sel->resumed = 0;             /* accepted in a ClientHello before an HRR only */
+    if (sel->hellos < 255)
+        sel->hellos++;
     if (sel->resumed && (sel->sni_calls != sel->ticket_sni_calls ||
                          peer_cert_wanted(ssl, sel))) {
         xf_debug("TLS: session ticket refused after the ClientHello (SNI or ALPN came "
@@ -225,6 +229,7 @@ static int on_ticket_parse(void *unused, mbedtls_ssl_session *session, unsigned 
     if (r == 0) {
         sel->resumed = 1;
         sel->ticket_sni_calls = sel->sni_calls;
+        sel->ticket_hello = sel->hellos;
     } else {
         char e[100];
         xf_debug("TLS: session ticket not accepted%s%s: %s", ctx.name[0] ? " for " : "",

@@ -40,11 +40,12 @@ typedef struct xf_tls_select {
        with certs/pkix.h against the stream's `from`. */
     int want_peer_cert;
     mbedtls_x509_crt *peer_ca;      /* CA set for the request (federation.ca_file), or NULL */
-    /* Resumption (set by the callbacks): sni_calls counts SNI callbacks; a ticket was
-       accepted (resumed = 1) after ticket_sni_calls of them. TLS 1.2 parses extensions
-       in the client's order, so on_cert refuses a resumption when the SNI arrived after
-       the ticket (the ticket was opened under another name). */
-    unsigned char sni_calls, ticket_sni_calls, resumed;
+    /* Resumption (set by the callbacks): sni_calls counts SNI callbacks, hellos the
+       ClientHellos done (on_cert; two after a TLS 1.3 HelloRetryRequest); a ticket was
+       accepted (resumed = 1) in ClientHello ticket_hello after ticket_sni_calls SNI
+       callbacks. TLS 1.2 parses extensions in the client's order, so on_cert refuses a
+       resumption when the SNI arrived after the ticket (opened under another name). */
+    unsigned char sni_calls, ticket_sni_calls, hellos, ticket_hello, resumed;
 } xf_tls_select;
 
 enum { XF_TLS_PEER_CERT_NONE = 0, XF_TLS_PEER_CERT_REQUEST = 1, XF_TLS_PEER_CERT_IF_SERVER = 2 };
