@@ -25,9 +25,26 @@ def header(to, ns):
             "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>" % to).encode()
 
 
-def one(ctx, port, sni, ns, session, alpn):
+def read_until(sock, marker, deadline):
+    data = b""
+    while marker not in data and time.time() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def one(ctx, port, sni, ns, session, alpn, starttls=False, no_sni=False):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    t = ctx.wrap_socket(s, server_hostname=sni, session=session)
+    if starttls:
+        # RFC 6120 §5.4: features, <starttls/>, <proceed/>, then TLS on the same socket.
+        s.sendall(header(sni, ns))
+        read_until(s, b"</stream:features>", time.time() + 10)
+        s.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        if b"<proceed" not in read_until(s, b"<proceed", time.time() + 10):
+            raise SystemExit("FAIL: no <proceed/>")
+    t = ctx.wrap_socket(s, server_hostname=None if no_sni else sni, session=session)
     t.sendall(header(sni, ns))
     data = b""
     deadline = time.time() + 10
@@ -57,6 +74,9 @@ def main():
     ap.add_argument("--tls", choices=["1.2", "1.3"], default="1.3")
     ap.add_argument("--ns", choices=["client", "server"], default="client")
     ap.add_argument("--alpn")
+    ap.add_argument("--starttls", action="store_true", help="STARTTLS (RFC 6120 §5.4)")
+    ap.add_argument("--no-sni", action="store_true",
+                    help="send no SNI: the stream's `to` picks the certificate")
     ap.add_argument("--sleep", type=float, default=0)
     ap.add_argument("--between", help="shell command run between the two connections")
     ap.add_argument("--expect", choices=["reused", "new"], required=True)
@@ -72,9 +92,11 @@ def main():
     ctx.maximum_version = v
     if a.alpn:
         ctx.set_alpn_protocols([a.alpn])
+    if a.no_sni:
+        ctx.check_hostname = False       # the chain is still verified against --ca
     p1, sni1 = a.first.split(":", 1)
     p2, sni2 = (a.second or a.first).split(":", 1)
-    first = one(ctx, int(p1), sni1, a.ns, None, a.alpn)
+    first = one(ctx, int(p1), sni1, a.ns, None, a.alpn, a.starttls, a.no_sni)
     sess = first["session"]
     has = bool(sess and sess.has_ticket)
     hint = sess.ticket_lifetime_hint if sess else None
@@ -87,7 +109,8 @@ def main():
     if a.between and subprocess.call(a.between, shell=True) != 0:
         print("FAIL: --between command failed")
         return 1
-    second = one(ctx, int(p2), sni2, a.ns, sess if has else None, a.alpn)
+    second = one(ctx, int(p2), sni2, a.ns, sess if has else None, a.alpn, a.starttls,
+                 a.no_sni)
     print("second: %s reused=%s alpn=%s features=%d bytes" % (
         second["version"], second["reused"], second["alpn"], len(second["features"])))
     ok = second["reused"] == (a.expect == "reused")

@@ -17,6 +17,11 @@ for v in 1.3 1.2; do
   xf_check "TLS $v: a ticket from a.example does not resume under b.example (AAD = SNI)" \
     R --tls "$v" --first "$P_C2S_TLS:a.example" --second "$P_C2S_TLS:b.example" --expect new --relay
 done
+xf_check "STARTTLS, no SNI: a ticket issued for the stream's to=a.example resumes for a.example" \
+  R --tls 1.3 --starttls --no-sni --first "$P_C2S:a.example" --expect reused --relay
+xf_check "STARTTLS, no SNI: that ticket does not resume for to=b.example (AAD = the pre-TLS to)" \
+  R --tls 1.3 --starttls --no-sni --first "$P_C2S:a.example" --second "$P_C2S:b.example" \
+    --expect new --relay
 xf_check "TLS 1.3: the auto listener resumes xmpp-client streams" \
   R --tls 1.3 --alpn xmpp-client --first "$P_AUTO:a.example" --expect reused --relay
 for v in 1.3 1.2; do
