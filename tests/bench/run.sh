@@ -14,7 +14,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH="$ROOT/tests/bench"
-XF_BIN=${XF_BIN:-$ROOT/build-bench/xmppfront}
+XF_DEFAULT_BIN=$ROOT/build-bench/xmppfront
+XF_BIN=${XF_BIN:-$XF_DEFAULT_BIN}   # default: built (incrementally) from this tree
 NGINX=${NGINX:-/usr/sbin/nginx}
 NGINX_STREAM_MOD=${NGINX_STREAM_MOD:-/usr/lib/nginx/modules/ngx_stream_module.so}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
@@ -100,11 +101,16 @@ if [ "$PIN" = 1 ]; then
   fi
   P_PIN=(taskset -c "$PROXY_CPU") L_PIN=(taskset -c "$LOAD_CPU")
 fi
-if [ ! -x "$XF_BIN" ]; then
+if [ "$XF_BIN" = "$XF_DEFAULT_BIN" ]; then
   log "building xmppfront (RelWithDebInfo) in build-bench"
-  cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  [ -f "$ROOT/build-bench/CMakeCache.txt" ] ||
+    cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$ROOT/build-bench" -j2 --target xmppfront >/dev/null
+  XF_DESC="commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo '+changes')"
+else
+  XF_DESC="$XF_BIN"
 fi
+[ -x "$XF_BIN" ] || die "no xmppfront binary at $XF_BIN"
 cc -O2 -Wall -o "$TMP/loadc" "$BENCH/loadc.c" -lssl -lcrypto -lpthread || die "building loadc"
 cc -O2 -Wall -o "$TMP/backend" "$BENCH/backend.c" || die "building backend"
 # The ceiling is built against the mbedTLS the proxy uses: Debian's (pkg-config), or the
@@ -151,12 +157,13 @@ cat >"$TMP/xf/tenants/a.example.json" <<EOF
   "c2s_backend": "127.0.0.1:$P_BACK" }
 EOF
 # log_level warn: one line per closed connection at info would be a cost nginx (no
-# access_log in stream{} here) and HAProxy (no log directive) do not pay.
+# access_log in stream{} here) and HAProxy (no log directive) do not pay. No admin
+# listener (its default 127.0.0.1:8269 may be taken; the peers have none either).
 xf_conf() {
   local tickets=""
   [ -z "$1" ] || tickets="\"session_tickets\": $1,"
   cat >"$TMP/xf/main.json" <<EOF
-{ "workers": $WORKERS, "tenants": "tenants", "log_level": "${XF_LOG_LEVEL:-warn}", $tickets
+{ "workers": $WORKERS, "tenants": "tenants", "log_level": "${XF_LOG_LEVEL:-warn}", "admin": false, $tickets
   "listeners": [ { "address": "127.0.0.1", "port": $P_XF, "tls": "direct", "service": "client" } ],
   "limits": { "max_connections": 100000, "handshake_timeout_s": 30,
               "max_connections_per_ip": 0, "max_unauthenticated_per_ip": 0 } }
@@ -479,7 +486,7 @@ MiB=$(awk -v b="$BULK_BYTES" 'BEGIN { printf "%.0f", b / 1048576 }')
 
 echo
 echo "xmppfront vs HAProxy $HAP_VER (tcp) vs nginx $NG_VER (stream), $WORKERS worker(s) each on CPU $PROXY_CPU, load + backend on CPU $LOAD_CPU, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "TLS 1.3 TLS_AES_256_GCM_SHA384 X25519, EC P-256; xmppfront $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), session tickets $XF_TICKETS; load average at start $UPTIME_START, at end $UPTIME_END"
+echo "TLS 1.3 TLS_AES_256_GCM_SHA384 X25519, EC P-256; xmppfront $XF_DESC, session tickets $XF_TICKETS; load average at start $UPTIME_START, at end $UPTIME_END"
 echo
 echo "mbedTLS $(v ceil.version) ceiling (in memory, one thread on CPU $PROXY_CPU, server side only):"
 echo "  full handshake $(v ceil.full_hs) ms CPU ($(v ceil.full_conn) ms with setup, one read + write, close_notify, free)"
