@@ -433,16 +433,44 @@ static int do_echon(int conns, long count, int maxsecs, int size)
 
 /* ---------------------------------------------------------------- idle */
 
+/* IDLE_OPENERS threads open the connections, each its share of the slots. */
+enum { IDLE_OPENERS = 8 };
+typedef struct {
+    xconn *xs;
+    int from, to, ok, err;
+    double deadline;
+} idle_arg;
+
+static void *idle_thread(void *p)
+{
+    idle_arg *a = p;
+    for (int i = a->from; i < a->to && now() < a->deadline; i++) {
+        if (xopen(&a->xs[i], 5) == 0)
+            a->ok++;
+        else
+            a->err++;
+    }
+    return NULL;
+}
+
 static int do_idle(int n, int hold)
 {
     xconn *xs = calloc((size_t)n, sizeof(*xs));
+    for (int i = 0; i < n; i++)
+        xs[i].fd = -1;
     int ok = 0, err = 0;
     double t0 = now(), deadline = t0 + hold;
-    for (int i = 0; i < n && now() < deadline; i++) {
-        if (xopen(&xs[ok], 5) == 0)
-            ok++;
-        else
-            err++;
+    pthread_t th[IDLE_OPENERS];
+    idle_arg ia[IDLE_OPENERS];
+    for (int t = 0; t < IDLE_OPENERS; t++) {
+        ia[t] = (idle_arg){.xs = xs, .from = (int)((long)n * t / IDLE_OPENERS),
+                           .to = (int)((long)n * (t + 1) / IDLE_OPENERS), .deadline = deadline};
+        pthread_create(&th[t], NULL, idle_thread, &ia[t]);
+    }
+    for (int t = 0; t < IDLE_OPENERS; t++) {
+        pthread_join(th[t], NULL);
+        ok += ia[t].ok;
+        err += ia[t].err;
     }
     printf("ready=%d errors=%d open_secs=%.2f\n", ok, err, now() - t0);
     fflush(stdout);
@@ -461,8 +489,8 @@ static int do_idle(int n, int hold)
                 break;
         }
     }
-    for (int i = 0; i < ok; i++)
-        xclose(&xs[i], 1);
+    for (int i = 0; i < n; i++)
+        xclose(&xs[i], 1);      /* a slot that failed is already closed (fd -1) */
     return 0;
 }
 

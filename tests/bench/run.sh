@@ -41,6 +41,7 @@ ECHO_SIZE=${ECHO_SIZE:-128}
 ECHO50_CONNS=${ECHO50_CONNS:-50}    # "echo50": concurrent ping-pong connections
 ECHO50_COUNT=${ECHO50_COUNT:-2000}  # round trips per connection (bound)
 ECHO50_MAX_SECS=${ECHO50_MAX_SECS:-8}
+PHASES=${PHASES:-idle rate resume stime up down echo echo50}   # any subset, in this order
 IDLE_CONNS=${IDLE_CONNS:-1000}
 IDLE_MAX_SECS=${IDLE_MAX_SECS:-30}
 CEIL_HANDSHAKES=${CEIL_HANDSHAKES:-1000}  # per ceiling part, each bounded by CEIL_MAX_SECS
@@ -431,14 +432,15 @@ phase_echo50() {
 }
 
 T0=$(date +%s)
-for px in $PROXIES; do phase_idle "$px"; done
-for px in $PROXIES; do phase_rate "$px" rate; done
-for px in $PROXIES; do phase_rate "$px" resume; done
-for px in $PROXIES; do phase_stime "$px"; done
-for px in $PROXIES; do phase_bulk "$px" up; done
-for px in $PROXIES; do phase_bulk "$px" down; done
-for px in $PROXIES; do phase_echo "$px"; done
-for px in $PROXIES; do phase_echo50 "$px"; done
+ph() { [[ " $PHASES " == *" $1 "* ]]; }
+ph idle && for px in $PROXIES; do phase_idle "$px"; done
+ph rate && for px in $PROXIES; do phase_rate "$px" rate; done
+ph resume && for px in $PROXIES; do phase_rate "$px" resume; done
+ph stime && for px in $PROXIES; do phase_stime "$px"; done
+ph up && for px in $PROXIES; do phase_bulk "$px" up; done
+ph down && for px in $PROXIES; do phase_bulk "$px" down; done
+ph echo && for px in $PROXIES; do phase_echo "$px"; done
+ph echo50 && for px in $PROXIES; do phase_echo50 "$px"; done
 sleep 1
 for px in $PROXIES; do R[$px.rss_end]=$(rss_kib $px); done
 for px in $PROXIES; do kill -0 "$(pids_of $px | cut -d' ' -f1)" 2>/dev/null || R[$px.died]=1; done
@@ -508,7 +510,7 @@ row "  failed connections" res_err
 row "  resumed (% of connections)" res_frac
 row "  proxy CPU ms per connection (ceiling: resumed)" res_ms "$(v ceil.resumed_conn)" cost
 row "  resumed / full CPU per connection" res_vs_full "$(ratio "$(v ceil.resumed_conn)" "$(v "ceil.${CF}_conn")")"
-if [ "$STIME_SECS" -gt 0 ]; then
+if [ "$STIME_SECS" -gt 0 ] && ph stime; then
   row "openssl s_time -new conns/s (1 client, ${STIME_SECS}s)" stime
   row "  proxy CPU s" cpu_stime
 fi
