@@ -403,6 +403,7 @@ phase_bulk() {
          a.example "$BULK_BYTES" "$BULK_MAX_SECS") || true
   cpu_end "$px" "$dir"
   R[$px.$dir]=$(kv MBps "$line"); R[$px.${dir}_complete]=$(kv complete "$line")
+  R[$px.${dir}_bytes]=$(kv bytes "$line")   # relayed (acknowledged, for up), even if cut by BULK_MAX_SECS
   log "$px bulk $dir: $line"
 }
 
@@ -470,8 +471,7 @@ for px in $PROXIES; do
   R[$px.res_frac]=$(per "$(v $px.res_reused)" "$(v $px.res_ok)" 100 %.1f)
   R[$px.res_vs_full]=$(ratio "${R[$px.res_ms]}" "${R[$px.rate_ms]}")
   for d in up down; do
-    mb=-; [ "$(v $px.${d}_complete)" = 1 ] && mb=$(awk -v b="$BULK_BYTES" 'BEGIN { print b / 1e6 }')
-    R[$px.${d}_mbcpu]=$(per "$mb" "$(v $px.cpu_$d)" 1 %.0f)
+    R[$px.${d}_mbcpu]=$(per "$(v $px.${d}_bytes)" "$(v $px.cpu_$d)" 1e-6 %.0f)
   done
   R[$px.e50_busy]=$(per "$(v $px.cpu_echo50)" "$(v $px.e50_secs)" 100 %.0f)
   R[$px.idle_oe]="$(v $px.idle_ok)/$(v $px.idle_err)"
@@ -515,11 +515,11 @@ if [ "$STIME_SECS" -gt 0 ] && ph stime; then
   row "  proxy CPU s" cpu_stime
 fi
 row "bulk client->backend MB/s ($MiB MiB, 1 stream)" up
-row "  complete (1 = all bytes arrived)" up_complete
+row "  complete (1; 0: cut at BULK_MAX_SECS)" up_complete
 row "  proxy CPU s" cpu_up
 row "  MB per proxy CPU-s (ceiling: AES-GCM decrypt)" up_mbcpu "$(v ceil.dec)" rate
 row "bulk backend->client MB/s ($MiB MiB, 1 stream)" down
-row "  complete (1 = all bytes arrived)" down_complete
+row "  complete (1; 0: cut at BULK_MAX_SECS)" down_complete
 row "  proxy CPU s" cpu_down
 row "  MB per proxy CPU-s (ceiling: AES-GCM encrypt)" down_mbcpu "$(v ceil.enc)" rate
 row "echo RTT p50 (us, 1 conn, ${ECHO_SIZE}-byte stanza)" echo_p50
