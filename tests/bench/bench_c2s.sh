@@ -31,7 +31,7 @@ ITER=${ITER:-10000}         # SCRAM iteration count stored for the accounts
 AUTH=${AUTH:-internal_hashed}   # internal_plain: Prosody runs PBKDF2 (10000) on every login
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-PERF=${PERF:-0}             # 1: perf record Prosody during the native STARTTLS login phase
+PERF=${PERF:-0}             # 1: perf record Prosody in each phase it works in (adds some load)
 PASS=bench-pass-1
 DOMAIN=a.example
 PY=/usr/bin/python3
@@ -169,7 +169,7 @@ cat >"$TMP/xf/tenants/$DOMAIN.json" <<EOF
   "c2s_backend": "127.0.0.1:$P_PC2S" }
 EOF
 cat >"$TMP/xf/main.json" <<EOF
-{ "workers": $WORKERS, "tenants": "tenants", "log_level": "warn",
+{ "workers": $WORKERS, "tenants": "tenants", "log_level": "warn", "admin": false,
   "listeners": [ { "address": "127.0.0.1", "port": $P_XS, "tls": "starttls", "service": "client" },
                  { "address": "127.0.0.1", "port": $P_XD, "tls": "direct", "service": "client" } ],
   "limits": { "max_connections": 100000, "handshake_timeout_s": 30,
@@ -222,8 +222,8 @@ run_phase() {
   else
     if [ "$tls" = starttls ]; then port=$P_XS; else port=$P_XD; fi
   fi
-  if [ "$PERF" = 1 ] && [ "$k" = native.login.starttls ] && command -v perf >/dev/null; then
-    perf record -o "$TMP/perf.prosody.data" -p "$PR_PID" -- sleep "$SECS" >/dev/null 2>&1 &
+  if [ "$PERF" = 1 ] && [ "$k" != xf.hs.starttls ] && [ "$k" != xf.hs.direct ] && command -v perf >/dev/null; then
+    perf record -o "$TMP/perf.$k.data" -p "$PR_PID" -- sleep "$SECS" >/dev/null 2>&1 &
     perfpid=$!
     PIDS+=("$perfpid")
   fi
@@ -295,10 +295,10 @@ nw=$(grep -c . "$TMP/xf/xmppfront.log" 2>/dev/null || true)
 [ "${nw:-0}" -eq 0 ] || { echo "xmppfront log (warn and above), $nw lines, first 5:"; head -5 "$TMP/xf/xmppfront.log"; }
 nw=$(grep -c . "$PD/prosody.log" 2>/dev/null || true)
 [ "${nw:-0}" -eq 0 ] || { echo "prosody log (warn and above), $nw lines, first 5:"; head -5 "$PD/prosody.log"; }
-if [ -f "$TMP/perf.prosody.data" ]; then
-  echo "Prosody profile during the native STARTTLS logins (perf, by shared object):"
-  perf report -i "$TMP/perf.prosody.data" --sort dso --stdio 2>/dev/null | grep -v '^#' | grep . | head -12
-  echo "top symbols:"
-  perf report -i "$TMP/perf.prosody.data" --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep . | head -25
-fi
+for f in "$TMP"/perf.*.data; do
+  [ -f "$f" ] || continue
+  k=${f#"$TMP/perf."}; k=${k%.data}
+  echo "Prosody profile by shared object during $k (perf record -p, ${SECS}s):"
+  perf report -i "$f" --sort dso --stdio 2>/dev/null | grep -v '^#' | grep . | head -7
+done
 log "phases took $(($(date +%s) - T0)) s"
