@@ -24,7 +24,8 @@ BENCH="$ROOT/tests/bench"
 XF_BIN=${XF_BIN:-$ROOT/build-bench/xmppfront}
 WORKERS=${WORKERS:-2}
 CONC=${CONC:-20}            # concurrent client threads
-SECS=${SECS:-10}            # per phase and peer
+SECS=${SECS:-10}            # per cell (phase x peer), split into ROUNDS slices
+ROUNDS=${ROUNDS:-5}         # native and xmppfront alternate slice by slice
 MAXCOUNT=${MAXCOUNT:-200000}
 NUSERS=${NUSERS:-300}
 ITER=${ITER:-10000}         # SCRAM iteration count stored for the accounts
@@ -213,48 +214,70 @@ cpu_ticks() {
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 
-declare -A R        # R[peer.phase.metric]
-# run_phase PEER(native|xf) PHASE(hs|login) TLS(starttls|direct)
-run_phase() {
-  local peer=$1 ph=$2 tls=$3 port k="$1.$2.$3" line p0 x0 perfpid=""
+declare -A R TLSPART  # R[peer.phase.tls.metric], summed over the rounds
+SLICE=$(awk -v s="$SECS" -v r="$ROUNDS" 'BEGIN { printf "%.2f", s / r }')
+# run_slice PEER(native|xf) PHASE(hs|login) TLS(starttls|direct): one SLICE of load,
+# added to the cell's totals (ok, errors, seconds, CPU ticks, client CPU, samples file).
+run_slice() {
+  local peer=$1 ph=$2 tls=$3 port k="$1.$2.$3" line p0 x0 perfpid="" v
   if [ "$peer" = native ]; then
     if [ "$tls" = starttls ]; then port=$P_PC2S; else port=$P_PTLS; fi
   else
     if [ "$tls" = starttls ]; then port=$P_XS; else port=$P_XD; fi
   fi
-  if [ "$PERF" = 1 ] && [ "$k" != xf.hs.starttls ] && [ "$k" != xf.hs.direct ] && command -v perf >/dev/null; then
-    perf record -o "$TMP/perf.$k.data" -p "$PR_PID" -- sleep "$SECS" >/dev/null 2>&1 &
+  if [ "$PERF" = 1 ] && [ "$k" != xf.hs.starttls ] && [ "$k" != xf.hs.direct ] &&
+     [ ! -f "$TMP/perf.$k.data" ] && command -v perf >/dev/null; then
+    perf record -o "$TMP/perf.$k.data" -p "$PR_PID" -- sleep "$SLICE" >/dev/null 2>&1 &
     perfpid=$!
     PIDS+=("$perfpid")
   fi
   p0=$(cpu_ticks "$PR_PID"); x0=$(cpu_ticks "$XF_PID")
   if [ "$ph" = login ]; then
-    line=$(LOGINC_KEYS=$TMP/keys timeout $((SECS + 60)) taskset -c "$CLIENT_CPU" "$TMP/loginc" login 127.0.0.1 "$port" \
-           "$DOMAIN" "$tls" "$CONC" "$SECS" "$NUSERS" "$PASS" "$MAXCOUNT") || true
+    line=$(LOGINC_KEYS=$TMP/keys LOGINC_SAMPLES=$TMP/samples.$k timeout $((SECS + 60)) \
+           taskset -c "$CLIENT_CPU" "$TMP/loginc" login 127.0.0.1 "$port" \
+           "$DOMAIN" "$tls" "$CONC" "$SLICE" "$NUSERS" "$PASS" "$MAXCOUNT") || true
   else
-    line=$(timeout $((SECS + 60)) taskset -c "$CLIENT_CPU" "$TMP/loginc" hs 127.0.0.1 "$port" \
-           "$DOMAIN" "$tls" "$CONC" "$SECS" "$MAXCOUNT") || true
+    line=$(LOGINC_SAMPLES=$TMP/samples.$k timeout $((SECS + 60)) \
+           taskset -c "$CLIENT_CPU" "$TMP/loginc" hs 127.0.0.1 "$port" \
+           "$DOMAIN" "$tls" "$CONC" "$SLICE" "$MAXCOUNT") || true
   fi
-  R[$k.cpu_pr]=$(secs $(($(cpu_ticks "$PR_PID") - p0)))
-  R[$k.cpu_xf]=$(secs $(($(cpu_ticks "$XF_PID") - x0)))
+  R[$k.tpr]=$(( ${R[$k.tpr]:-0} + $(cpu_ticks "$PR_PID") - p0 ))
+  R[$k.txf]=$(( ${R[$k.txf]:-0} + $(cpu_ticks "$XF_PID") - x0 ))
   [ -z "$perfpid" ] || stop_pid "$perfpid"
-  R[$k.ok]=$(kv ok "$line"); R[$k.err]=$(kv errors "$line"); R[$k.rate]=$(kv rate "$line")
-  R[$k.p50]=$(kv p50_ms "$line"); R[$k.p99]=$(kv p99_ms "$line")
-  R[$k.cpu_cl]=$(kv client_cpu_s "$line"); R[$k.mech]=$(kv mech "$line")
-  log "$k: $line | prosody ${R[$k.cpu_pr]} s, xmppfront ${R[$k.cpu_xf]} s CPU"
+  R[$k.ok]=$(( ${R[$k.ok]:-0} + $(v=$(kv ok "$line"); echo "${v:-0}") ))
+  R[$k.err]=$(( ${R[$k.err]:-0} + $(v=$(kv errors "$line"); echo "${v:-0}") ))
+  R[$k.secs]=$(awk -v a="${R[$k.secs]:-0}" -v b="$(kv secs "$line")" 'BEGIN { printf "%.2f", a + b }')
+  R[$k.cpu_cl]=$(awk -v a="${R[$k.cpu_cl]:-0}" -v b="$(kv client_cpu_s "$line")" 'BEGIN { printf "%.2f", a + b }')
+  v=$(kv mech "$line"); [ -z "$v" ] || [ "$v" = - ] || R[$k.mech]=$v
+  [ -n "$line" ] || R[$k.err]=$(( ${R[$k.err]:-0} + 1 ))     # loginc itself failed
+  log "$k: $line"
+}
+# finish_cell KEY: rate, percentiles over all rounds' samples, CPU seconds.
+finish_cell() {
+  local k=$1 f="$TMP/samples.$1" n
+  R[$k.rate]=$(awk -v a="${R[$k.ok]:-0}" -v s="${R[$k.secs]:-0}" 'BEGIN { if (s > 0) printf "%.1f", a / s }')
+  R[$k.cpu_pr]=$(secs "${R[$k.tpr]:-0}"); R[$k.cpu_xf]=$(secs "${R[$k.txf]:-0}")
+  if [ -s "$f" ]; then
+    n=$(wc -l <"$f")
+    R[$k.p50]=$(sort -n "$f" | awk -v n="$n" 'NR == int(0.50 * (n - 1) + 1.5) { printf "%.1f", $1; exit }')
+    R[$k.p99]=$(sort -n "$f" | awk -v n="$n" 'NR == int(0.99 * (n - 1) + 1.5) { printf "%.1f", $1; exit }')
+  fi
 }
 
-log "prosody $PROSODY_VER pid $PR_PID (c2s $P_PC2S, direct TLS $P_PTLS) | xmppfront pid $XF_PID (starttls $P_XS, direct $P_XD) | server CPU $SERVER_CPU, client CPU $CLIENT_CPU, $CONC clients, ${SECS}s per phase"
+log "prosody $PROSODY_VER pid $PR_PID (c2s $P_PC2S, direct TLS $P_PTLS) | xmppfront pid $XF_PID (starttls $P_XS, direct $P_XD) | server CPU $SERVER_CPU, client CPU $CLIENT_CPU, $CONC clients, ${SECS}s per cell in $ROUNDS interleaved rounds"
 LOAD0=$(cut -d" " -f1-3 /proc/loadavg)
 T0=$(date +%s)
 # a short warm-up: Prosody loads the roster store etc. on first use
 LOGINC_KEYS=$TMP/keys timeout 30 taskset -c "$CLIENT_CPU" "$TMP/loginc" login 127.0.0.1 "$P_XS" "$DOMAIN" starttls \
   "$CONC" 2 "$NUSERS" "$PASS" "$NUSERS" >/dev/null || true
-for tls in starttls direct; do
-  for peer in native xf; do run_phase "$peer" hs "$tls"; done
-done
-for tls in starttls direct; do
-  for peer in native xf; do run_phase "$peer" login "$tls"; done
+# The peers alternate slice by slice, so that both see the same (shared, noisy) machine.
+for ph in hs login; do
+  for tls in starttls direct; do
+    for ((r = 0; r < ROUNDS; r++)); do
+      for peer in native xf; do run_slice "$peer" "$ph" "$tls"; done
+    done
+    for peer in native xf; do finish_cell "$peer.$ph.$tls"; done
+  done
 done
 for p in "$PR_PID" "$XF_PID"; do kill -0 "$p" 2>/dev/null || log "WARNING: pid $p exited during the run"; done
 
@@ -265,7 +288,7 @@ row() { printf '| %-50s | %11s | %11s | %7s |\n' "$1" "${2:--}" "${3:--}" "$(div
 
 echo
 echo "c2s: Prosody $PROSODY_VER native TLS vs behind xmppfront ($WORKERS workers), $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)"
-echo "TLS 1.3 TLS_AES_256_GCM_SHA384 X25519, EC P-256 cert; $AUTH, $ITER iterations, mechanism ${R[native.login.starttls.mech]:-?}; $CONC clients on CPU $CLIENT_CPU, servers on CPU $SERVER_CPU; ${SECS}s per cell"
+echo "TLS 1.3 TLS_AES_256_GCM_SHA384 X25519, EC P-256 cert; $AUTH, $ITER iterations, mechanism ${R[native.login.starttls.mech]:-?}; $CONC clients on CPU $CLIENT_CPU, servers on CPU $SERVER_CPU; ${SECS}s per cell in $ROUNDS alternating slices"
 echo "load average before/after: $LOAD0 / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 printf '| %-50s | %11s | %11s | %7s |\n' "metric" "Prosody TLS" "xmppfront" "xf/Pros"
@@ -289,6 +312,13 @@ for tls in starttls direct; do
   row "  server CPU ms per login (Prosody + xmppfront)" "$(div "${R[$n.cpu_pr]:-}" "${R[$n.ok]:-}" 1000)" \
       "$(div "$(add "${R[$x.cpu_pr]:-0}" "${R[$x.cpu_xf]:-0}")" "${R[$x.ok]:-}" 1000)"
   row "  client CPU ms per login" "$(div "${R[$n.cpu_cl]:-}" "${R[$n.ok]:-}" 1000)" "$(div "${R[$x.cpu_cl]:-}" "${R[$x.ok]:-}" 1000)"
+  row "  logins per Prosody CPU-second" "$(div "${R[$n.ok]:-}" "${R[$n.cpu_pr]:-}")" "$(div "${R[$x.ok]:-}" "${R[$x.cpu_pr]:-}")"
+  TLSPART[$tls]=$(awk -v a="$(div "${R[$n.cpu_pr]:-}" "${R[$n.ok]:-}" 1000)" -v b="$(div "${R[$x.cpu_pr]:-}" "${R[$x.ok]:-}" 1000)" \
+    'BEGIN { if (a != "-" && b != "-") printf "%.2f", a - b; else print "-" }')
+done
+echo
+for tls in starttls direct; do
+  echo "$tls: Prosody's own TLS (and STARTTLS) work per login = native minus behind-xmppfront Prosody CPU: ${TLSPART[$tls]} ms"
 done
 echo
 nw=$(grep -c . "$TMP/xf/xmppfront.log" 2>/dev/null || true)

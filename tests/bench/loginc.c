@@ -24,7 +24,8 @@
  * including this process's own CPU seconds (user+system) so that a saturated client shows.
  * Env: BENCH_SUITE (TLS_AES_256_GCM_SHA384), BENCH_GROUP (X25519), LOGINC_MECH (force a
  * mechanism, e.g. SCRAM-SHA-1), LOGINC_SESSION=1 (send the RFC 3921 <session/>),
- * LOGINC_NOCACHE=1, LOGINC_KEYS=FILE (pre-filled SaltedPassword cache, see load_keys).
+ * LOGINC_NOCACHE=1, LOGINC_KEYS=FILE (pre-filled SaltedPassword cache, see load_keys),
+ * LOGINC_SAMPLES=FILE (append every login/handshake time in ms, one a line).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -644,6 +645,15 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < th[i].nsamples; k++)
             all[j++] = th[i].samples[k];
     qsort(all, ns, sizeof(double), cmp_double);
+    const char *sf = getenv("LOGINC_SAMPLES");
+    if (sf) { /* append every sample (ms), so that a caller can merge several runs */
+        FILE *f = fopen(sf, "a");
+        if (f) {
+            for (size_t k = 0; k < ns; k++)
+                fprintf(f, "%.3f\n", all[k] * 1000);
+            fclose(f);
+        }
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
