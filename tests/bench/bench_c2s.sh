@@ -259,8 +259,9 @@ finish_cell() {
   R[$k.cpu_pr]=$(secs "${R[$k.tpr]:-0}"); R[$k.cpu_xf]=$(secs "${R[$k.txf]:-0}")
   if [ -s "$f" ]; then
     n=$(wc -l <"$f")
-    R[$k.p50]=$(sort -n "$f" | awk -v n="$n" 'NR == int(0.50 * (n - 1) + 1.5) { printf "%.1f", $1; exit }')
-    R[$k.p99]=$(sort -n "$f" | awk -v n="$n" 'NR == int(0.99 * (n - 1) + 1.5) { printf "%.1f", $1; exit }')
+    sort -n "$f" -o "$f.sorted"     # (a pipe into an awk that exits early: SIGPIPE + pipefail)
+    R[$k.p50]=$(awk -v n="$n" 'NR == int(0.50 * (n - 1) + 1.5) { printf "%.1f", $1 }' "$f.sorted")
+    R[$k.p99]=$(awk -v n="$n" 'NR == int(0.99 * (n - 1) + 1.5) { printf "%.1f", $1 }' "$f.sorted")
   fi
 }
 
