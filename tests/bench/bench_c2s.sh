@@ -329,7 +329,7 @@ nw=$(grep -c . "$PD/prosody.log" 2>/dev/null || true)
 for f in "$TMP"/perf.*.data; do
   [ -f "$f" ] || continue
   k=${f#"$TMP/perf."}; k=${k%.data}
-  echo "Prosody profile by shared object during $k (perf record -p, ${SECS}s):"
+  echo "Prosody profile by shared object during $k (perf record -p, its first ${SLICE}s slice):"
   perf report -i "$f" --sort dso --stdio 2>/dev/null | grep -v '^#' | grep . | head -7
 done
 log "phases took $(($(date +%s) - T0)) s"
