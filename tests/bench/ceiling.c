@@ -25,8 +25,8 @@
  *     exchange and no certificate; the server issues one new ticket each time, as a
  *     resumed server does. Counted only if mbedTLS reports the PSK used
  *     (resumed_ok = handshakes that did resume).
- * (b) AES-256-GCM with the mbedtls_gcm module on 16 KiB records (13-byte nonce/AAD
- *     shapes as in TLS 1.3: 12-byte IV, 5-byte AAD, 16-byte tag): encrypt and decrypt
+ * (b) AES-256-GCM with the mbedtls_gcm module on 16 KiB records (shaped as in TLS 1.3:
+ *     12-byte IV, 5-byte AAD, 16-byte tag; RFC 8446 §5.2): encrypt and decrypt
  *     MB per CPU-second, BULK_MIB MiB each; and the record layer itself: the server's
  *     mbedtls_ssl_write (down) and mbedtls_ssl_read (up) of BULK_MIB MiB through the
  *     memory buffers, server CPU only.

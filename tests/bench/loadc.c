@@ -21,7 +21,8 @@
  *                                                 CONNS connections at once, each doing up
  *                                                 to COUNT sequential round trips (all start
  *                                                 together, stop at MAXSECS); p50/p99/p99.9
- *   loadc idle  HOST PORT SNI N HOLDSECS          open N, print "ready N", hold until
+ *   loadc idle  HOST PORT SNI N HOLDSECS          open N (8 threads, for at most
+ *                                                 HOLDSECS), print "ready=N", hold until
  *                                                 stdin closes or HOLDSECS, then close
  * Output: one line of key=value pairs on stdout.
  * Env: BENCH_SUITE (default TLS_AES_256_GCM_SHA384), BENCH_GROUP (default X25519).
