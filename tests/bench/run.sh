@@ -508,7 +508,10 @@ row "  proxy core busy (%)" rate_busy
 row "new conns/s, resumed ($RATE_CONC clients, ${RATE_SECS}s)" res
 row "  failed connections" res_err
 row "  resumed (% of connections)" res_frac
-row "  proxy CPU ms per connection (ceiling: resumed)" res_ms "$(v ceil.resumed_conn)" cost
+# xf/ceil only when xmppfront did resume (its full handshakes against the resumed ceiling
+# would say nothing).
+XF_RES_MODE=cost; [ "$(v xf.res_reused)" != 0 ] || XF_RES_MODE=""
+row "  proxy CPU ms per connection (ceiling: resumed)" res_ms "$(v ceil.resumed_conn)" "$XF_RES_MODE"
 row "  resumed / full CPU per connection" res_vs_full "$(ratio "$(v ceil.resumed_conn)" "$(v "ceil.${CF}_conn")")"
 if [ "$STIME_SECS" -gt 0 ] && ph stime; then
   row "openssl s_time -new conns/s (1 client, ${STIME_SECS}s)" stime
