@@ -26,7 +26,8 @@
 #     tests, Debian's compiler flags (dpkg-buildflags with debian/rules'
 #     DEB_BUILD_MAINT_OPTIONS); installed into PREFIX atomically (a staging folder,
 #     then rename), with PREFIX/share/xmppfront-mbedtls/build-info recording the source
-#     version, mirror, configuration hash, Debian's settings, flags and compiler;
+#     version, mirror, configuration hash, Debian's settings, flags and compiler, and
+#     Debian's copyright file next to it;
 #   - idempotent: when PREFIX holds a build of the current trixie version with the same
 #     configuration hash, nothing is built (about 2 s: one private `apt-get update`).
 #     When the mirror cannot be reached, the newest cached build with this configuration
@@ -149,6 +150,9 @@ staged="$work/stage$prefix"
 [ -f "$staged/lib/libmbedtls.a" ] && [ -f "$staged/include/mbedtls/xf_proxy_config.h" ] ||
   die "the install lacks lib/libmbedtls.a or include/mbedtls/xf_proxy_config.h"
 mkdir -p "$staged/share/xmppfront-mbedtls"
+# Debian's copyright file goes with the libraries (Apache-2.0 OR GPL-2.0-or-later): a
+# binary linking them statically ships it (the container image does).
+cp "$work/src/debian/copyright" "$staged/share/xmppfront-mbedtls/copyright"
 {
   echo "source_package=mbedtls"
   echo "source_version=$version"
