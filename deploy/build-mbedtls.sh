@@ -23,8 +23,8 @@
 #     mbedtls_config.h, which defines MBEDTLS_USER_CONFIG_FILE, so that whatever includes
 #     the prefix's headers compiles with the library's configuration;
 #   - the build: CMake, static libraries only (position-independent), no programs, no
-#     tests, Debian's compiler flags (dpkg-buildflags with debian/rules'
-#     DEB_BUILD_MAINT_OPTIONS); installed into PREFIX atomically (a staging folder,
+#     tests, the system's cc (CC and *FLAGS from the environment are ignored) with
+#     Debian's compiler flags (dpkg-buildflags with debian/rules' DEB_BUILD_MAINT_OPTIONS); installed into PREFIX atomically (a staging folder,
 #     then rename), with PREFIX/share/xmppfront-mbedtls/build-info recording the source
 #     version, mirror, configuration hash, Debian's settings, flags and compiler, and
 #     Debian's copyright file next to it;
@@ -47,6 +47,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# The same library whichever build asks for it (CMake passes CC=clang for the fuzz build):
+# the system's cc and Debian's flags only.
+unset CC CFLAGS CPPFLAGS LDFLAGS
 log() { printf 'build-mbedtls: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 conf_h="$here/mbedtls/xf_proxy_config.h"
