@@ -84,7 +84,7 @@ echo "== 2. xmppfront, 1 worker each, both running: $deb_bin vs $src_bin"
 for v in deb src; do
   port=$p_deb; [ $v = src ] && port=$p_src
   r0=$(rss "${PID[$v]}")
-  mkfifo "$tmp/$v.fifo"
+  mkfifo "$tmp/$v.fifo"; : > "$tmp/$v.idle"
   "$tmp/loadc" idle 127.0.0.1 "$port" a.example "$idle" 120 <"$tmp/$v.fifo" >"$tmp/$v.idle" & lp=$!
   exec 3>"$tmp/$v.fifo"
   for ((i = 0; i < 1200; i++)); do grep -q ready "$tmp/$v.idle" && break; sleep 0.1; done
