@@ -7,7 +7,9 @@
 #     XF_BIN_SRC, default build-src/xmppfront, built with -DXF_MBEDTLS_FROM_SOURCE=ON), both
 #     running at once, same config and backend: RSS per idle routed TLS connection with
 #     IDLE_CONNS open (loadc idle), and proxy CPU per connection for RATE_SECS of new
-#     connections (loadc rate: TLS 1.3 handshake + stream header round trip).
+#     connections (loadc rate: TLS 1.3 handshake + stream header round trip), and bulk
+#     backend -> client (loadc down, BULK_BYTES, default 256 MiB): MB/s and MB per proxy
+#     CPU-second, the direction in which the proxy writes the records.
 #
 #   tests/bench/bench_mbedtls_src.sh [PREFIX]      PREFIX: default, build-mbedtls.sh's
 #
@@ -104,6 +106,21 @@ for ((i = 0; i < ${REPEAT:-3}; i++)); do
     echo "$v rate: $line proxy_cpu_ms_per_conn=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$ok" 'BEGIN { printf "%.3f", n ? t / hz * 1000 / n : 0 }')"
   done
 done | tee "$tmp/rate.out"
+# bulk backend -> client: the direction where the proxy writes records (4096 vs 16384 bytes)
+for ((i = 0; i < ${REPEAT:-3}; i++)); do
+  for v in deb src; do
+    port=$p_deb; [ $v = src ] && port=$p_src
+    c0=$(ticks "${PID[$v]}")
+    line=$("$tmp/loadc" down 127.0.0.1 "$port" a.example "${BULK_BYTES:-268435456}" 30)
+    c1=$(ticks "${PID[$v]}")
+    echo "$v down: $line proxy_cpu_s=$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')"
+  done
+done | tee "$tmp/down.out"
+awk '{ for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "bytes") b = kv[2]; if (kv[1] == "proxy_cpu_s") c = kv[2]; if (kv[1] == "MBps") m = kv[2] }
+       if (c > 0) { mbcpu[$1] += b / 1e6 / c; n[$1]++; mbps[$1] += m } }
+     END { printf "bulk down: Debian %.0f MB/s, %.0f MB per proxy CPU-s; from source %.0f MB/s, %.0f MB per proxy CPU-s (%.2fx per CPU-s)\n",
+             mbps["deb"] / n["deb"], mbcpu["deb"] / n["deb"], mbps["src"] / n["src"], mbcpu["src"] / n["src"],
+             (mbcpu["src"] / n["src"]) / (mbcpu["deb"] / n["deb"]) }' "$tmp/down.out"
 awk '{ for (i = 3; i <= NF; i++) if ($i ~ /^proxy_cpu_ms_per_conn=/) { split($i, kv, "="); s[$1] += kv[2]; n[$1]++ } }
      END { d = s["deb"] / n["deb"]; r = s["src"] / n["src"]
            printf "proxy CPU per connection: Debian %.3f ms, from source %.3f ms (%.2fx)\n", d, r, r / d }' "$tmp/rate.out"
