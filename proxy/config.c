@@ -14,6 +14,7 @@
 #include "tenants/jsonconf.h"
 #include "proxy/log.h"
 #include "proxy/privdrop.h"
+#include "proxy/tickets.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,7 +37,7 @@ _Static_assert(XF_CONFIG_MAX_BYTES == 1048576, "XF_CONFIG_MAX_TEXT is out of dat
 static const char *const top_keys[] = {
     "workers", "tenants", "listeners", "limits", "log_level", "federation", "hosting",
     "user", "group", "key_permissions", "log_format",
-    "admin", "watch", NULL };
+    "admin", "watch", "session_tickets", NULL };
 static const char *const listener_keys[] = {
     "address", "port", "tls", "service", "transparent", "allow_public", NULL };
 static const char *const limit_keys[] = {
@@ -547,6 +548,7 @@ static void config_free(xf_config *c)
 {
     if (!c) return;
     xf_tls_client_free(c->tlsc);       /* before the registry its configurations name */
+    xf_tickets_free(c->tickets);
     federation_free(&c->federation);
     hosting_free(&c->hosting);
     free(c->path);
@@ -624,6 +626,7 @@ int xf_config_parse(const char *json, size_t len, const char *path, xf_config **
     if ((v = xf_jconf_get(root, "hosting")) && parse_hosting(&p, v, &c->hosting) < 0)
         goto fail;
     if (parse_admin(&p, xf_jconf_get(root, "admin"), &c->admin) < 0) goto fail;
+    if (xf_tickets_parse(&p, xf_jconf_get(root, "session_tickets"), &c->tickets) < 0) goto fail;
 
     v = xf_jconf_get(root, "listeners");
     if (!v) {
@@ -678,6 +681,7 @@ int xf_config_load(const char *path, xf_config **out, char *err, size_t errlen)
         goto fail;
     if (xf_config_parse(buf, len, path, &c, err, errlen) < 0) goto fail;
     if (load_secret(&p, &c->federation) < 0) goto fail;
+    if (xf_tickets_load(&p, c->tickets) < 0) goto fail;
     if (stat(c->tenants_dir, &st) < 0) {
         xf_jconf_fail(&p, "tenants", "%s: %s", c->tenants_dir, strerror(errno));
         goto fail;

@@ -106,6 +106,9 @@ typedef struct xf_config {
     int watch;                         /* top-level "watch" (default true): reload when the
                                           tenants folder, the main file or a certificate /
                                           key file changes (proxy/watch.h) */
+    struct xf_tickets *tickets;        /* top-level "session_tickets" (proxy/tickets.h):
+                                          never NULL after xf_config_parse; its secret
+                                          is read by xf_config_load. Owned */
     struct xf_tls_client *tlsc;        /* the client TLS of s2s streams opened with this
                                           snapshot (proxy/tls_client.h), built by
                                           xf_reload_load; NULL after xf_config_load alone.

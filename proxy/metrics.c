@@ -28,6 +28,7 @@ static const char *const posh_vals[4] = { "ok", "not_found", "invalid", "error" 
 static const char *const backend_vals[XF_MB__N] = {
     [XF_MB_CONNECT_FAILED] = "connect_failed", [XF_MB_TIMEOUT] = "timeout",
     [XF_MB_CLOSED] = "closed" };
+static const char *const mode_vals[2] = { "full", "resumed" };
 static const char *const admin_vals[XF_MA__N] = {
     "200", "400", "404", "405", "408", "431", "503" };
 static const char *const refusal_vals[XF_MR__N] = {
@@ -94,6 +95,10 @@ static const fam fams[XF_MF__N] = {
     [XF_MF_ADMIN_REQUESTS] = { "xmppfront_admin_requests_total", "counter",
         "Requests answered by the admin listener, by status code.",
         L1("code", admin_vals) },
+    [XF_MF_TLS_RESUMPTION] = { "xmppfront_tls_resumption_total", "counter",
+        "Inbound TLS handshakes completed, by mode (full: certificate and key exchange; "
+        "resumed: session ticket, RFC 8446 2.2 / RFC 5077).",
+        L1("mode", mode_vals) },
 };
 
 static unsigned fam_size(const fam *f)
@@ -110,11 +115,11 @@ enum {
     B_CONN = 0, B_ACC = B_CONN + N_CONN, B_HS = B_ACC + XF_MSVC__N, B_REF = B_HS + 4,
     B_BYTES = B_REF + XF_MR__N, B_BE = B_BYTES + 2, B_S2S = B_BE + XF_MB__N,
     B_DNSQ = B_S2S + 8, B_DNSH = B_DNSQ + 1, B_POSH = B_DNSH + 1, B_POSHH = B_POSH + 4,
-    B_ADMIN = B_POSHH + 1, N_SERIES = B_ADMIN + XF_MA__N
+    B_ADMIN = B_POSHH + 1, B_RESUME = B_ADMIN + XF_MA__N, N_SERIES = B_RESUME + 2
 };
 static const unsigned fam_base[XF_MF__N + 1] = {
     B_CONN, B_ACC, B_HS, B_REF, B_BYTES, B_BE, B_S2S, B_DNSQ, B_DNSH, B_POSH, B_POSHH,
-    B_ADMIN, N_SERIES };
+    B_ADMIN, B_RESUME, N_SERIES };
 
 #define SHARDS 16
 typedef struct shard {

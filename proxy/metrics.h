@@ -43,6 +43,7 @@ enum xf_mfam {
     XF_MF_POSH_FETCHES,      /* counter result (ok/not_found/invalid/error) */
     XF_MF_POSH_CACHE_HITS,   /* counter */
     XF_MF_ADMIN_REQUESTS,    /* counter code (enum xf_madmin) */
+    XF_MF_TLS_RESUMPTION,    /* counter mode (full/resumed): inbound handshakes done */
     XF_MF__N
 };
 

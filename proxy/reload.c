@@ -16,6 +16,7 @@
 #include "proxy/metrics.h"
 #include "proxy/sdnotify.h"
 #include "proxy/stats.h"
+#include "proxy/tickets.h"
 #include "proxy/tls_client.h"
 #include "proxy/watch.h"
 
@@ -233,7 +234,10 @@ static size_t compare(const xf_config *old, const xf_config *new, report *r)
                 old->federation.connect_timeout_s != new->federation.connect_timeout_s;
     if (other)
         rp_add(r, "main file settings changed (limits, log_level, watch or federation)\n");
-    return added.n + removed.n + changed.n + renewed + (size_t)other;
+    int tickets = !xf_tickets_same(old->tickets, new->tickets);
+    if (tickets)                         /* proxy/tickets.h: settings or key file content */
+        rp_add(r, "session_tickets changed (settings or key file)\n");
+    return added.n + removed.n + changed.n + renewed + (size_t)other + (size_t)tickets;
 }
 
 /* ---------------------------------------------------------------- restart-only keys */

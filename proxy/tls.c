@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -9,12 +10,16 @@
 #include "certs/pkix.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/tickets.h"
 #include "proxy/tls.h"
 
 struct xf_tls {
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;   /* thread-safe: MBEDTLS_THREADING_C guards it */
-    mbedtls_ssl_config conf[3];      /* client, server, auto */
+    mbedtls_ssl_config conf[3];      /* client, server, auto: no session tickets */
+    mbedtls_ssl_config conf_tk[2];   /* client, auto with session tickets (a server
+                                        listener always asks for a certificate) */
     pthread_mutex_t ca_lock;         /* guards cas (xf_tls_peer_ca) */
     struct ca_entry {
         struct ca_entry *next;
@@ -82,6 +87,8 @@ static int on_sni(void *unused, mbedtls_ssl_context *ssl, const unsigned char *n
     xf_tls_select *sel = mbedtls_ssl_get_user_data_p(ssl);
     if (sel == NULL || len == 0 || len >= sizeof(sel->sni))
         return -1;
+    if (sel->sni_calls < 255)
+        sel->sni_calls++;
     /* RFC 6066 §3: an ASCII host name, no trailing dot, no IP literal. Anything else is
        refused with unrecognized_name like an unknown name. */
     int letters = 0;
@@ -104,21 +111,40 @@ static int on_sni(void *unused, mbedtls_ssl_context *ssl, const unsigned char *n
     return use_tenant(ssl, sel, t);
 }
 
-/* Certificate callback: always called after the ClientHello is parsed. Without SNI the
-   pre-TLS `to` picks the certificate (RFC 6120 §5.4.3.1 note, RFC 7590 §3.1), else the
-   default: the hosting identity's certificate when there is one, else the first
-   tenant's. */
+/* Is (or may) a client certificate be asked for on this connection? XEP-0178 §3: a
+   receiving server asks for the initiator's certificate. ALPN is chosen while the
+   ClientHello is parsed: final in on_cert, maybe not yet in a TLS 1.2 ticket parse. */
+static int peer_cert_wanted(mbedtls_ssl_context *ssl, const xf_tls_select *sel)
+{
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(ssl);
+    return sel->want_peer_cert == XF_TLS_PEER_CERT_REQUEST ||
+           (sel->want_peer_cert == XF_TLS_PEER_CERT_IF_SERVER && alpn &&
+            strcmp(alpn, "xmpp-server") == 0);
+}
+
+/* Certificate callback: always called after the ClientHello is parsed (TLS 1.2 and 1.3,
+   after any ticket was opened). Without SNI the pre-TLS `to` picks the certificate
+   (RFC 6120 §5.4.3.1 note, RFC 7590 §3.1), else the default: the hosting identity's
+   certificate when there is one, else the first tenant's. */
 static int on_cert(mbedtls_ssl_context *ssl)
 {
     xf_tls_select *sel = mbedtls_ssl_get_user_data_p(ssl);
     if (sel == NULL)
         return -1;
-    /* XEP-0178 §3: a receiving server asks for the initiator's certificate. ALPN is
-       chosen when the ClientHello is parsed, i.e. before this callback. */
-    const char *alpn = mbedtls_ssl_get_alpn_protocol(ssl);
-    if (sel->want_peer_cert == XF_TLS_PEER_CERT_REQUEST ||
-        (sel->want_peer_cert == XF_TLS_PEER_CERT_IF_SERVER && alpn &&
-         strcmp(alpn, "xmpp-server") == 0)) {
+    /* A resumption whose ticket was opened before an SNI (TLS 1.2 extension order), or
+       on a connection that turns out to want a client certificate (ALPN after the
+       ticket), cannot be undone: the handshake fails. Clients do not send that. */
+    if (sel->resumed && sel->ticket_hello != sel->hellos)
+        sel->resumed = 0;             /* accepted in a ClientHello before an HRR only */
+    if (sel->hellos < 255)
+        sel->hellos++;
+    if (sel->resumed && (sel->sni_calls != sel->ticket_sni_calls ||
+                         peer_cert_wanted(ssl, sel))) {
+        xf_debug("TLS: session ticket refused after the ClientHello (SNI or ALPN came "
+                 "after it)");
+        return -1;
+    }
+    if (peer_cert_wanted(ssl, sel)) {
         mbedtls_ssl_set_hs_authmode(ssl, MBEDTLS_SSL_VERIFY_OPTIONAL);
         if (sel->peer_ca)
             mbedtls_ssl_set_hs_ca_chain(ssl, sel->peer_ca, NULL);
@@ -146,8 +172,88 @@ static int verify_keep_going(void *unused, mbedtls_x509_crt *crt, int depth, uin
     return 0;
 }
 
+/* ---------------------------------------------------------------- session tickets */
+
+/* The connection in mbedtls_ssl_handshake on this thread (xf_tls_handshake). */
+static _Thread_local struct {
+    mbedtls_ssl_context *ssl;
+    const xf_config *cfg;
+} cur;
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The context of a ticket operation on the current connection; NULL when there is
+   none (a handshake not driven by xf_tls_handshake). */
+static xf_tls_select *ticket_ctx(xf_tickets_ctx *ctx)
+{
+    if (cur.ssl == NULL || cur.cfg == NULL)
+        return NULL;
+    xf_tls_select *sel = mbedtls_ssl_get_user_data_p(cur.ssl);
+    if (sel == NULL)
+        return NULL;
+    ctx->keys = cur.cfg->tickets;
+    ctx->name = sel->sni[0] ? sel->sni : sel->hint ? sel->hint->domain : "";
+    ctx->tls_version = (int)mbedtls_ssl_get_version_number(cur.ssl);
+    ctx->refuse = peer_cert_wanted(cur.ssl, sel);
+    ctx->now_ms = unix_ms();
+    return sel;
+}
+
+static int on_ticket_write(void *unused, const mbedtls_ssl_session *session,
+                           unsigned char *start, const unsigned char *end, size_t *tlen,
+                           uint32_t *lifetime)
+{
+    (void)unused;
+    xf_tickets_ctx ctx;
+    *tlen = 0;
+    *lifetime = 0;
+    if (ticket_ctx(&ctx) == NULL)
+        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    return xf_tickets_seal(&ctx, session, start, end, tlen, lifetime);
+}
+
+static int on_ticket_parse(void *unused, mbedtls_ssl_session *session, unsigned char *buf,
+                           size_t len)
+{
+    (void)unused;
+    xf_tickets_ctx ctx;
+    xf_tls_select *sel = ticket_ctx(&ctx);
+    if (sel == NULL)
+        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    int r = xf_tickets_open(&ctx, session, buf, len);
+    if (r == 0) {
+        sel->resumed = 1;
+        sel->ticket_sni_calls = sel->sni_calls;
+        sel->ticket_hello = sel->hellos;
+    } else {
+        char e[100];
+        xf_debug("TLS: session ticket not accepted%s%s: %s", ctx.name[0] ? " for " : "",
+                 ctx.name, xf_tls_strerror(r, e, sizeof(e)));
+    }
+    return r;
+}
+
+int xf_tls_handshake(mbedtls_ssl_context *ssl, const xf_config *cfg)
+{
+    cur.ssl = ssl;
+    cur.cfg = cfg;
+    int r = mbedtls_ssl_handshake(ssl);
+    cur.ssl = NULL;
+    cur.cfg = NULL;
+    if (r == 0) {
+        const xf_tls_select *sel = mbedtls_ssl_get_user_data_p(ssl);
+        xf_metrics_inc(XF_MF_TLS_RESUMPTION, sel != NULL && sel->resumed);
+    }
+    return r;
+}
+
 static int setup_conf(xf_tls *t, mbedtls_ssl_config *conf, const char **alpn,
-                      char *err, size_t errlen)
+                      int tickets, char *err, size_t errlen)
 {
     int ret;
     mbedtls_ssl_config_init(conf);
@@ -168,6 +274,15 @@ static int setup_conf(xf_tls *t, mbedtls_ssl_config *conf, const char **alpn,
     mbedtls_ssl_conf_cert_req_ca_list(conf, MBEDTLS_SSL_CERT_REQ_CA_LIST_DISABLED);
     mbedtls_ssl_conf_sni(conf, on_sni, NULL);
     mbedtls_ssl_conf_cert_cb(conf, on_cert);
+#if defined(MBEDTLS_SSL_EARLY_DATA)
+    mbedtls_ssl_conf_early_data(conf, MBEDTLS_SSL_EARLY_DATA_DISABLED);   /* no 0-RTT */
+#endif
+    /* RFC 8446 §4.2.9: resumption only with a fresh (EC)DHE (psk_dhe_ke), never psk_ke. */
+    mbedtls_ssl_conf_tls13_key_exchange_modes(conf,
+        MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL |
+        (tickets ? MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL : 0));
+    if (tickets)
+        mbedtls_ssl_conf_session_tickets_cb(conf, on_ticket_write, on_ticket_parse, NULL);
     ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn);
     if (ret != 0)
         goto fail;
@@ -198,9 +313,11 @@ int xf_tls_init(xf_tls **out, char *err, size_t errlen)
         snprintf(err, errlen, "seeding the DRBG: %s", xf_tls_strerror(ret, (char[128]){0}, 128));
         goto fail;
     }
-    if (setup_conf(t, &t->conf[0], alpn_client, err, errlen) != 0 ||
-        setup_conf(t, &t->conf[1], alpn_server, err, errlen) != 0 ||
-        setup_conf(t, &t->conf[2], alpn_auto, err, errlen) != 0)
+    if (setup_conf(t, &t->conf[0], alpn_client, 0, err, errlen) != 0 ||
+        setup_conf(t, &t->conf[1], alpn_server, 0, err, errlen) != 0 ||
+        setup_conf(t, &t->conf[2], alpn_auto, 0, err, errlen) != 0 ||
+        setup_conf(t, &t->conf_tk[0], alpn_client, 1, err, errlen) != 0 ||
+        setup_conf(t, &t->conf_tk[1], alpn_auto, 1, err, errlen) != 0)
         goto fail;
     *out = t;
     return 0;
@@ -215,6 +332,8 @@ void xf_tls_free(xf_tls *t)
         return;
     for (int i = 0; i < 3; i++)
         mbedtls_ssl_config_free(&t->conf[i]);
+    for (int i = 0; i < 2; i++)
+        mbedtls_ssl_config_free(&t->conf_tk[i]);
     while (t->cas) {
         struct ca_entry *e = t->cas;
         t->cas = e->next;
@@ -228,12 +347,13 @@ void xf_tls_free(xf_tls *t)
     free(t);
 }
 
-const mbedtls_ssl_config *xf_tls_config(const xf_tls *t, int service)
+const mbedtls_ssl_config *xf_tls_config(const xf_tls *t, int service, const xf_config *cfg)
 {
+    int tk = cfg != NULL && xf_tickets_enabled(cfg->tickets);
     switch (service) {
-    case XF_SVC_CLIENT: return &t->conf[0];
+    case XF_SVC_CLIENT: return tk ? &t->conf_tk[0] : &t->conf[0];
     case XF_SVC_SERVER: return &t->conf[1];
-    default:            return &t->conf[2];
+    default:            return tk ? &t->conf_tk[1] : &t->conf[2];
     }
 }
 

@@ -35,7 +35,7 @@ int xf_conn_tls_setup(xf_conn *c)
 {
     mbedtls_ssl_init(&c->ssl);
     c->tls_active = 1;
-    int r = mbedtls_ssl_setup(&c->ssl, xf_tls_config(c->w->tls, c->lconf->service));
+    int r = mbedtls_ssl_setup(&c->ssl, xf_tls_config(c->w->tls, c->lconf->service, c->config));
     if (r != 0)
         return r;
     c->sel.registry = c->config->registry;
@@ -95,7 +95,7 @@ void xf_conn_tls_pump(xf_conn *c)
         c->skip_ws_before_tls = 0;
     }
     if (c->state == XF_CONN_TLS_HANDSHAKE) {
-        int r = mbedtls_ssl_handshake(&c->ssl);
+        int r = xf_tls_handshake(&c->ssl, c->config);   /* tickets: proxy/tls.h */
         xf_conn_flush_tls_out(c);
         if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
             return;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proxy/log.h"
+#include "proxy/tickets.h"
 
 typedef struct dirwatch {
     uv_fs_event_t h;
@@ -259,6 +260,7 @@ int xf_watch_arm(xf_watch *w, const xf_config *cfg)
     add_file(&p, cfg->path);
     add_file(&p, cfg->federation.ca_file);
     add_file(&p, cfg->federation.dialback_secret_file);
+    add_file(&p, xf_tickets_key_file(cfg->tickets));
     const xf_tenant *h = xf_registry_hosting(cfg->registry);
     for (size_t i = 0; i <= xf_registry_count(cfg->registry); i++) {
         const xf_tenant *t = i < xf_registry_count(cfg->registry)

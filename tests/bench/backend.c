@@ -5,8 +5,10 @@
  *
  * Single thread, epoll, non-blocking. Per connection:
  *   1. read until the client's <stream:stream ...> header is complete, answer with a
- *      stream header and an empty <stream:features/> (what xmppfront waits for before
- *      it relays; for nginx it is simply the "header round trip");
+ *      stream header, an empty <stream:features/> (what xmppfront waits for before it
+ *      relays) and an unsolicited SASL <success/>: xmppfront polices a stream until its
+ *      backend reports authentication (proxy/inbound.c auth_done), and the mode bytes
+ *      below are not XML. For HAProxy and nginx it is simply the "header round trip";
  *   2. the first byte after that picks a mode:
  *        'E'          echo every following byte back;
  *        'S'          sink: discard bytes until a '!' arrives, then answer "!";
@@ -31,7 +33,8 @@
 static const char REPLY[] =
     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
     "xmlns:stream='http://etherx.jabber.org/streams' id='x' from='a.example' "
-    "version='1.0'><stream:features/>";
+    "version='1.0'><stream:features/>"
+    "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 
 enum { ST_HDR, ST_CMD, ST_GNUM, ST_ECHO, ST_SINK, ST_GEN, ST_DONE };
 
