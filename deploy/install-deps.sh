@@ -19,7 +19,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-dev
             libuv1-dev libc-ares-dev libyajl-dev libcurl4-openssl-dev libexpat1-dev
-            libcmocka-dev libhttp-parser-dev libsystemd-dev)
+            libcmocka-dev libhttp-parser-dev libsystemd-dev
+            dpkg-dev python3)   # deploy/build-mbedtls.sh (-DXF_MBEDTLS_FROM_SOURCE=ON): dpkg-source, Debian's config.py
 TEST_PKGS=(prosody ejabberd haproxy python3 python3-slixmpp python3-cryptography openssl testssl.sh sslscan
            iproute2 nftables procps psmisc netcat-openbsd curl ca-certificates util-linux
            knot knot-dnsutils unbound lua-unbound iptables   # tests/lab: its DNS (knot, unbound), Prosody's resolver; deploy/redirect/iptables-host.sh

@@ -88,7 +88,12 @@ int xf_remote_flush_tout(xf_remote *r)
     return e;
 }
 
-/* Plaintext toward the remote: through TLS when it is up. 0 or negative. */
+/* Plaintext toward the remote: through TLS when it is up. 0 or negative.
+   mbedtls_ssl_write takes at most one record's worth per call (MBEDTLS_SSL_OUT_CONTENT_LEN,
+   4096 in the proxy's own mbedTLS build, deploy/mbedtls/xf_proxy_config.h) and returns
+   how much it took: loop until all of it is in records. bio_send only appends to tout, so
+   WANT_WRITE/WANT_READ do not happen in practice; they are retried a bounded number of
+   times with the same remaining data, as the API requires. */
 int xf_remote_send_plain(xf_remote *r, const char *data, size_t len)
 {
     if (!r->ssl_on || r->state == R_TLS_HANDSHAKE)

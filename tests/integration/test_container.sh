@@ -5,7 +5,8 @@
 # image by deploy/container/Containerfile (multi-stage) — then run:
 #  (b) the image builds; its user is xmppfront (uid 10269), not root; no compiler and no
 #      -dev package in it; every -dev package of install-deps.sh's BUILD_PKGS (less the
-#      test-only ones) is in the build stage;
+#      test-only ones) is in the build stage; mbedTLS is linked statically (the source
+#      build of deploy/build-mbedtls.sh): no libmbedtls package in the image;
 #  (v) `xmppfront --version` with --network none;
 #  (s) in a network namespace the test makes (podman --network ns:PATH), with a config
 #      mounted read-only at /etc/xmppfront: a STARTTLS stream header with <starttls/> on
@@ -100,6 +101,8 @@ if [ "$MODE" = podman ]; then
 else
   echo "  (root size: $(du -sm "$ROOTFS" | cut -f1) MB)"
 fi
+xf_check "(b) mbedTLS is linked statically (deploy/build-mbedtls.sh): no libmbedtls package in the image, its build-info is" \
+  bash -c "out=\$(in_image sh -c 'dpkg-query -W -f=\"\${Package}\n\" | grep -i mbed; grep -c ^source_version= /usr/share/doc/xmppfront-mbedtls/build-info'); echo \"\$out\"; [ \"\$out\" = 1 ]"
 xf_check "(v) xmppfront --version in the image (podman: --network none)" \
   bash -c "in_image /usr/bin/xmppfront --version | grep -qx 'xmppfront [0-9.]*'"
 

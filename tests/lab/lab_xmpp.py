@@ -71,6 +71,8 @@ async def run(args):
             return 2
         mid = 'lab-' + uuid.uuid4().hex[:12]
         body = f'lab {frm} -> {to} {mid}'
+        if len(body) < args.body_bytes:   # --body-bytes: padded, to span several TLS records
+            body += ' ' + ''.join(chr(0x61 + i % 26) for i in range(args.body_bytes - len(body) - 1))
         m = clients[frm].make_message(mto=to, mbody=body, mtype='chat')
         m['id'] = mid
         m.send()
@@ -113,6 +115,8 @@ def main():
                     metavar=('JID', 'PASS', 'HOST', 'PORT'))
     ap.add_argument('--send', nargs=2, action='append', default=[], metavar=('FROM', 'TO'))
     ap.add_argument('--timeout', type=float, default=20, help='for all sends together')
+    ap.add_argument('--body-bytes', type=int, default=0,
+                    help='pad each body to this many characters (delivery compares it whole)')
     ap.add_argument('--login-timeout', type=float, default=15)
     args = ap.parse_args()
     loop = asyncio.new_event_loop()
