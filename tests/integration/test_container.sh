@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# xf-test-timeout: 600
 # The container image (issue 9, "Packaging"; deploy/container/): built with podman from
 # Debian packages only — the base by deploy/container/build-base.sh (a local debootstrap of
 # Debian 13, no registry; the rootfs tarball cached under /var/cache/xmppfront-test), the
