@@ -161,6 +161,9 @@ const char *xf_conn_read_error_reason(xf_conn *c, const char *side, int err, cha
 
 /* relay.c: writes with backpressure, socket reads */
 int xf_conn_flush_tls_out(xf_conn *c);
+/* Bytes to the client socket as they are (ciphertext from bio_send): written at once
+   when nothing is queued, the rest queued (copied). 0 or a negative libuv error. */
+int xf_conn_client_write(xf_conn *c, const char *data, size_t len);
 void xf_conn_pause_client(xf_conn *c);
 int xf_conn_client_send(xf_conn *c, const char *data, size_t len);
 int xf_conn_backend_send(xf_conn *c, const char *data, size_t len);
@@ -171,6 +174,9 @@ void xf_conn_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 /* tlsbio.c: TLS over memory BIOs on the public side */
 int xf_conn_tls_setup(xf_conn *c);
+/* Ciphertext read from the client socket (valid during the call only): decrypted and
+   passed on, the unused rest kept in tls_in. */
+void xf_conn_tls_input(xf_conn *c, const char *data, size_t len);
 int xf_conn_renegotiation_seen(xf_conn *c, const unsigned char *p, size_t n);
 void xf_conn_tls_pump(xf_conn *c);
 

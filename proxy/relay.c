@@ -78,14 +78,40 @@ static int raw_write(xf_conn *c, int to_backend, const char *data, size_t len)
     return 0;
 }
 
-/* Hand the ciphertext mbedTLS produced to the client socket. */
+/* Bytes to one side, copied only if they must wait: when libuv has nothing queued on
+   that socket, uv_try_write hands it what the kernel takes now, and only the unwritten
+   rest goes into a write request that owns a copy (raw_write). Bytes written here were
+   never queued, so client_queued/backend_queued (the watermarks) do not count them.
+   An error of the immediate write (other than EAGAIN) is left to raw_write to report,
+   as before. Returns 0 or a negative libuv error. */
+static int send_now(xf_conn *c, int to_backend, const char *data, size_t len)
+{
+    uv_stream_t *s = (uv_stream_t *)(to_backend ? &c->backend : &c->client);
+    if (len == 0)
+        return 0;
+    if (uv_is_writable(s)) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write(s, &b, 1);     /* UV_EAGAIN while anything is queued */
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+    }
+    return raw_write(c, to_backend, data, len);
+}
+
+int xf_conn_client_write(xf_conn *c, const char *data, size_t len)
+{
+    return send_now(c, 0, data, len);
+}
+
+/* Hand the ciphertext buffered in tls_out (the handshake's flight, in one write) to the
+   client socket, and give the buffer back. */
 int xf_conn_flush_tls_out(xf_conn *c)
 {
     size_t n = xf_buf_size(&c->tls_out);
-    if (n == 0)
-        return 0;
-    int r = raw_write(c, 0, xf_buf_head(&c->tls_out), n);
-    xf_buf_consume(&c->tls_out, n);
+    int r = n ? send_now(c, 0, xf_buf_head(&c->tls_out), n) : 0;
+    xf_buf_free(&c->tls_out);
     return r;
 }
 
@@ -126,7 +152,7 @@ int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
             xf_conn_close(c, "client write failed");
             return -1;
         }
-    } else if (raw_write(c, 0, data, len) < 0) {
+    } else if (send_now(c, 0, data, len) < 0) {
         xf_conn_close(c, "client write failed");
         return -1;
     }
@@ -139,7 +165,7 @@ int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
 
 int xf_conn_backend_send(xf_conn *c, const char *data, size_t len)
 {
-    if (raw_write(c, 1, data, len) < 0) {
+    if (send_now(c, 1, data, len) < 0) {
         xf_conn_close(c, "backend write failed");
         return -1;
     }
@@ -281,11 +307,7 @@ void xf_conn_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         xf_conn_close(c, "TLS renegotiation attempt");
         return;
     }
-    if (xf_buf_append(&c->tls_in, buf->base, (size_t)n) < 0) {
-        xf_conn_close(c, "out of memory");
-        return;
-    }
-    xf_conn_tls_pump(c);
+    xf_conn_tls_input(c, buf->base, (size_t)n);
     /* Ciphertext piling up while we do not decrypt (backpressure) stops the reads too. */
     if (xf_buf_size(&c->tls_in) > c->config->limits.buffer_high_bytes)
         xf_conn_pause_client(c);

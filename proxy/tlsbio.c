@@ -5,30 +5,88 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
+#define PLAIN_BATCH (4 * READ_CHUNK)  /* plaintext handed on at once by the pump */
+
+/* Ciphertext the socket read and TLS has not taken yet, straight from the read buffer
+   (relay.c's slab), for the duration of one xf_conn_tls_input: bio_recv takes it from
+   there, and only what is left over is copied into tls_in. One per worker thread; a
+   pump that is not inside xf_conn_tls_input (resume_client, STARTTLS) sees none. */
+static __thread struct {
+    xf_conn *c;
+    const char *p;
+    size_t n;
+} rx;
+
+/* mbedTLS output. The handshake's flight is gathered in tls_out and written at once by
+   xf_conn_tls_pump (one write for the whole flight, not one per record); after that
+   each record goes to the socket as mbedTLS made it (xf_conn_client_write: no copy
+   unless the socket cannot take it now). Either way every byte is taken. */
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     xf_conn *c = ctx;
-    if (xf_buf_append(&c->tls_out, buf, len) < 0)
-        return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    if (c->state == XF_CONN_TLS_HANDSHAKE || xf_buf_size(&c->tls_out) > 0) {
+        if (xf_buf_append(&c->tls_out, buf, len) < 0)
+            return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    } else if (xf_conn_client_write(c, (const char *)buf, len) < 0) {
+        return MBEDTLS_ERR_NET_SEND_FAILED;
+    }
     return (int)len;
 }
 
+/* mbedTLS input: tls_in first (older bytes), then the read buffer of the current
+   xf_conn_tls_input. tls_in's storage goes back once it is drained. */
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     xf_conn *c = ctx;
     size_t n = xf_buf_size(&c->tls_in);
-    if (n == 0)
+    if (n > 0) {
+        if (n > len)
+            n = len;
+        memcpy(buf, xf_buf_head(&c->tls_in), n);
+        xf_buf_consume(&c->tls_in, n);
+        xf_buf_release_if_empty(&c->tls_in);
+        return (int)n;
+    }
+    if (rx.c != c || rx.n == 0)
         return MBEDTLS_ERR_SSL_WANT_READ;
-    if (n > len)
-        n = len;
-    memcpy(buf, xf_buf_head(&c->tls_in), n);
-    xf_buf_consume(&c->tls_in, n);
+    n = rx.n < len ? rx.n : len;
+    memcpy(buf, rx.p, n);
+    rx.p += n;
+    rx.n -= n;
     return (int)n;
+}
+
+/* Ciphertext from the client socket (data is the read buffer, valid only during this
+   call). Once the handshake is over and nothing older waits in tls_in, TLS reads it in
+   place; what it does not take (a partial record, or records left while the client is
+   paused) is kept in tls_in. Before that it goes through tls_in as it always did (the
+   whitespace skip after <proceed/>, the handshake). */
+void xf_conn_tls_input(xf_conn *c, const char *data, size_t len)
+{
+    if (c->state == XF_CONN_TLS_HANDSHAKE || xf_buf_size(&c->tls_in) > 0 || rx.c != NULL) {
+        if (xf_buf_append(&c->tls_in, data, len) < 0) {
+            xf_conn_close(c, "out of memory");
+            return;
+        }
+        xf_conn_tls_pump(c);
+        return;
+    }
+    rx.c = c;
+    rx.p = data;
+    rx.n = len;
+    xf_conn_tls_pump(c);
+    size_t left = rx.n;
+    const char *rest = rx.p;
+    rx.c = NULL;
+    rx.n = 0;
+    if (left > 0 && c->state < XF_CONN_CLOSING && xf_buf_append(&c->tls_in, rest, left) < 0)
+        xf_conn_close(c, "out of memory");
 }
 
 int xf_conn_tls_setup(xf_conn *c)
@@ -121,15 +179,25 @@ void xf_conn_tls_pump(xf_conn *c)
             }
         }
     }
+    /* Application data: the plaintext of up to PLAIN_BATCH bytes of whole records goes on
+       in one piece (one write to the backend for what one socket read brought, not one
+       per record). The checks of the loop apply per batch. */
     while (c->state >= XF_CONN_TLS_HEADER && c->state <= XF_CONN_RELAY && !c->client_paused &&
            !c->client_eof) {
-        unsigned char buf[READ_CHUNK];
-        int r = mbedtls_ssl_read(&c->ssl, buf, sizeof(buf));
-        if (r > 0) {
-            xf_conn_client_plain_input(c, (const char *)buf, (size_t)r);
+        unsigned char buf[PLAIN_BATCH];
+        size_t have = 0;
+        int r;
+        do {
+            r = mbedtls_ssl_read(&c->ssl, buf + have, sizeof(buf) - have);
+            if (r > 0)
+                have += (size_t)r;
+        } while (r > 0 && sizeof(buf) - have >= READ_CHUNK);
+        if (have > 0)
+            xf_conn_client_plain_input(c, (const char *)buf, have);
+        if (r > 0)
             continue;
-        }
-        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE ||
+            c->state > XF_CONN_RELAY || c->client_eof)
             break;
         if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == 0) {
             xf_conn_on_client_eof(c);
