@@ -82,14 +82,17 @@ static int raw_write(xf_conn *c, int to_backend, const char *data, size_t len)
    that socket, uv_try_write hands it what the kernel takes now, and only the unwritten
    rest goes into a write request that owns a copy (raw_write). Bytes written here were
    never queued, so client_queued/backend_queued (the watermarks) do not count them.
-   An error of the immediate write (other than EAGAIN) is left to raw_write to report,
-   as before. Returns 0 or a negative libuv error. */
+   While the other side is paused, bytes take the queued path even if the socket could
+   take them now: that write's completion (on_write_done) is what resumes the paused
+   side, whatever paused it (a watermark, s2s_in's or inbound.c's held elements), as it
+   always was. An error of the immediate write (other than EAGAIN) is left to raw_write
+   to report, as before. Returns 0 or a negative libuv error. */
 static int send_now(xf_conn *c, int to_backend, const char *data, size_t len)
 {
     uv_stream_t *s = (uv_stream_t *)(to_backend ? &c->backend : &c->client);
     if (len == 0)
         return 0;
-    if (uv_is_writable(s)) {
+    if (!(to_backend ? c->client_paused : c->backend_paused) && uv_is_writable(s)) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write(s, &b, 1);     /* UV_EAGAIN while anything is queued */
         if (n > 0) {
