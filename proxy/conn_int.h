@@ -93,6 +93,8 @@ typedef struct xf_conn {
     int cstream_ended;                      /* the client sent </stream:stream> while policed */
     uint64_t auth_deadline_ms;              /* loop time limit for authentication, while policed */
     int timer_is_auth;                      /* the timer currently runs on that deadline */
+    int timer_is_idle;                      /* ... on the idle timeout (RELAY) */
+    uint64_t idle_from_ms;                  /* loop time of the last relayed bytes */
     xf_buf plain;                           /* client plaintext not yet forwarded */
     xf_buf bplain;                          /* backend bytes not yet forwarded */
     uint64_t bheader_end;                   /* end of the backend's header in bplain */

@@ -9,7 +9,8 @@
 #  stop reading); the backend then sends the SHA-256 of what it sent and of what it
 #  received, and the client checks both against its own (nothing lost, duplicated,
 #  reordered or corrupted); the stream then ends cleanly (close_notify, EOF) and the
-#  proxy's close line counts every byte.
+#  proxy's close line counts every byte. Then limits.idle_timeout_s: a stream with a
+#  byte a second outlives the timeout, and is closed once quiet for that long.
 . "$(dirname "$0")/lib.sh"
 T=relay_bulk_sha
 BYTES=${XF_BULK_BYTES:-6291456}
@@ -22,7 +23,7 @@ XF_LOG="$XF_TMP/xmppfront.log"
 # Small watermarks, so that the slow readers make both sides pause and resume often.
 XF_WORKERS=1 xf_config_write "$XF_CFG" "$XF_TMP/tenants" \
   "$(xf_listener 127.0.0.1 "$P_TLS" direct client), $(xf_listener 127.0.0.1 "$P_STARTTLS" starttls client)" \
-  '"buffer_high_bytes": 32768, "buffer_low_bytes": 8192, "max_connections_per_ip": 0, "max_unauthenticated_per_ip": 0'
+  '"buffer_high_bytes": 32768, "buffer_low_bytes": 8192, "idle_timeout_s": 3, "max_connections_per_ip": 0, "max_unauthenticated_per_ip": 0'
 sed -i 's/^{$/{ "log_level": "info",/' "$XF_CFG"
 
 cat > "$XF_TMP/bulk.py" <<'PYEOF'
@@ -96,7 +97,7 @@ async def backend(r, w):
 
 async def client():
     ctx = ssl.create_default_context(cafile=ca)
-    if mode == 'direct':
+    if mode in ('direct', 'idle'):
         r, w = await asyncio.open_connection('127.0.0.1', port, ssl=ctx, server_hostname='a.example')
     else:
         r, w = await asyncio.open_connection('127.0.0.1', port)
@@ -109,6 +110,8 @@ async def client():
     await until(r, rb'</stream:features>')
     w.write(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AHVzZXIxAGdvb2Q=</auth>")
     await until(r, rb'<success[^>]*/>')
+    if mode == 'idle':
+        return await idle(r, w)
     w.write(struct.pack('!Q', nbytes))
     sent_task = asyncio.ensure_future(send_random(w, nbytes, 'client'))
     got = await recv_slowly(r, nbytes)
@@ -130,6 +133,30 @@ async def client():
         print(f'close: {e!r}')
     return 0 if ok else 1
 
+async def idle(r, w):
+    """limits.idle_timeout_s (IDLE): one byte a second for longer than IDLE keeps the
+    stream; then, quiet, the proxy closes it no earlier than IDLE after the last byte."""
+    idle_s = float(os.environ['IDLE'])
+    t0 = asyncio.get_running_loop().time
+    start = t0()
+    n = int(idle_s * 2) + 1
+    w.write(struct.pack('!Q', n))
+    for i in range(n):
+        if i:
+            await asyncio.sleep(1)
+        w.write(b'x')
+        await w.drain()
+    trailer = await r.readexactly(64)       # the backend's digests: still relaying
+    last = t0()
+    print(f'stream alive {last - start:.1f}s with one byte a second (idle_timeout_s {idle_s:g})')
+    try:
+        d = await asyncio.wait_for(r.read(), idle_s + 20)
+    except (ssl.SSLError, ConnectionError) as e:
+        d = repr(e)
+    quiet = t0() - last
+    print(f'closed by the proxy after {quiet:.1f}s of quiet, read {d!r}')
+    return 0 if quiet >= idle_s - 0.5 and last - start > idle_s else 1
+
 async def main():
     srv = await asyncio.start_server(backend, '127.0.0.1', be_port)
     try:
@@ -147,6 +174,10 @@ for m in direct starttls; do
   xf_check "$m: $BYTES random bytes each way at once, slow readers both ends, SHA-256 identical" \
     timeout 150 "$XF_PY" "$XF_TMP/bulk.py" "$m" "$P_BE" "$p" "$XF_TMP/pki/ca.pem" "$BYTES"
 done
+# The idle timer (pushed back lazily: noted per read, re-armed when it fires).
+xf_check "idle_timeout_s 3: one byte a second for 6 s keeps the stream, then quiet closes it after >= 3 s" \
+  env IDLE=3 timeout 60 "$XF_PY" "$XF_TMP/bulk.py" idle "$P_BE" "$P_TLS" "$XF_TMP/pki/ca.pem" 0
+xf_check "its close line says idle timeout" xf_wait_log "$XF_LOG" 5 'reason="idle timeout"'
 # Each stream's close line: closed by a peer (not an error), and every byte counted
 # (in = the client's plaintext after TLS, out = the backend's; both at least BYTES).
 xf_check "close lines: both streams ended by a peer, each with at least $BYTES bytes in and out" \
