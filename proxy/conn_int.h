@@ -179,6 +179,10 @@ int xf_conn_tls_setup(xf_conn *c);
 /* Ciphertext read from the client socket (valid during the call only): decrypted and
    passed on, the unused rest kept in tls_in. */
 void xf_conn_tls_input(xf_conn *c, const char *data, size_t len);
+/* Before mbedtls_ssl_write of len bytes: when they make more than one record, the
+   records are gathered in tls_out (room reserved now) for one write by
+   xf_conn_flush_tls_out; one record goes straight to the socket. 0, or -1 (ENOMEM). */
+int xf_conn_tls_gather(xf_conn *c, size_t len);
 int xf_conn_renegotiation_seen(xf_conn *c, const unsigned char *p, size_t n);
 void xf_conn_tls_pump(xf_conn *c);
 

@@ -139,7 +139,13 @@ static void pause_backend(xf_conn *c)
 int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
 {
     if (c->tls_active) {
+        /* Full records: each mbedtls_ssl_write takes at most one record's payload (16 KiB,
+           or MBEDTLS_SSL_OUT_CONTENT_LEN when mbedTLS is built smaller), so loop. */
         size_t done = 0;
+        if (xf_conn_tls_gather(c, len) < 0) {
+            xf_conn_close(c, "out of memory");
+            return -1;
+        }
         while (done < len) {
             int r = mbedtls_ssl_write(&c->ssl, (const unsigned char *)data + done, len - done);
             if (r < 0) {

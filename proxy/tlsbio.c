@@ -23,20 +23,33 @@ static __thread struct {
     size_t n;
 } rx;
 
-/* mbedTLS output. The handshake's flight is gathered in tls_out and written at once by
-   xf_conn_tls_pump (one write for the whole flight, not one per record); after that
-   each record goes to the socket as mbedTLS made it (xf_conn_client_write: no copy
-   unless the socket cannot take it now). Either way every byte is taken. */
+/* mbedTLS output. Gathered in tls_out and written at once (xf_conn_flush_tls_out, which
+   frees it) for the handshake's flight (one write for the whole flight, not one per
+   record) and for a piece of plaintext longer than one record (xf_conn_tls_gather);
+   tls_out has storage exactly while such a gathering runs. Otherwise the record goes to
+   the socket as mbedTLS made it (xf_conn_client_write: no copy unless the socket cannot
+   take it now). Either way every byte is taken. */
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     xf_conn *c = ctx;
-    if (c->state == XF_CONN_TLS_HANDSHAKE || xf_buf_size(&c->tls_out) > 0) {
+    if (c->state == XF_CONN_TLS_HANDSHAKE || c->tls_out.data != NULL) {
         if (xf_buf_append(&c->tls_out, buf, len) < 0)
             return MBEDTLS_ERR_SSL_ALLOC_FAILED;
     } else if (xf_conn_client_write(c, (const char *)buf, len) < 0) {
         return MBEDTLS_ERR_NET_SEND_FAILED;
     }
     return (int)len;
+}
+
+int xf_conn_tls_gather(xf_conn *c, size_t len)
+{
+    int max = mbedtls_ssl_get_max_out_record_payload(&c->ssl);
+    int exp = mbedtls_ssl_get_record_expansion(&c->ssl);
+    if (max <= 0 || len <= (size_t)max)
+        return 0;                           /* one record: straight to the socket */
+    size_t recs = len / (size_t)max + 1;
+    size_t room = len + recs * (size_t)(exp > 0 ? exp : 64);
+    return xf_buf_reserve(&c->tls_out, room) != NULL ? 0 : -1;
 }
 
 /* mbedTLS input: tls_in first (older bytes), then the read buffer of the current
