@@ -22,7 +22,10 @@
  *   any --stream error / timeout / peer gone--> CLOSING --> CLOSED
  *
  * The public side's ciphertext goes through two buffers (tls_in, tls_out) that the
- * mbedTLS BIO callbacks read and fill; everything above TLS sees plaintext only.
+ * mbedTLS BIO callbacks read and fill; everything above TLS sees plaintext only. After
+ * the handshake they hold only what must wait (a partial record; records gathered for
+ * one write) and are freed when drained: TLS reads the socket's read buffer in place
+ * and hands records to the socket with uv_try_write (tlsbio.c, relay.c).
  * Before RELAY, plaintext is kept (plain, bplain) and scanned with xmlstream. From
  * routing until authentication the client's stream stays scanned (only complete
  * elements within max_header_bytes go to the backend, <starttls/> is refused, the auth

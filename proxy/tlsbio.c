@@ -1,7 +1,8 @@
 /*
  * tlsbio: the public side's TLS — mbedTLS over memory buffers (tls_in / tls_out, filled
- * and drained by the socket code in relay.c), the handshake and application-data pump,
- * and the TLS 1.2 renegotiation watch.
+ * and drained by the socket code in relay.c; after the handshake, the socket's read
+ * buffer in place and records straight to the socket, the buffers only for what must
+ * wait), the handshake and application-data pump, and the TLS 1.2 renegotiation watch.
  */
 #include <stdio.h>
 #include <string.h>
