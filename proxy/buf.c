@@ -54,3 +54,9 @@ void xf_buf_free(xf_buf *b)
     free(b->data);
     memset(b, 0, sizeof(*b));
 }
+
+void xf_buf_release_if_empty(xf_buf *b)
+{
+    if (b->off >= b->len && b->data != NULL)
+        xf_buf_free(b);
+}

@@ -26,5 +26,8 @@ int xf_buf_append(xf_buf *b, const void *p, size_t n);
 void xf_buf_consume(xf_buf *b, size_t n);
 void xf_buf_reset(xf_buf *b);
 void xf_buf_free(xf_buf *b);
+/* Give the storage back when nothing is left to read (a connection that relays holds
+   no heap for a buffer it is not using); a buffer with bytes in it is left alone. */
+void xf_buf_release_if_empty(xf_buf *b);
 
 #endif

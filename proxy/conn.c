@@ -177,6 +177,7 @@ int xf_conn_backend_connect(xf_conn *c, const xf_backend *be, uv_connect_cb cb)
 }
 
 static void on_auth_timeout(uv_timer_t *t);
+static void on_idle_timeout(uv_timer_t *t);
 
 /* One timer per connection. While the stream is policed (routed, not yet authenticated)
    the auth deadline bounds every timer started: whichever comes first fires. */
@@ -193,6 +194,7 @@ void xf_conn_timer_start(xf_conn *c, uint64_t ms, uv_timer_cb cb)
             c->timer_is_auth = 1;
         }
     }
+    c->timer_is_idle = cb == on_idle_timeout;
     uv_timer_start(&c->timer, cb, ms, 0);
 }
 
@@ -201,6 +203,7 @@ void xf_conn_timer_stop(xf_conn *c)
 {
     uv_timer_stop(&c->timer);
     c->timer_is_auth = 0;
+    c->timer_is_idle = 0;
     if (c->cxml != NULL && c->state < XF_CONN_CLOSING)
         xf_conn_timer_start(c, UINT64_MAX, NULL);   /* the deadline is always earlier */
 }
@@ -441,9 +444,18 @@ void xf_conn_handshake_timer_start(xf_conn *c)
                         on_handshake_timeout);
 }
 
+/* The idle timer is not restarted on every read (a timer heap removal and insertion
+   per read, in both directions): xf_conn_relay_activity only notes the time, and the
+   timer, when it fires, waits again for what is left since the last activity. */
 static void on_idle_timeout(uv_timer_t *t)
 {
     xf_conn *c = t->data;
+    uint64_t due = c->idle_from_ms + (uint64_t)c->config->limits.idle_timeout_s * 1000;
+    uint64_t now = xf_conn_now_ms(c);
+    if (c->state == XF_CONN_RELAY && due > now) {
+        xf_conn_timer_start(c, due - now, on_idle_timeout);
+        return;
+    }
     xf_conn_close(c, "idle timeout");
 }
 
@@ -452,8 +464,11 @@ static void on_idle_timeout(uv_timer_t *t)
 void xf_conn_relay_activity(xf_conn *c)
 {
     unsigned idle = c->config->limits.idle_timeout_s;
-    if (idle && c->state == XF_CONN_RELAY && !c->client_eof && !c->backend_eof)
-        xf_conn_timer_start(c, (uint64_t)idle * 1000, on_idle_timeout);
+    if (idle && c->state == XF_CONN_RELAY && !c->client_eof && !c->backend_eof) {
+        c->idle_from_ms = xf_conn_now_ms(c);
+        if (!c->timer_is_idle || !uv_is_active((uv_handle_t *)&c->timer))
+            xf_conn_timer_start(c, (uint64_t)idle * 1000, on_idle_timeout);
+    }
 }
 
 /* limits.auth_timeout_s since routing and the backend has not said SASL <success/> or

@@ -22,7 +22,10 @@
  *   any --stream error / timeout / peer gone--> CLOSING --> CLOSED
  *
  * The public side's ciphertext goes through two buffers (tls_in, tls_out) that the
- * mbedTLS BIO callbacks read and fill; everything above TLS sees plaintext only.
+ * mbedTLS BIO callbacks read and fill; everything above TLS sees plaintext only. After
+ * the handshake they hold only what must wait (a partial record; records gathered for
+ * one write) and are freed when drained: TLS reads the socket's read buffer in place
+ * and hands records to the socket with uv_try_write (tlsbio.c, relay.c).
  * Before RELAY, plaintext is kept (plain, bplain) and scanned with xmlstream. From
  * routing until authentication the client's stream stays scanned (only complete
  * elements within max_header_bytes go to the backend, <starttls/> is refused, the auth
@@ -93,6 +96,8 @@ typedef struct xf_conn {
     int cstream_ended;                      /* the client sent </stream:stream> while policed */
     uint64_t auth_deadline_ms;              /* loop time limit for authentication, while policed */
     int timer_is_auth;                      /* the timer currently runs on that deadline */
+    int timer_is_idle;                      /* ... on the idle timeout (RELAY) */
+    uint64_t idle_from_ms;                  /* loop time of the last relayed bytes */
     xf_buf plain;                           /* client plaintext not yet forwarded */
     xf_buf bplain;                          /* backend bytes not yet forwarded */
     uint64_t bheader_end;                   /* end of the backend's header in bplain */
@@ -161,6 +166,9 @@ const char *xf_conn_read_error_reason(xf_conn *c, const char *side, int err, cha
 
 /* relay.c: writes with backpressure, socket reads */
 int xf_conn_flush_tls_out(xf_conn *c);
+/* Bytes to the client socket as they are (ciphertext from bio_send): written at once
+   when nothing is queued, the rest queued (copied). 0 or a negative libuv error. */
+int xf_conn_client_write(xf_conn *c, const char *data, size_t len);
 void xf_conn_pause_client(xf_conn *c);
 int xf_conn_client_send(xf_conn *c, const char *data, size_t len);
 int xf_conn_backend_send(xf_conn *c, const char *data, size_t len);
@@ -171,6 +179,13 @@ void xf_conn_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 /* tlsbio.c: TLS over memory BIOs on the public side */
 int xf_conn_tls_setup(xf_conn *c);
+/* Ciphertext read from the client socket (valid during the call only): decrypted and
+   passed on, the unused rest kept in tls_in. */
+void xf_conn_tls_input(xf_conn *c, const char *data, size_t len);
+/* Before mbedtls_ssl_write of len bytes: when they make more than one record, the
+   records are gathered in tls_out (room reserved now) for one write by
+   xf_conn_flush_tls_out; one record goes straight to the socket. 0, or -1 (ENOMEM). */
+int xf_conn_tls_gather(xf_conn *c, size_t len);
 int xf_conn_renegotiation_seen(xf_conn *c, const unsigned char *p, size_t n);
 void xf_conn_tls_pump(xf_conn *c);
 

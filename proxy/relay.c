@@ -78,14 +78,43 @@ static int raw_write(xf_conn *c, int to_backend, const char *data, size_t len)
     return 0;
 }
 
-/* Hand the ciphertext mbedTLS produced to the client socket. */
+/* Bytes to one side, copied only if they must wait: when libuv has nothing queued on
+   that socket, uv_try_write hands it what the kernel takes now, and only the unwritten
+   rest goes into a write request that owns a copy (raw_write). Bytes written here were
+   never queued, so client_queued/backend_queued (the watermarks) do not count them.
+   While the other side is paused, bytes take the queued path even if the socket could
+   take them now: that write's completion (on_write_done) is what resumes the paused
+   side, whatever paused it (a watermark, s2s_in's or inbound.c's held elements), as it
+   always was. An error of the immediate write (other than EAGAIN) is left to raw_write
+   to report, as before. Returns 0 or a negative libuv error. */
+static int send_now(xf_conn *c, int to_backend, const char *data, size_t len)
+{
+    uv_stream_t *s = (uv_stream_t *)(to_backend ? &c->backend : &c->client);
+    if (len == 0)
+        return 0;
+    if (!(to_backend ? c->client_paused : c->backend_paused) && uv_is_writable(s)) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write(s, &b, 1);     /* UV_EAGAIN while anything is queued */
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+    }
+    return raw_write(c, to_backend, data, len);
+}
+
+int xf_conn_client_write(xf_conn *c, const char *data, size_t len)
+{
+    return send_now(c, 0, data, len);
+}
+
+/* Hand the ciphertext buffered in tls_out (the handshake's flight, in one write) to the
+   client socket, and give the buffer back. */
 int xf_conn_flush_tls_out(xf_conn *c)
 {
     size_t n = xf_buf_size(&c->tls_out);
-    if (n == 0)
-        return 0;
-    int r = raw_write(c, 0, xf_buf_head(&c->tls_out), n);
-    xf_buf_consume(&c->tls_out, n);
+    int r = n ? send_now(c, 0, xf_buf_head(&c->tls_out), n) : 0;
+    xf_buf_free(&c->tls_out);
     return r;
 }
 
@@ -110,7 +139,13 @@ static void pause_backend(xf_conn *c)
 int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
 {
     if (c->tls_active) {
+        /* Full records: each mbedtls_ssl_write takes at most one record's payload (16 KiB,
+           or MBEDTLS_SSL_OUT_CONTENT_LEN when mbedTLS is built smaller), so loop. */
         size_t done = 0;
+        if (xf_conn_tls_gather(c, len) < 0) {
+            xf_conn_close(c, "out of memory");
+            return -1;
+        }
         while (done < len) {
             int r = mbedtls_ssl_write(&c->ssl, (const unsigned char *)data + done, len - done);
             if (r < 0) {
@@ -126,7 +161,7 @@ int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
             xf_conn_close(c, "client write failed");
             return -1;
         }
-    } else if (raw_write(c, 0, data, len) < 0) {
+    } else if (send_now(c, 0, data, len) < 0) {
         xf_conn_close(c, "client write failed");
         return -1;
     }
@@ -139,7 +174,7 @@ int xf_conn_client_send(xf_conn *c, const char *data, size_t len)
 
 int xf_conn_backend_send(xf_conn *c, const char *data, size_t len)
 {
-    if (raw_write(c, 1, data, len) < 0) {
+    if (send_now(c, 1, data, len) < 0) {
         xf_conn_close(c, "backend write failed");
         return -1;
     }
@@ -281,11 +316,7 @@ void xf_conn_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         xf_conn_close(c, "TLS renegotiation attempt");
         return;
     }
-    if (xf_buf_append(&c->tls_in, buf->base, (size_t)n) < 0) {
-        xf_conn_close(c, "out of memory");
-        return;
-    }
-    xf_conn_tls_pump(c);
+    xf_conn_tls_input(c, buf->base, (size_t)n);
     /* Ciphertext piling up while we do not decrypt (backpressure) stops the reads too. */
     if (xf_buf_size(&c->tls_in) > c->config->limits.buffer_high_bytes)
         xf_conn_pause_client(c);

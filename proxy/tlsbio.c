@@ -1,34 +1,106 @@
 /*
  * tlsbio: the public side's TLS — mbedTLS over memory buffers (tls_in / tls_out, filled
- * and drained by the socket code in relay.c), the handshake and application-data pump,
- * and the TLS 1.2 renegotiation watch.
+ * and drained by the socket code in relay.c; after the handshake, the socket's read
+ * buffer in place and records straight to the socket, the buffers only for what must
+ * wait), the handshake and application-data pump, and the TLS 1.2 renegotiation watch.
  */
 #include <stdio.h>
 #include <string.h>
+#include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 #include "proxy/conn_int.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
+#define PLAIN_BATCH (4 * READ_CHUNK)  /* plaintext handed on at once by the pump */
+
+/* Ciphertext the socket read and TLS has not taken yet, straight from the read buffer
+   (relay.c's slab), for the duration of one xf_conn_tls_input: bio_recv takes it from
+   there, and only what is left over is copied into tls_in. One per worker thread; a
+   pump that is not inside xf_conn_tls_input (resume_client, STARTTLS) sees none. */
+static __thread struct {
+    xf_conn *c;
+    const char *p;
+    size_t n;
+} rx;
+
+/* mbedTLS output. Gathered in tls_out and written at once (xf_conn_flush_tls_out, which
+   frees it) for the handshake's flight (one write for the whole flight, not one per
+   record) and for a piece of plaintext longer than one record (xf_conn_tls_gather);
+   tls_out has storage exactly while such a gathering runs. Otherwise the record goes to
+   the socket as mbedTLS made it (xf_conn_client_write: no copy unless the socket cannot
+   take it now). Either way every byte is taken. */
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     xf_conn *c = ctx;
-    if (xf_buf_append(&c->tls_out, buf, len) < 0)
-        return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    if (c->state == XF_CONN_TLS_HANDSHAKE || c->tls_out.data != NULL) {
+        if (xf_buf_append(&c->tls_out, buf, len) < 0)
+            return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    } else if (xf_conn_client_write(c, (const char *)buf, len) < 0) {
+        return MBEDTLS_ERR_NET_SEND_FAILED;
+    }
     return (int)len;
 }
 
+int xf_conn_tls_gather(xf_conn *c, size_t len)
+{
+    int max = mbedtls_ssl_get_max_out_record_payload(&c->ssl);
+    int exp = mbedtls_ssl_get_record_expansion(&c->ssl);
+    if (max <= 0 || len <= (size_t)max)
+        return 0;                           /* one record: straight to the socket */
+    size_t recs = len / (size_t)max + 1;
+    size_t room = len + recs * (size_t)(exp > 0 ? exp : 64);
+    return xf_buf_reserve(&c->tls_out, room) != NULL ? 0 : -1;
+}
+
+/* mbedTLS input: tls_in first (older bytes), then the read buffer of the current
+   xf_conn_tls_input. tls_in's storage goes back once it is drained. */
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     xf_conn *c = ctx;
     size_t n = xf_buf_size(&c->tls_in);
-    if (n == 0)
+    if (n > 0) {
+        if (n > len)
+            n = len;
+        memcpy(buf, xf_buf_head(&c->tls_in), n);
+        xf_buf_consume(&c->tls_in, n);
+        xf_buf_release_if_empty(&c->tls_in);
+        return (int)n;
+    }
+    if (rx.c != c || rx.n == 0)
         return MBEDTLS_ERR_SSL_WANT_READ;
-    if (n > len)
-        n = len;
-    memcpy(buf, xf_buf_head(&c->tls_in), n);
-    xf_buf_consume(&c->tls_in, n);
+    n = rx.n < len ? rx.n : len;
+    memcpy(buf, rx.p, n);
+    rx.p += n;
+    rx.n -= n;
     return (int)n;
+}
+
+/* Ciphertext from the client socket (data is the read buffer, valid only during this
+   call). Once the handshake is over and nothing older waits in tls_in, TLS reads it in
+   place; what it does not take (a partial record, or records left while the client is
+   paused) is kept in tls_in. Before that it goes through tls_in as it always did (the
+   whitespace skip after <proceed/>, the handshake). */
+void xf_conn_tls_input(xf_conn *c, const char *data, size_t len)
+{
+    if (c->state == XF_CONN_TLS_HANDSHAKE || xf_buf_size(&c->tls_in) > 0 || rx.c != NULL) {
+        if (xf_buf_append(&c->tls_in, data, len) < 0) {
+            xf_conn_close(c, "out of memory");
+            return;
+        }
+        xf_conn_tls_pump(c);
+        return;
+    }
+    rx.c = c;
+    rx.p = data;
+    rx.n = len;
+    xf_conn_tls_pump(c);
+    size_t left = rx.n;
+    const char *rest = rx.p;
+    rx.c = NULL;
+    rx.n = 0;
+    if (left > 0 && c->state < XF_CONN_CLOSING && xf_buf_append(&c->tls_in, rest, left) < 0)
+        xf_conn_close(c, "out of memory");
 }
 
 int xf_conn_tls_setup(xf_conn *c)
@@ -121,15 +193,25 @@ void xf_conn_tls_pump(xf_conn *c)
             }
         }
     }
+    /* Application data: the plaintext of up to PLAIN_BATCH bytes of whole records goes on
+       in one piece (one write to the backend for what one socket read brought, not one
+       per record). The checks of the loop apply per batch. */
     while (c->state >= XF_CONN_TLS_HEADER && c->state <= XF_CONN_RELAY && !c->client_paused &&
            !c->client_eof) {
-        unsigned char buf[READ_CHUNK];
-        int r = mbedtls_ssl_read(&c->ssl, buf, sizeof(buf));
-        if (r > 0) {
-            xf_conn_client_plain_input(c, (const char *)buf, (size_t)r);
+        unsigned char buf[PLAIN_BATCH];
+        size_t have = 0;
+        int r;
+        do {
+            r = mbedtls_ssl_read(&c->ssl, buf + have, sizeof(buf) - have);
+            if (r > 0)
+                have += (size_t)r;
+        } while (r > 0 && sizeof(buf) - have >= READ_CHUNK);
+        if (have > 0)
+            xf_conn_client_plain_input(c, (const char *)buf, have);
+        if (r > 0)
             continue;
-        }
-        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE ||
+            c->state > XF_CONN_RELAY || c->client_eof)
             break;
         if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == 0) {
             xf_conn_on_client_eof(c);

@@ -70,6 +70,29 @@ static void grows_for_large_appends(void **state)
     xf_buf_free(&b);
 }
 
+/* A drained buffer gives its storage back; one with unread bytes keeps them intact. */
+static void release_if_empty_frees_only_drained(void **state)
+{
+    (void)state;
+    xf_buf b = {0};
+    xf_buf_release_if_empty(&b);             /* the empty struct stays valid */
+    assert_null(b.data);
+    assert_int_equal(xf_buf_append(&b, "abcdef", 6), 0);
+    xf_buf_consume(&b, 4);
+    xf_buf_release_if_empty(&b);
+    assert_non_null(b.data);
+    assert_int_equal(xf_buf_size(&b), 2);
+    assert_memory_equal(xf_buf_head(&b), "ef", 2);
+    xf_buf_consume(&b, 2);
+    xf_buf_release_if_empty(&b);
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+    assert_int_equal(xf_buf_size(&b), 0);
+    assert_int_equal(xf_buf_append(&b, "x", 1), 0);   /* usable again */
+    assert_int_equal(xf_buf_size(&b), 1);
+    xf_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -77,6 +100,7 @@ int main(void)
         cmocka_unit_test(append_consume_keeps_order),
         cmocka_unit_test(reserve_compacts_before_growing),
         cmocka_unit_test(grows_for_large_appends),
+        cmocka_unit_test(release_if_empty_frees_only_drained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
