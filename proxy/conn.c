@@ -54,6 +54,43 @@ static void track(xf_conn *c)
         xf_metrics_tenant_leave(&c->mtenant);
 }
 
+int xf_conn_tls_select_begin(xf_conn *c)
+{
+    xf_tls_select *hs = calloc(1, sizeof(*hs));
+    if (hs == NULL)
+        return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    hs->registry = c->sel.registry;
+    hs->hint = c->sel.hint;
+    hs->want_peer_cert = c->sel.want_peer_cert;
+    hs->peer_ca = c->sel.peer_ca;
+    c->hs = hs;
+    c->sel.sni = hs->sni;                        /* the SNI callback writes it there */
+    mbedtls_ssl_set_user_data_p(&c->ssl, hs);
+    return 0;
+}
+
+/* The handshake is over: keep the choice and the SNI (a heap copy, only when there is
+   one), free the working copy. No callback reads the user data any more (no
+   renegotiation, tls.h). If the copy cannot be made, c->hs stays (and the SNI with it). */
+static void tls_select_end(xf_conn *c)
+{
+    xf_tls_select *hs = c->hs;
+    if (hs == NULL)
+        return;
+    c->sel.chosen = hs->chosen;
+    if (hs->sni[0]) {
+        char *sni = strdup(hs->sni);
+        if (sni == NULL)
+            return;
+        c->sel.sni = sni;
+    } else {
+        c->sel.sni = "";
+    }
+    mbedtls_ssl_set_user_data_p(&c->ssl, NULL);
+    c->hs = NULL;
+    free(hs);
+}
+
 /* The only place the state changes; asserts the move is one the diagram allows. */
 void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
 {
@@ -78,6 +115,9 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
              state_names[to]);
     c->state = to;
     track(c);
+    if (to == XF_CONN_TLS_HEADER) {              /* the handshake is over */
+        tls_select_end(c);
+    }
     if (to == XF_CONN_BACKEND_HEADER)            /* the backend socket exists now */
         xf_conn_keepalive(&c->backend, c->config->limits.tcp_keepalive_s);
 }
@@ -224,23 +264,29 @@ static const char *service_name(int s)
     return s == XF_SVC_CLIENT ? "client" : s == XF_SVC_SERVER ? "server" : "auto";
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+const char *xf_conn_peer(const xf_conn *c, char *out)
 {
     char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        port = ntohs(a->sin_port);
-        snprintf(out, cap, "%s:%d", host, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        port = ntohs(a->sin6_port);
-        snprintf(out, cap, "[%s]:%d", host, port);
+    const xf_conn_addr *a = &c->peer_addr;
+    if (a->sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a->in.sin_addr, host, sizeof(host));
+        snprintf(out, XF_CONN_PEER_LEN, "%s:%d", host, ntohs(a->in.sin_port));
+    } else if (a->sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &a->in6.sin6_addr, host, sizeof(host));
+        snprintf(out, XF_CONN_PEER_LEN, "[%s]:%d", host, ntohs(a->in6.sin6_port));
     } else {
-        snprintf(out, cap, "?");
+        snprintf(out, XF_CONN_PEER_LEN, "-");
     }
+    return out;
+}
+
+/* A TCP socket's address into the compact form (anything but IPv4/IPv6 stays unset). */
+static void keep_addr(xf_conn_addr *out, const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        memcpy(&out->in, ss, sizeof(out->in));
+    else if (ss->ss_family == AF_INET6)
+        memcpy(&out->in6, ss, sizeof(out->in6));
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -254,6 +300,10 @@ static void on_handle_closed(uv_handle_t *h)
     xf_buf_free(&c->tls_out);
     xf_buf_free(&c->plain);
     xf_buf_free(&c->bplain);
+    if (c->hs != NULL)
+        free(c->hs);                        /* c->sel.sni pointed into it */
+    else if (c->sel.sni[0])
+        free((char *)c->sel.sni);
     xf_conn_http_free(c->http);
     xf_s2s_in_free(c->s2s);                 /* before the scanners: it may share c->cxml */
     xf_xml_free(c->xml);
@@ -287,6 +337,7 @@ void xf_conn_close(xf_conn *c, const char *reason)
     /* Fields that can carry peer-chosen text are quoted (log.h, xf_log_quote). An s2s
        stream negotiated here names its authentication and verdict (issue 7). */
     char qtenant[300], qsni[300], qalpn[80], qreason[420], s2s[1400] = "";
+    char peer[XF_CONN_PEER_LEN];
     if (c->s2s != NULL) {
         char qv[1300];
         snprintf(s2s, sizeof(s2s), " auth=%s verdict=%s", xf_s2s_in_auth(c->s2s),
@@ -298,7 +349,7 @@ void xf_conn_close(xf_conn *c, const char *reason)
             xf_log_quote(qtenant, sizeof(qtenant), c->tenant ? c->tenant->domain : NULL),
             c->http ? "http" : service_name(c->service ? c->service : c->lconf->service),
             c->lconf->name,
-            c->peer, ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
+            xf_conn_peer(c, peer), ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
             xf_log_quote(qalpn, sizeof(qalpn), alpn), (unsigned long long)c->bytes_in,
             (unsigned long long)c->bytes_out,
             (unsigned long long)(xf_conn_now_ms(c) - c->start_ms), s2s,
@@ -335,10 +386,14 @@ void xf_conn_on_linger_timeout(uv_timer_t *t)
         xf_conn_close(c, c->reason[0] ? c->reason : "linger timeout");
 }
 
+/* The request is the connection's only while it runs (an idle connection carries none);
+   libuv calls back, with UV_ECANCELED if need be, before the client handle's close
+   callback, so c is still there. */
 static void on_client_shutdown(uv_shutdown_t *req, int status)
 {
     xf_conn *c = req->data;
     (void)status;
+    free(req);
     if (c->state == XF_CONN_CLOSED)
         return;
     c->client_shut_done = 1;
@@ -359,9 +414,14 @@ void xf_conn_shutdown_client(xf_conn *c)
         xf_conn_flush_tls_out(c);
     }
     c->client_shut = 1;
-    c->client_shut_req.data = c;
-    if (uv_shutdown(&c->client_shut_req, (uv_stream_t *)&c->client, on_client_shutdown) < 0)
-        c->client_shut_done = 1;               /* nothing to wait for */
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req != NULL) {
+        req->data = c;
+        if (uv_shutdown(req, (uv_stream_t *)&c->client, on_client_shutdown) == 0)
+            return;
+        free(req);
+    }
+    c->client_shut_done = 1;                   /* nothing to wait for (or no memory to) */
 }
 
 /* Close gracefully (RFC 6120 §4.4): drop the backend, send what is queued (e.g. a
@@ -533,7 +593,7 @@ void xf_conn_accept(xf_listener *l)
     c->state = l->conf->tls == XF_TLS_DIRECT ? XF_CONN_TLS_HANDSHAKE : XF_CONN_PLAIN_HEADER;
     c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     c->start_ms = uv_now(&w->loop);
-    snprintf(c->peer, sizeof(c->peer), "-");
+    c->sel.sni = "";
     uv_tcp_init(&w->loop, &c->client);
     uv_timer_init(&w->loop, &c->timer);
     c->client.data = c->timer.data = c;
@@ -556,11 +616,15 @@ void xf_conn_accept(xf_listener *l)
     xf_metrics_inc(XF_MF_ACCEPTED, l->conf->service == XF_SVC_CLIENT ? XF_MSVC_CLIENT
                    : l->conf->service == XF_SVC_SERVER ? XF_MSVC_SERVER : XF_MSVC_AUTO);
     track(c);
-    int len = sizeof(c->peer_addr);
-    uv_tcp_getpeername(&c->client, (struct sockaddr *)&c->peer_addr, &len);
-    len = sizeof(c->local_addr);
-    uv_tcp_getsockname(&c->client, (struct sockaddr *)&c->local_addr, &len);
-    format_addr(&c->peer_addr, c->peer, sizeof(c->peer));
+    struct sockaddr_storage peer_ss, local_ss;
+    memset(&peer_ss, 0, sizeof(peer_ss));
+    memset(&local_ss, 0, sizeof(local_ss));
+    int len = sizeof(peer_ss);
+    uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer_ss, &len);
+    len = sizeof(local_ss);
+    uv_tcp_getsockname(&c->client, (struct sockaddr *)&local_ss, &len);
+    keep_addr(&c->peer_addr, &peer_ss);
+    keep_addr(&c->local_addr, &local_ss);
     uv_tcp_nodelay(&c->client, 1);
 
     const xf_limits *lim = &c->config->limits;
@@ -570,7 +634,7 @@ void xf_conn_accept(xf_listener *l)
         return;
     }
     if ((lim->max_connections_per_ip || lim->max_unauthenticated_per_ip) &&
-        xf_iplimit_key(&c->peer_addr, lim->ipv6_prefix, &c->ipkey) == 0) {
+        xf_iplimit_key(&peer_ss, lim->ipv6_prefix, &c->ipkey) == 0) {
         r = xf_iplimit_acquire(&c->ipkey, lim->max_connections_per_ip,
                                lim->max_unauthenticated_per_ip);
         if (r == XF_IPLIMIT_OVER_TOTAL) {
@@ -593,7 +657,8 @@ void xf_conn_accept(xf_listener *l)
         refuse(c, XF_STAT_ACCEPT_ALLOC_FAILED, "out of memory at accept");
         return;
     }
-    if (c->state == XF_CONN_TLS_HANDSHAKE && (r = xf_conn_tls_setup(c)) != 0) {
+    if (c->state == XF_CONN_TLS_HANDSHAKE &&
+        ((r = xf_conn_tls_setup(c)) != 0 || (r = xf_conn_tls_select_begin(c)) != 0)) {
         char e[100], reason[160];
         snprintf(reason, sizeof(reason), "TLS setup: %s", xf_tls_strerror(r, e, sizeof(e)));
         xf_conn_close(c, reason);
