@@ -3,6 +3,8 @@
  * (immediate, or graceful with a stream error), its timers, accept and drain.
  * The struct, the state diagram and what the other files do: proxy/conn_int.h.
  */
+/* tls_handshake_release reads mbedtls_ssl_context's handshake pointer. */
+#define MBEDTLS_ALLOW_PRIVATE_ACCESS
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -69,6 +71,43 @@ int xf_conn_tls_select_begin(xf_conn *c)
     return 0;
 }
 
+/* mbedTLS 3.6's TLS 1.3 server keeps its handshake parameters after the handshake
+   (mbedtls_ssl_tls13_handshake_wrapup switches the transforms and the session but,
+   unlike TLS 1.2's wrap-up, frees nothing): the handshake struct with its transcript
+   hashes and the handshake-traffic transform, ~5.7 KB per connection, until
+   mbedtls_ssl_free. Nothing reads them once the handshake is over (a TLS 1.3 server
+   refuses every post-handshake handshake message, ssl_msg.c; no renegotiation, no
+   KeyUpdate in 3.6; tickets are written before the state is HANDSHAKE_OVER; no early
+   data), so they are freed with the library's own TLS 1.2 wrap-up,
+   mbedtls_ssl_handshake_wrapup_free_hs_transform: mbedtls_ssl_handshake_free (which
+   frees the handshake-traffic transform too) and ssl->handshake = NULL, the state a TLS
+   1.2 connection is in after its handshake; the unused transform_negotiate moves into
+   ssl->transform, which mbedtls_ssl_free frees. Only for the versions this was read
+   against (mbedTLS 3.6 source, ssl_tls.c / ssl_tls13_server.c / ssl_msg.c): the wrap-up
+   is internal (ssl_misc.h), so it is declared here and taken weakly; a library without
+   it is left alone. Never for TLS 1.2, whose ssl->handshake is already NULL (calling it
+   there would free the live transform). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03060000 && MBEDTLS_VERSION_NUMBER < 0x03070000 && \
+    defined(MBEDTLS_SSL_PROTO_TLS1_3) && !defined(MBEDTLS_SSL_EARLY_DATA)
+void mbedtls_ssl_handshake_wrapup_free_hs_transform(mbedtls_ssl_context *ssl)
+    __attribute__((weak));
+#define XF_TLS13_RELEASE 1
+#endif
+
+static void tls_handshake_release(xf_conn *c)
+{
+#ifdef XF_TLS13_RELEASE
+    mbedtls_ssl_context *ssl = &c->ssl;
+    if (mbedtls_ssl_handshake_wrapup_free_hs_transform == NULL || !c->tls_active ||
+        !mbedtls_ssl_is_handshake_over(ssl) || ssl->handshake == NULL ||
+        mbedtls_ssl_get_version_number(ssl) != MBEDTLS_SSL_VERSION_TLS1_3)
+        return;
+    mbedtls_ssl_handshake_wrapup_free_hs_transform(ssl);
+#else
+    (void)c;
+#endif
+}
+
 /* The handshake is over: keep the choice and the SNI (a heap copy, only when there is
    one), free the working copy. No callback reads the user data any more (no
    renegotiation, tls.h). If the copy cannot be made, c->hs stays (and the SNI with it). */
@@ -117,6 +156,7 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
     track(c);
     if (to == XF_CONN_TLS_HEADER) {              /* the handshake is over */
         tls_select_end(c);
+        tls_handshake_release(c);
     }
     if (to == XF_CONN_BACKEND_HEADER)            /* the backend socket exists now */
         xf_conn_keepalive(&c->backend, c->config->limits.tcp_keepalive_s);
