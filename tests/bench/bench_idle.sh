@@ -5,6 +5,7 @@
 #   tests/bench/bench_idle.sh                 # N=10000
 #   N=2000 HEAP_N=0 tests/bench/bench_idle.sh # quicker, no heap profile
 #   XF_OLD_BIN=/path/to/old/xmppfront tests/bench/bench_idle.sh   # before/after in one run
+#   (N is lowered to what `ulimit -n` allows: a proxy holds 2 descriptors per connection)
 #
 # Every connection (tests/bench/idlec.c) is an authenticated c2s stream in RELAY: TLS 1.3
 # (TLS_AES_256_GCM_SHA384, X25519, SNI a.example), stream header, features, SASL PLAIN,
@@ -20,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH="$ROOT/tests/bench"
 XF_BIN=${XF_BIN:-$ROOT/build-bench/xmppfront}
 XF_OLD_BIN=${XF_OLD_BIN:-}
+XF_EXP_BIN=${XF_EXP_BIN:-}       # a third build (an experiment), label xf_exp
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
 N=${N:-10000}
 CONC=${CONC:-64}                 # connections in setup at a time
@@ -70,8 +72,15 @@ if [ ! -x "$XF_BIN" ]; then
   cmake --build "$ROOT/build-bench" -j2 --target xmppfront >/dev/null
 fi
 cc -O2 -Wall -o "$TMP/idlec" "$BENCH/idlec.c" -lssl -lcrypto || die "building idlec"
-ulimit -n 65536 2>/dev/null || ulimit -n 30000 2>/dev/null || true
-[ "$(ulimit -n)" -ge $((N * 2 + 100)) ] || die "ulimit -n $(ulimit -n) too low for $N connections"
+# Each proxy holds 2 descriptors per connection (client, backend). Without
+# CAP_SYS_RESOURCE the hard limit caps N (e.g. 20000 -> 9950): N is lowered, and said so.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((N * 2 + 100)) ]; then
+  n_max=$((($(ulimit -n) - 100) / 2))
+  [ "$n_max" -ge 100 ] || die "ulimit -n $(ulimit -n) too low"
+  log "ulimit -n is $(ulimit -n) (hard limit): N lowered from $N to $n_max"
+  N=$n_max
+fi
 
 read -r P_BACK P_PX < <($PY - <<'EOF'
 import socket
@@ -109,7 +118,8 @@ EOF
 cat >"$TMP/hap/haproxy.cfg" <<EOF
 global
   nbthread 1
-  maxconn $((N + 1000))
+  maxconn $((N + 10))
+  ulimit-n $(($(ulimit -n) < 2 * N + 200 ? $(ulimit -n) : 2 * N + 200))
   tune.ssl.cachesize 0
   ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256
   ssl-default-bind-curves X25519:P-256:P-384
@@ -210,11 +220,14 @@ measure() {
   R[$label.rssC]=$(rss_kib "$pid")
   [ "$kind" = xf ] && R[$label.heapC]=$(heap_inuse_kib "$pid" "$errf")
   stop_pid "$pid"
+  log "$label: RSS fresh ${R[$label.rss0]} with N ${R[$label.rssN]} after close ${R[$label.rssC]} KiB; heap ${R[$label.heap0]:--} / ${R[$label.heapN]:--} / ${R[$label.heapC]:--} KiB"
 }
+bin_of() { case $1 in xf_old) echo "$XF_OLD_BIN" ;; xf_exp) echo "$XF_EXP_BIN" ;; *) echo "$XF_BIN" ;; esac; }
 
 LABELS=()
 if [ -n "$XF_OLD_BIN" ]; then measure xf_old xf "$XF_OLD_BIN"; LABELS+=(xf_old); fi
 measure xf xf "$XF_BIN"; LABELS+=(xf)
+if [ -n "$XF_EXP_BIN" ]; then measure xf_exp xf "$XF_EXP_BIN"; LABELS+=(xf_exp); fi
 measure hap hap "$HAPROXY"; LABELS+=(hap)
 
 per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }'; }
@@ -249,7 +262,7 @@ row "heap per connection (KiB)" heapper
 echo
 for l in "${LABELS[@]}"; do
   [ "$l" = hap ] && continue
-  bin=$XF_BIN; [ "$l" = xf_old ] && bin=$XF_OLD_BIN
+  bin=$(bin_of "$l")
   echo "$l sizes (gdb on $bin):"
   gdb -batch -nx "$bin" -ex 'printf "  sizeof(xf_conn) = %d\n", sizeof(struct xf_conn)' \
     -ex 'printf "  sizeof(mbedtls_ssl_context) = %d (inside xf_conn)\n", sizeof(mbedtls_ssl_context)' \
@@ -282,7 +295,7 @@ done
 if [ "$HEAP_N" -gt 0 ] && command -v heaptrack >/dev/null; then
   for l in "${LABELS[@]}"; do
     [ "$l" = hap ] && continue
-    bin=$XF_BIN; [ "$l" = xf_old ] && bin=$XF_OLD_BIN
+    bin=$(bin_of "$l")
     log "$l: heaptrack with $HEAP_N idle connections"
     ht="$TMP/$l.heaptrack"
     heaptrack -o "$ht" "$bin" -c "$TMP/xf/main.json" >"$TMP/$l.ht.out" 2>&1 &
