@@ -3,6 +3,8 @@
  * (immediate, or graceful with a stream error), its timers, accept and drain.
  * The struct, the state diagram and what the other files do: proxy/conn_int.h.
  */
+/* tls_handshake_release reads mbedtls_ssl_context's handshake pointer. */
+#define MBEDTLS_ALLOW_PRIVATE_ACCESS
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -54,6 +56,80 @@ static void track(xf_conn *c)
         xf_metrics_tenant_leave(&c->mtenant);
 }
 
+int xf_conn_tls_select_begin(xf_conn *c)
+{
+    xf_tls_select *hs = calloc(1, sizeof(*hs));
+    if (hs == NULL)
+        return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    hs->registry = c->sel.registry;
+    hs->hint = c->sel.hint;
+    hs->want_peer_cert = c->sel.want_peer_cert;
+    hs->peer_ca = c->sel.peer_ca;
+    c->hs = hs;
+    c->sel.sni = hs->sni;                        /* the SNI callback writes it there */
+    mbedtls_ssl_set_user_data_p(&c->ssl, hs);
+    return 0;
+}
+
+/* mbedTLS 3.6's TLS 1.3 server keeps its handshake parameters after the handshake
+   (mbedtls_ssl_tls13_handshake_wrapup switches the transforms and the session but,
+   unlike TLS 1.2's wrap-up, frees nothing): the handshake struct with its transcript
+   hashes and the handshake-traffic transform, ~5.7 KB per connection, until
+   mbedtls_ssl_free. Nothing reads them once the handshake is over (a TLS 1.3 server
+   refuses every post-handshake handshake message, ssl_msg.c; no renegotiation, no
+   KeyUpdate in 3.6; tickets are written before the state is HANDSHAKE_OVER; no early
+   data), so they are freed with the library's own TLS 1.2 wrap-up,
+   mbedtls_ssl_handshake_wrapup_free_hs_transform: mbedtls_ssl_handshake_free (which
+   frees the handshake-traffic transform too) and ssl->handshake = NULL, the state a TLS
+   1.2 connection is in after its handshake; the unused transform_negotiate moves into
+   ssl->transform, which mbedtls_ssl_free frees. Only for the versions this was read
+   against (mbedTLS 3.6 source, ssl_tls.c / ssl_tls13_server.c / ssl_msg.c): the wrap-up
+   is internal (ssl_misc.h), so it is declared here and taken weakly; a library without
+   it is left alone. Never for TLS 1.2, whose ssl->handshake is already NULL (calling it
+   there would free the live transform). */
+#if MBEDTLS_VERSION_NUMBER >= 0x03060000 && MBEDTLS_VERSION_NUMBER < 0x03070000 && \
+    defined(MBEDTLS_SSL_PROTO_TLS1_3) && !defined(MBEDTLS_SSL_EARLY_DATA)
+void mbedtls_ssl_handshake_wrapup_free_hs_transform(mbedtls_ssl_context *ssl)
+    __attribute__((weak));
+#define XF_TLS13_RELEASE 1
+#endif
+
+static void tls_handshake_release(xf_conn *c)
+{
+#ifdef XF_TLS13_RELEASE
+    mbedtls_ssl_context *ssl = &c->ssl;
+    if (mbedtls_ssl_handshake_wrapup_free_hs_transform == NULL || !c->tls_active ||
+        !mbedtls_ssl_is_handshake_over(ssl) || ssl->handshake == NULL ||
+        mbedtls_ssl_get_version_number(ssl) != MBEDTLS_SSL_VERSION_TLS1_3)
+        return;
+    mbedtls_ssl_handshake_wrapup_free_hs_transform(ssl);
+#else
+    (void)c;
+#endif
+}
+
+/* The handshake is over: keep the choice and the SNI (a heap copy, only when there is
+   one), free the working copy. No callback reads the user data any more (no
+   renegotiation, tls.h). If the copy cannot be made, c->hs stays (and the SNI with it). */
+static void tls_select_end(xf_conn *c)
+{
+    xf_tls_select *hs = c->hs;
+    if (hs == NULL)
+        return;
+    c->sel.chosen = hs->chosen;
+    if (hs->sni[0]) {
+        char *sni = strdup(hs->sni);
+        if (sni == NULL)
+            return;
+        c->sel.sni = sni;
+    } else {
+        c->sel.sni = "";
+    }
+    mbedtls_ssl_set_user_data_p(&c->ssl, NULL);
+    c->hs = NULL;
+    free(hs);
+}
+
 /* The only place the state changes; asserts the move is one the diagram allows. */
 void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
 {
@@ -78,6 +154,10 @@ void xf_conn_set_state(xf_conn *c, enum xf_conn_state to)
              state_names[to]);
     c->state = to;
     track(c);
+    if (to == XF_CONN_TLS_HEADER) {              /* the handshake is over */
+        tls_select_end(c);
+        tls_handshake_release(c);
+    }
     if (to == XF_CONN_BACKEND_HEADER)            /* the backend socket exists now */
         xf_conn_keepalive(&c->backend, c->config->limits.tcp_keepalive_s);
 }
@@ -227,23 +307,29 @@ static const char *service_name(int s)
     return s == XF_SVC_CLIENT ? "client" : s == XF_SVC_SERVER ? "server" : "auto";
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+const char *xf_conn_peer(const xf_conn *c, char *out)
 {
     char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        port = ntohs(a->sin_port);
-        snprintf(out, cap, "%s:%d", host, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        port = ntohs(a->sin6_port);
-        snprintf(out, cap, "[%s]:%d", host, port);
+    const xf_conn_addr *a = &c->peer_addr;
+    if (a->sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a->in.sin_addr, host, sizeof(host));
+        snprintf(out, XF_CONN_PEER_LEN, "%s:%d", host, ntohs(a->in.sin_port));
+    } else if (a->sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &a->in6.sin6_addr, host, sizeof(host));
+        snprintf(out, XF_CONN_PEER_LEN, "[%s]:%d", host, ntohs(a->in6.sin6_port));
     } else {
-        snprintf(out, cap, "?");
+        snprintf(out, XF_CONN_PEER_LEN, "-");
     }
+    return out;
+}
+
+/* A TCP socket's address into the compact form (anything but IPv4/IPv6 stays unset). */
+static void keep_addr(xf_conn_addr *out, const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        memcpy(&out->in, ss, sizeof(out->in));
+    else if (ss->ss_family == AF_INET6)
+        memcpy(&out->in6, ss, sizeof(out->in6));
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -257,6 +343,10 @@ static void on_handle_closed(uv_handle_t *h)
     xf_buf_free(&c->tls_out);
     xf_buf_free(&c->plain);
     xf_buf_free(&c->bplain);
+    if (c->hs != NULL)
+        free(c->hs);                        /* c->sel.sni pointed into it */
+    else if (c->sel.sni[0])
+        free((char *)c->sel.sni);
     xf_conn_http_free(c->http);
     xf_s2s_in_free(c->s2s);                 /* before the scanners: it may share c->cxml */
     xf_xml_free(c->xml);
@@ -290,6 +380,7 @@ void xf_conn_close(xf_conn *c, const char *reason)
     /* Fields that can carry peer-chosen text are quoted (log.h, xf_log_quote). An s2s
        stream negotiated here names its authentication and verdict (issue 7). */
     char qtenant[300], qsni[300], qalpn[80], qreason[420], s2s[1400] = "";
+    char peer[XF_CONN_PEER_LEN];
     if (c->s2s != NULL) {
         char qv[1300];
         snprintf(s2s, sizeof(s2s), " auth=%s verdict=%s", xf_s2s_in_auth(c->s2s),
@@ -301,7 +392,7 @@ void xf_conn_close(xf_conn *c, const char *reason)
             xf_log_quote(qtenant, sizeof(qtenant), c->tenant ? c->tenant->domain : NULL),
             c->http ? "http" : service_name(c->service ? c->service : c->lconf->service),
             c->lconf->name,
-            c->peer, ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
+            xf_conn_peer(c, peer), ver, cipher ? cipher : "-", xf_log_quote(qsni, sizeof(qsni), c->sel.sni),
             xf_log_quote(qalpn, sizeof(qalpn), alpn), (unsigned long long)c->bytes_in,
             (unsigned long long)c->bytes_out,
             (unsigned long long)(xf_conn_now_ms(c) - c->start_ms), s2s,
@@ -338,10 +429,14 @@ void xf_conn_on_linger_timeout(uv_timer_t *t)
         xf_conn_close(c, c->reason[0] ? c->reason : "linger timeout");
 }
 
+/* The request is the connection's only while it runs (an idle connection carries none);
+   libuv calls back, with UV_ECANCELED if need be, before the client handle's close
+   callback, so c is still there. */
 static void on_client_shutdown(uv_shutdown_t *req, int status)
 {
     xf_conn *c = req->data;
     (void)status;
+    free(req);
     if (c->state == XF_CONN_CLOSED)
         return;
     c->client_shut_done = 1;
@@ -362,9 +457,14 @@ void xf_conn_shutdown_client(xf_conn *c)
         xf_conn_flush_tls_out(c);
     }
     c->client_shut = 1;
-    c->client_shut_req.data = c;
-    if (uv_shutdown(&c->client_shut_req, (uv_stream_t *)&c->client, on_client_shutdown) < 0)
-        c->client_shut_done = 1;               /* nothing to wait for */
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req != NULL) {
+        req->data = c;
+        if (uv_shutdown(req, (uv_stream_t *)&c->client, on_client_shutdown) == 0)
+            return;
+        free(req);
+    }
+    c->client_shut_done = 1;                   /* nothing to wait for (or no memory to) */
 }
 
 /* Close gracefully (RFC 6120 §4.4): drop the backend, send what is queued (e.g. a
@@ -548,7 +648,7 @@ void xf_conn_accept(xf_listener *l)
     c->state = l->conf->tls == XF_TLS_DIRECT ? XF_CONN_TLS_HANDSHAKE : XF_CONN_PLAIN_HEADER;
     c->id = __atomic_add_fetch(&next_conn_id, 1, __ATOMIC_RELAXED);
     c->start_ms = uv_now(&w->loop);
-    snprintf(c->peer, sizeof(c->peer), "-");
+    c->sel.sni = "";
     uv_tcp_init(&w->loop, &c->client);
     uv_timer_init(&w->loop, &c->timer);
     c->client.data = c->timer.data = c;
@@ -571,11 +671,15 @@ void xf_conn_accept(xf_listener *l)
     xf_metrics_inc(XF_MF_ACCEPTED, l->conf->service == XF_SVC_CLIENT ? XF_MSVC_CLIENT
                    : l->conf->service == XF_SVC_SERVER ? XF_MSVC_SERVER : XF_MSVC_AUTO);
     track(c);
-    int len = sizeof(c->peer_addr);
-    uv_tcp_getpeername(&c->client, (struct sockaddr *)&c->peer_addr, &len);
-    len = sizeof(c->local_addr);
-    uv_tcp_getsockname(&c->client, (struct sockaddr *)&c->local_addr, &len);
-    format_addr(&c->peer_addr, c->peer, sizeof(c->peer));
+    struct sockaddr_storage peer_ss, local_ss;
+    memset(&peer_ss, 0, sizeof(peer_ss));
+    memset(&local_ss, 0, sizeof(local_ss));
+    int len = sizeof(peer_ss);
+    uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer_ss, &len);
+    len = sizeof(local_ss);
+    uv_tcp_getsockname(&c->client, (struct sockaddr *)&local_ss, &len);
+    keep_addr(&c->peer_addr, &peer_ss);
+    keep_addr(&c->local_addr, &local_ss);
     uv_tcp_nodelay(&c->client, 1);
 
     const xf_limits *lim = &c->config->limits;
@@ -585,7 +689,7 @@ void xf_conn_accept(xf_listener *l)
         return;
     }
     if ((lim->max_connections_per_ip || lim->max_unauthenticated_per_ip) &&
-        xf_iplimit_key(&c->peer_addr, lim->ipv6_prefix, &c->ipkey) == 0) {
+        xf_iplimit_key(&peer_ss, lim->ipv6_prefix, &c->ipkey) == 0) {
         r = xf_iplimit_acquire(&c->ipkey, lim->max_connections_per_ip,
                                lim->max_unauthenticated_per_ip);
         if (r == XF_IPLIMIT_OVER_TOTAL) {
@@ -608,7 +712,8 @@ void xf_conn_accept(xf_listener *l)
         refuse(c, XF_STAT_ACCEPT_ALLOC_FAILED, "out of memory at accept");
         return;
     }
-    if (c->state == XF_CONN_TLS_HANDSHAKE && (r = xf_conn_tls_setup(c)) != 0) {
+    if (c->state == XF_CONN_TLS_HANDSHAKE &&
+        ((r = xf_conn_tls_setup(c)) != 0 || (r = xf_conn_tls_select_begin(c)) != 0)) {
         char e[100], reason[160];
         snprintf(reason, sizeof(reason), "TLS setup: %s", xf_tls_strerror(r, e, sizeof(e)));
         xf_conn_close(c, reason);

@@ -36,7 +36,9 @@
 #ifndef XF_CONN_INT_H
 #define XF_CONN_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <mbedtls/ssl.h>
 #include <uv.h>
@@ -63,6 +65,33 @@ enum xf_conn_state {
 #define LINGER_MS 5000           /* bound on flushing and half-closed streams */
 #define BACKEND_SCAN_LIMIT 65536 /* backend header / element size while we scan it */
 
+/* The certificate choice as the connection keeps it (conn.c). tls.h's xf_tls_select is
+   the TLS handshake's working copy: on the heap (c->hs) from xf_conn_tls_select_begin
+   until the handshake ends, when what is needed later (chosen, the SNI) is copied here
+   and c->hs is freed, so an established connection does not carry a 256-byte SNI
+   buffer. tlsbio.c's xf_conn_tls_setup fills registry / want_peer_cert / peer_ca here;
+   xf_conn_tls_select_begin, called right after it, moves them into c->hs and points
+   mbedTLS's user data (what tls.c's callbacks read) at c->hs. */
+typedef struct xf_conn_sel {
+    const xf_registry *registry;
+    const xf_tenant *hint;                  /* tenant of the pre-TLS `to`, or NULL */
+    const xf_tenant *chosen;                /* whose certificate was presented */
+    const char *sni;                        /* lower-cased SNI, "" if none: c->hs->sni during
+                                               the handshake, then a heap copy (or "") */
+    mbedtls_x509_crt *peer_ca;              /* CA set for a client certificate, or NULL */
+    int want_peer_cert;                     /* XF_TLS_PEER_CERT_* */
+} xf_conn_sel;
+
+/* The peer's / our address: IPv4 or IPv6 only (TCP), 28 bytes, not sockaddr_storage's 128. */
+typedef union xf_conn_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} xf_conn_addr;
+
+/* Laid out for an idle RELAY connection's size (issue 10 §3: mbedTLS's ssl_context plus
+   at most 2 KiB of ours): what only the negotiation needs is on the heap and freed when
+   it ends (c->hs, the scanners, plain, bplain), flags are bits, addresses are compact. */
 typedef struct xf_conn {
     struct xf_conn *next, *prev;            /* worker's list */
     uint64_t id;
@@ -70,17 +99,21 @@ typedef struct xf_conn {
     const xf_listener_conf *lconf;
     xf_config *config;                      /* snapshot reference */
     enum xf_conn_state state;
+    int handles_open;                       /* close callbacks still to come */
 
     uv_tcp_t client, backend;
     uv_timer_t timer;
-    uv_connect_t connect_req;
-    uv_shutdown_t client_shut_req, backend_shut_req;
-    int handles_open;                       /* close callbacks still to come */
-    int backend_open;                       /* backend handle initialised */
+    union {                                 /* never both: the connect is over before
+                                               RELAY, the only state that shuts the
+                                               backend's write side (relay.c) */
+        uv_connect_t connect_req;
+        uv_shutdown_t backend_shut_req;
+    };                                      /* (the client's shutdown request is on the
+                                               heap while it runs, conn.c) */
 
     mbedtls_ssl_context ssl;
-    int tls_active;                         /* ssl is set up */
-    xf_tls_select sel;
+    xf_conn_sel sel;
+    xf_tls_select *hs;                      /* the handshake's working copy, or NULL */
     xf_buf tls_in, tls_out;                 /* public-side ciphertext */
 
     xf_xml *xml;                            /* scanner of the current stream, pre-RELAY;
@@ -93,18 +126,11 @@ typedef struct xf_conn {
     uint64_t cplain_base;                   /* client stream offset of plain's first byte */
     uint64_t cfwd_end;                      /* client bytes before this offset are complete
                                                elements that may be forwarded */
-    int cstream_ended;                      /* the client sent </stream:stream> while policed */
     uint64_t auth_deadline_ms;              /* loop time limit for authentication, while policed */
-    int timer_is_auth;                      /* the timer currently runs on that deadline */
-    int timer_is_idle;                      /* ... on the idle timeout (RELAY) */
     uint64_t idle_from_ms;                  /* loop time of the last relayed bytes */
     xf_buf plain;                           /* client plaintext not yet forwarded */
     xf_buf bplain;                          /* backend bytes not yet forwarded */
-    uint64_t bheader_end;                   /* end of the backend's header in bplain */
-    int stream_ns;                          /* enum xf_xml_ns of the client stream, 0 = unknown */
-    int header_sent;                        /* we answered the current client stream header */
     const xf_tenant *tenant;
-    int service;                            /* XF_SVC_CLIENT / XF_SVC_SERVER once routed */
     struct xf_http *http;                   /* the HTTP side (http_conn.c): set once a
                                                direct-TLS auto connection turned out to
                                                be HTTP; then no XMPP scanner runs */
@@ -113,26 +139,32 @@ typedef struct xf_conn {
                                                and the backend's bytes from routing on */
 
     size_t client_queued, backend_queued;   /* bytes handed to uv_write, not yet done */
-    int client_paused, backend_paused;      /* reads stopped by backpressure */
-    int client_eof, backend_eof;            /* that side sent FIN / close_notify */
-    int client_shut, backend_shut;          /* we asked to shut down our write side */
-    int client_shut_done;                   /* ... and the client's has completed */
-    xf_ipkey ipkey;                         /* per-address counting key (iplimit.h) */
-    int ip_counted;                         /* holds a per-address slot */
-    int ip_unauth;                          /* ... and an unauthenticated one */
-    int skip_ws_before_tls;                 /* after <proceed/>, until the first TLS byte */
+    uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
+    uint64_t start_ms;
     struct {                                /* TLS 1.2 record headers after the handshake */
-        int on;
+        size_t body_left;
         unsigned have;
         uint8_t hdr[5];
-        size_t body_left;
+        bool on : 1;
     } recs;
-
-    uint64_t bytes_in, bytes_out;           /* public-side plaintext, each way */
+    xf_ipkey ipkey;                         /* per-address counting key (iplimit.h) */
     int mslot, mtenant;                     /* metrics.h: gauge places (0 = none) */
-    uint64_t start_ms;
-    struct sockaddr_storage peer_addr, local_addr;
-    char peer[64];
+    uint8_t stream_ns;                      /* enum xf_xml_ns of the client stream, 0 = unknown */
+    uint8_t service;                        /* XF_SVC_CLIENT / XF_SVC_SERVER once routed */
+    bool backend_open : 1;                  /* backend handle initialised */
+    bool tls_active : 1;                    /* ssl is set up */
+    bool cstream_ended : 1;                 /* the client sent </stream:stream> while policed */
+    bool timer_is_auth : 1;                 /* the timer currently runs on the auth deadline */
+    bool timer_is_idle : 1;                 /* ... on the idle timeout (RELAY) */
+    bool header_sent : 1;                   /* we answered the current client stream header */
+    bool client_paused : 1, backend_paused : 1; /* reads stopped by backpressure */
+    bool client_eof : 1, backend_eof : 1;   /* that side sent FIN / close_notify */
+    bool client_shut : 1, backend_shut : 1; /* we asked to shut down our write side */
+    bool client_shut_done : 1;              /* ... and the client's has completed */
+    bool ip_counted : 1;                    /* holds a per-address slot */
+    bool ip_unauth : 1;                     /* ... and an unauthenticated one */
+    bool skip_ws_before_tls : 1;            /* after <proceed/>, until the first TLS byte */
+    xf_conn_addr peer_addr, local_addr;     /* peer text for logs: xf_conn_peer() */
     char reason[200];
 } xf_conn;
 
@@ -215,5 +247,16 @@ void xf_conn_http_free(struct xf_http *h);
 /* conn.c */
 /* The negotiation timer (limits.handshake_timeout_s), as at accept. */
 void xf_conn_handshake_timer_start(xf_conn *c);
+/* Right after a successful xf_conn_tls_setup: the handshake's xf_tls_select goes to
+   the heap (c->hs, see xf_conn_sel) and becomes mbedTLS's user data. Returns 0, or
+   MBEDTLS_ERR_SSL_ALLOC_FAILED. It is freed when the handshake ends (the move to
+   TLS_HEADER, xf_conn_set_state) or with the connection. */
+int xf_conn_tls_select_begin(xf_conn *c);
+/* The peer's address as text for logs ("1.2.3.4:5", "[::1]:5"; "-" before it is
+   known), in buf[XF_CONN_PEER_LEN]. Returns buf. */
+#define XF_CONN_PEER_LEN 64
+const char *xf_conn_peer(const xf_conn *c, char *buf);
+/* The same in a temporary of the enclosing full expression's block (log arguments). */
+#define XF_CONN_PEER(c) xf_conn_peer((c), (char[XF_CONN_PEER_LEN]){0})
 
 #endif

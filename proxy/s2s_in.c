@@ -76,7 +76,7 @@ void xf_s2s_in_log_refusal(xf_s2s_in *s, const char *remote, const char *local,
     if (t == NULL)
         t = s->c->tenant;
     xf_info("conn id=%llu s2s refused peer=%s tenant=%s remote=%s local=%s method=%s "
-            "verdict=%s", (unsigned long long)s->c->id, s->c->peer,
+            "verdict=%s", (unsigned long long)s->c->id, XF_CONN_PEER(s->c),
             t ? t->domain : "-", xf_log_quote(qr, sizeof(qr), remote),
             xf_log_quote(ql, sizeof(ql), local), what,
             xf_log_quote(qreason, sizeof(qreason), reason));
@@ -167,7 +167,7 @@ static int on_element(xf_s2s_in *s, const xf_xml_event *ev)
                nobody asked for on this stream authorises nothing (spec-digest §10 case
                26). */
             xf_info("conn id=%llu s2s unsolicited <db:%s type='%s'/> from peer=%s dropped",
-                    (unsigned long long)s->c->id, ev->name, ev->type_attr, s->c->peer);
+                    (unsigned long long)s->c->id, ev->name, ev->type_attr, XF_CONN_PEER(s->c));
             return 0;
         }
         if (strcmp(ev->name, "result") == 0)

@@ -166,7 +166,7 @@ int xf_s2s_in_sasl_external(xf_s2s_in *s, const char *text, size_t len)
     xf_conn_mark_authenticated(s->c);     /* the remote is authenticated (RFC 6120 §6.4.6) */
     xf_xml_set_max_element(s->c->cxml, S2S_STANZA_MAX);   /* its stanzas may be large now */
     xf_info("conn id=%llu s2s authenticated peer=%s tenant=%s auth=sasl-external verdict=%s "
-            "remote=%s", (unsigned long long)s->c->id, s->c->peer, t->domain,
+            "remote=%s", (unsigned long long)s->c->id, XF_CONN_PEER(s->c), t->domain,
             xf_log_quote((char[700]){0}, 700, v.reason), s->from);
     static const char ok[] = "<success xmlns='" XF_NS_SASL "'/>";
     if (xf_s2s_in_say(s, ok, sizeof(ok) - 1) < 0)
@@ -192,7 +192,7 @@ static int decide_pair(xf_s2s_in *s, struct in_pair *p, xf_peer_facts *f)
         xf_metrics_s2s_auth(XF_M_IN, "dialback", 1);
         char q[700];
         xf_info("conn id=%llu s2s pair accepted peer=%s tenant=%s remote=%s local=%s "
-                "auth=dialback verdict=%s", (unsigned long long)s->c->id, s->c->peer,
+                "auth=dialback verdict=%s", (unsigned long long)s->c->id, XF_CONN_PEER(s->c),
                 p->tenant->domain, p->remote, p->local, xf_log_quote(q, sizeof(q), v.reason));
         return xf_s2s_in_assert_to_backend(s, p) < 0 ? -1 : 0;
     }
@@ -330,7 +330,8 @@ int xf_s2s_in_db_verify(xf_s2s_in *s, const xf_xml_event *ev)
     }
     char q[300];
     xf_info("conn id=%llu s2s db:verify peer=%s from=%s answered %s",
-            (unsigned long long)s->c->id, s->c->peer, xf_log_quote(q, sizeof(q), ev->attr_from),
+            (unsigned long long)s->c->id, XF_CONN_PEER(s->c),
+            xf_log_quote(q, sizeof(q), ev->attr_from),
             r == XF_DB_TYPE_VALID ? "valid" : r == XF_DB_TYPE_INVALID ? "invalid" : "error");
     int n = xf_s2s_write_db_answer(out, sizeof(out), NULL, 1, ev->attr_to, ev->attr_from,
                                    ev->attr_id, (enum xf_db_type)r, err);

@@ -344,7 +344,7 @@ static void proof_done(xf_s2s_in *s)
     xf_conn_timer_stop(s->c);                   /* re-arms the auth deadline alone */
     char qd[500], qp[500];
     xf_info("conn id=%llu s2s inbound proofs peer=%s from=%s after %llu ms: dane: %s (%s); "
-            "posh: %s (%s)", (unsigned long long)s->c->id, s->c->peer, s->from,
+            "posh: %s (%s)", (unsigned long long)s->c->id, XF_CONN_PEER(s->c), s->from,
             (unsigned long long)(xf_conn_now_ms(s->c) - pr->t0_ms),
             xf_proof_result_name(pr->dane.result), xf_log_quote(qd, sizeof(qd), pr->dane.reason),
             xf_proof_result_name(pr->posh.result), xf_log_quote(qp, sizeof(qp), pr->posh.reason));
