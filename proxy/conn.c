@@ -713,7 +713,7 @@ void xf_conn_accept(xf_listener *l)
         return;
     }
     if (c->state == XF_CONN_TLS_HANDSHAKE &&
-        ((r = xf_conn_tls_setup(c)) != 0 || (r = xf_conn_tls_select_begin(c)) != 0)) {
+        (r = xf_conn_tls_setup(c)) != 0) {
         char e[100], reason[160];
         snprintf(reason, sizeof(reason), "TLS setup: %s", xf_tls_strerror(r, e, sizeof(e)));
         xf_conn_close(c, reason);

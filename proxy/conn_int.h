@@ -69,9 +69,9 @@ enum xf_conn_state {
    the TLS handshake's working copy: on the heap (c->hs) from xf_conn_tls_select_begin
    until the handshake ends, when what is needed later (chosen, the SNI) is copied here
    and c->hs is freed, so an established connection does not carry a 256-byte SNI
-   buffer. tlsbio.c's xf_conn_tls_setup fills registry / want_peer_cert / peer_ca here;
-   xf_conn_tls_select_begin, called right after it, moves them into c->hs and points
-   mbedTLS's user data (what tls.c's callbacks read) at c->hs. */
+   buffer. tlsbio.c's xf_conn_tls_setup fills registry / want_peer_cert / peer_ca here,
+   then calls xf_conn_tls_select_begin, which moves them into c->hs and points mbedTLS's
+   user data (what tls.c's callbacks read) at c->hs. */
 typedef struct xf_conn_sel {
     const xf_registry *registry;
     const xf_tenant *hint;                  /* tenant of the pre-TLS `to`, or NULL */
@@ -247,7 +247,7 @@ void xf_conn_http_free(struct xf_http *h);
 /* conn.c */
 /* The negotiation timer (limits.handshake_timeout_s), as at accept. */
 void xf_conn_handshake_timer_start(xf_conn *c);
-/* Right after a successful xf_conn_tls_setup: the handshake's xf_tls_select goes to
+/* From xf_conn_tls_setup (its last step): the handshake's xf_tls_select goes to
    the heap (c->hs, see xf_conn_sel) and becomes mbedTLS's user data. Returns 0, or
    MBEDTLS_ERR_SSL_ALLOC_FAILED. It is freed when the handshake ends (the move to
    TLS_HEADER, xf_conn_set_state) or with the connection. */

@@ -124,8 +124,6 @@ static void on_starttls(xf_conn *c, uint64_t end)
     c->header_sent = 0;
     c->stream_ns = 0;
     int r = xf_conn_tls_setup(c);
-    if (r == 0)
-        r = xf_conn_tls_select_begin(c);
     if (r != 0) {
         char e[100], reason[160];
         snprintf(reason, sizeof(reason), "TLS setup: %s", xf_tls_strerror(r, e, sizeof(e)));

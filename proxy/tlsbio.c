@@ -117,9 +117,8 @@ int xf_conn_tls_setup(xf_conn *c)
                                                  : XF_TLS_PEER_CERT_NONE;
     if (c->sel.want_peer_cert != XF_TLS_PEER_CERT_NONE)
         c->sel.peer_ca = xf_tls_peer_ca(c->w->tls, c->config->federation.ca_file);
-    mbedtls_ssl_set_user_data_p(&c->ssl, &c->sel);
     mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
-    return 0;
+    return xf_conn_tls_select_begin(c);     /* the working copy on the heap, user data */
 }
 
 /* TLS 1.2 has no handshake messages from the client once the handshake is over except a
