@@ -10,6 +10,9 @@
  *    caller passes (KEY = the certificate or key member the pair came from).
  *  - any thread: the table and the refcounts are guarded by one mutex; the parsed
  *    mbedTLS objects are read-only once published.
+ *  - a chain is refused when its TLS Certificate message would not fit in this
+ *    build's TLS output buffer (xf_cred_cert_msg_len): mbedTLS does not fragment
+ *    handshake messages, so such a tenant would fail every handshake.
  */
 #include "tenants/cred.h"
 #include "certs/identity.h"
@@ -262,6 +265,10 @@ int xf_cred_load(const xf_jconf *p, const char *ckey, const char *kkey,
         xf_cred_release(c);
         goto fail;
     }
+    if (xf_cred_check_msg_len(p, ckey, cert_path, &c->chain, XF_CRED_TLS_OUT_LEN) < 0) {
+        xf_cred_release(c);
+        goto fail;
+    }
     *cred = c;
     *chain = c->chain;                 /* shallow, read-only views (registry.h) */
     *key = c->key;
@@ -273,4 +280,33 @@ fail:
         free(kb);
     }
     return rc;
+}
+
+/* cred.h. RFC 8446 §4.4.2: Certificate = certificate_request_context<0..2^8-1> +
+   certificate_list<0..2^24-1> of CertificateEntry { cert_data<1..2^24-1>,
+   extensions<0..2^16-1> }, the context empty (from a server always; from a client
+   too, RFC 8446 §4.3.2 sets one only for post-handshake authentication, which mbedTLS
+   does not do) and no extensions. RFC 5246 §7.4.2: certificate_list<0..2^24-1> of
+   ASN.1Cert<1..2^24-1>. Both behind the 4-byte handshake header (RFC 8446 §4, RFC
+   5246 §7.4); mbedTLS checks exactly these sums against MBEDTLS_SSL_OUT_CONTENT_LEN
+   (ssl_tls13_write_certificate_body, mbedtls_ssl_write_certificate). */
+size_t xf_cred_cert_msg_len(const mbedtls_x509_crt *chain)
+{
+    size_t tls13 = 4 + 1 + 3, tls12 = 4 + 3;
+    for (const mbedtls_x509_crt *c = chain; c && c->raw.p; c = c->next) {
+        tls13 += 3 + c->raw.len + 2;
+        tls12 += 3 + c->raw.len;
+    }
+    return tls13 > tls12 ? tls13 : tls12;
+}
+
+int xf_cred_check_msg_len(const xf_jconf *p, const char *ckey, const char *cert_path,
+                          const mbedtls_x509_crt *chain, size_t limit)
+{
+    size_t need = xf_cred_cert_msg_len(chain);
+    if (need <= limit) return 0;
+    return xf_jconf_fail(p, ckey, "%s: chain needs a %zu-byte TLS Certificate message, "
+                         "over this build's %zu-byte TLS output buffer "
+                         "(MBEDTLS_SSL_OUT_CONTENT_LEN; docs/build.md)", cert_path, need,
+                         limit);
 }
