@@ -18,23 +18,22 @@
  *  - the hosting identity (main file "hosting") is loaded first with the same checks
  *    against the hosting name; it is not a routing name (xf_registry_find never
  *    returns it), only a certificate for SNI = the hosting name.
- *  - lookups never allocate and never lock, and cost the same for 10 or 10,000 tenants
- *    (issue 10 "Scale"): an open-addressing hash table over the normalised names
- *    (domains and aliases, unique) and one over the distinct wildcard parents
- *    ("*.w.example" -> "w.example"), each slot pointing into the sorted arrays (the
- *    sort finds duplicate names and orders tenants sharing a wildcard parent by file
- *    order). The tables are filled from the configuration only; a client's name
- *    (SNI, stream `to`) is only looked up, so it cannot lengthen a probe sequence:
- *    probes are bounded by the clusters the configured names make, at load factor
- *    <= 1/2.
+ *  - lookups never allocate and never lock, and cost the same for 10 or 10,000 tenants:
+ *    the name index is built once per registry, after every tenant is linked
+ *    (tenants/regindex.c, which also holds the name rule, xf_registry_normalise_name).
  *  - the parsed certificate chain and key of a tenant are shared, refcounted, with
- *    every registry that loads the same bytes (see "shared credentials" below): a
- *    reload re-reads every file but parses and checks only the changed ones.
+ *    every registry that loads the same bytes (tenants/cred.c, "shared credentials"):
+ *    a reload re-reads every file but parses and checks only the changed ones.
+ *
+ * This file: tenant file parsing, the hosting identity, and the loader (parallel
+ * parse, linking in file order).
  */
 #include "tenants/registry.h"
 #include "certs/identity.h"
+#include "tenants/cred.h"
 #include "tenants/jsonconf.h"
 #include "tenants/policy.h"
+#include "tenants/registry_int.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -46,79 +45,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/stat.h>
 #include <yajl/yajl_tree.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/error.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/platform_util.h>
-#include <mbedtls/sha256.h>
 #include <psa/crypto.h>
 
 #define XF_TENANT_MAX_BYTES (1u << 20)  /* "1 MiB" in the too-large message */
-#define XF_DNS_MAX 253
 
-struct name_ent {
-    const char *name;
-    size_t ti;                         /* tenant index (file order) */
-    long alias;                        /* -1 = the domain, else aliases[alias] */
-};
 
-struct wild_ent {
-    char *parent;                      /* "w.example" for "*.w.example" */
-    size_t ti;
-};
-
-struct xf_registry {
-    xf_tenant **t;
-    size_t n;
-    struct name_ent *names;            /* sorted by (name, ti) */
-    size_t n_names;
-    struct wild_ent *wild;             /* sorted by (parent, ti) */
-    size_t n_wild;
-    uint64_t *name_slots;              /* hash table: tag | (1 + index into names) */
-    uint64_t *wild_slots;              /* tag | (1 + index of a parent's first wild[]) */
-    size_t name_mask, wild_mask;       /* table size - 1 (a power of two) */
-    xf_tenant *hosting;                /* the hosting identity, or NULL */
-};
-
-/* Normalise a DNS name into out[XF_DNS_MAX + 1]: ASCII lower case, one trailing dot
-   dropped. Returns NULL, or a reason why the name is not a valid host name. */
-static const char *dns_normalise(const char *in, char *out)
-{
-    size_t n = strlen(in);
-    if (n && in[n - 1] == '.') n--;
-    if (n == 0) return "is empty";
-    if (n > XF_DNS_MAX) return "is longer than 253 characters";
-    size_t label = 0;
-    int all_digits = 1;
-    for (size_t i = 0; i <= n; i++) {
-        unsigned char c = i < n ? (unsigned char)in[i] : '.';
-        if (c == '.') {
-            if (label == 0) return "has an empty label";
-            if (out[i - 1] == '-') return "has a label ending with '-'";
-            if (i == n && all_digits) return "is an IP address, not a domain";
-            label = 0;
-            all_digits = 1;
-            out[i] = '.';
-            continue;
-        }
-        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
-        if (c == '*') return "contains a wildcard";
-        if (c >= 0x80) return "is not ASCII (use the A-label, xn--...)";
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return "contains a character not allowed in a host name";
-        if (c == '-' && label == 0) return "has a label starting with '-'";
-        if (!(c >= '0' && c <= '9')) all_digits = 0;
-        if (++label > 63) return "has a label longer than 63 characters";
-        out[i] = (char)c;
-    }
-    out[n] = '\0';
-    return NULL;
-}
 
 /* "a.b:port" IPv4 or "[v6]:port" -> sockaddr. Host names are refused (no DNS). */
 static int parse_backend(const xf_jconf *p, const char *key, const char *spec,
@@ -175,254 +108,6 @@ static const char *const tenant_keys[] = {
     "c2s_backend", "s2s_backend", "http_backend", "proxy_protocol", "federation", "proofs",
     NULL };
 
-/* ---------------------------------------------------------------- shared credentials
-
-   A parsed certificate chain + private key, shared by every tenant record (of any
-   registry in the process) whose files hold the same bytes: keyed by the SHA-256 of
-   both files' contents, never by path or stat data. A reload re-reads every file (a few
-   microseconds each) but parses and checks a pair (~0.6 ms of scalar multiplications
-   for P-256) only when its bytes are new; the previous snapshot keeps its pairs alive
-   while the next one is built, so an unchanged pair is found here. Content, not
-   (inode, size, mtime): an in-place rewrite of equal size within one tick of the
-   kernel's coarse file-time clock leaves all of those equal, and a certbot renewal or a
-   Kubernetes "..data" swap changes the path's target, which reading through the
-   symlinks follows by itself.
-
-   Threads: the table and every refcount are guarded by g_cred_lock (a reload builds on
-   a pool thread while workers drop old snapshots, each dropping its references). The
-   mbedTLS objects are read-only once published, and were already used by all workers
-   at once (x509_crt reads; ECDSA signing reads the key and the curve's static tables;
-   an RSA key's blinding state has its own mutex under MBEDTLS_THREADING_C). The tenant
-   records hold shallow copies of the head structures (registry.h: never freed through
-   the tenant). */
-
-struct xf_cred {
-    struct xf_cred *next;              /* bucket chain */
-    unsigned char digest[32];
-    size_t refs;                       /* guarded by g_cred_lock */
-    mbedtls_x509_crt chain;
-    mbedtls_pk_context key;
-};
-
-#define CRED_BUCKETS 4096u             /* chains of ~2.5 at 10,000 pairs */
-#define CRED_FILE_MAX (4u << 20)
-static pthread_mutex_t g_cred_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct xf_cred *g_cred[CRED_BUCKETS];
-static size_t g_cred_n, g_cred_parsed;
-
-size_t xf_registry_shared_pairs(size_t *parsed)
-{
-    pthread_mutex_lock(&g_cred_lock);
-    size_t n = g_cred_n;
-    if (parsed) *parsed = g_cred_parsed;
-    pthread_mutex_unlock(&g_cred_lock);
-    return n;
-}
-
-static struct xf_cred **cred_slot(const unsigned char *digest)
-{
-    unsigned b = ((unsigned)digest[0] << 8 | digest[1]) % CRED_BUCKETS;
-    struct xf_cred **pp = &g_cred[b];
-    while (*pp && memcmp((*pp)->digest, digest, 32) != 0) pp = &(*pp)->next;
-    return pp;
-}
-
-static void cred_release(struct xf_cred *c)
-{
-    if (!c) return;
-    pthread_mutex_lock(&g_cred_lock);
-    int last = --c->refs == 0;
-    if (last) {
-        *cred_slot(c->digest) = c->next;
-        g_cred_n--;
-    }
-    pthread_mutex_unlock(&g_cred_lock);
-    if (!last) return;
-    mbedtls_x509_crt_free(&c->chain);
-    mbedtls_pk_free(&c->key);
-    free(c);
-}
-
-/* The whole file into a NUL-terminated buffer (PEM parsers want the NUL counted).
-   Returns 0, or an errno value (EFBIG beyond CRED_FILE_MAX). */
-static int read_whole(const char *path, unsigned char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    int e = 0;
-    *buf = NULL;
-    if (!f) return errno ? errno : EIO;
-    if (fstat(fileno(f), &st) != 0) e = errno ? errno : EIO;
-    else if (st.st_size < 0 || (size_t)st.st_size > CRED_FILE_MAX) e = EFBIG;
-    else if (!(*buf = malloc((size_t)st.st_size + 1))) e = ENOMEM;
-    else if ((*len = fread(*buf, 1, (size_t)st.st_size, f)) != (size_t)st.st_size ||
-             getc(f) != EOF)
-        e = ferror(f) ? EIO : EAGAIN;  /* changed while read: the watcher reloads again */
-    fclose(f);
-    if (e) {
-        free(*buf);
-        *buf = NULL;
-        return e;
-    }
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
-/* Parse cert (PEM or DER, NUL-terminated) and key, check that they pair: a new
-   credential with refs = 1, or -1 with the error. */
-static int cred_parse(const xf_jconf *p, const char *ckey, const char *kkey,
-                      const char *cert_path, const char *key_path,
-                      const unsigned char *cb, size_t cl, const unsigned char *kb, size_t kl,
-                      struct xf_cred **out)
-{
-    mbedtls_entropy_context ent;
-    mbedtls_ctr_drbg_context drbg;
-    char ebuf[160];
-    int ret, rc = -1;
-    struct xf_cred *c = calloc(1, sizeof *c);
-
-    mbedtls_entropy_init(&ent);
-    mbedtls_ctr_drbg_init(&drbg);
-    if (!c) {
-        xf_jconf_fail(p, ckey, "out of memory");
-        goto fail;
-    }
-    mbedtls_x509_crt_init(&c->chain);
-    mbedtls_pk_init(&c->key);
-    c->refs = 1;
-    if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
-                                     (const unsigned char *)"xf-registry", 11)) != 0) {
-        xf_jconf_fail(p, kkey, "RNG seed failed (-0x%04x)", (unsigned)-ret);
-        goto fail;
-    }
-    /* As mbedtls_x509_crt_parse_file / mbedtls_pk_parse_keyfile: the PEM text with its
-       terminating NUL. */
-    if ((ret = mbedtls_x509_crt_parse(&c->chain, cb, cl + 1)) != 0) {
-        if (ret > 0) snprintf(ebuf, sizeof ebuf, "%d certificate(s) could not be parsed", ret);
-        else mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        xf_jconf_fail(p, ckey, "%s: %s", cert_path, ebuf);
-        goto fail;
-    }
-    if ((ret = mbedtls_pk_parse_key(&c->key, kb, kl + 1, NULL, 0,
-                                    mbedtls_ctr_drbg_random, &drbg)) != 0) {
-        mbedtls_strerror(ret, ebuf, sizeof ebuf);
-        xf_jconf_fail(p, kkey, "%s: %s", key_path, ebuf);
-        goto fail;
-    }
-    if ((ret = mbedtls_pk_check_pair(&c->chain.pk, &c->key, mbedtls_ctr_drbg_random,
-                                     &drbg)) != 0) {
-        xf_jconf_fail(p, kkey, "%s does not match the certificate %s", key_path, cert_path);
-        goto fail;
-    }
-    *out = c;
-    c = NULL;
-    rc = 0;
-fail:
-    if (c) {
-        mbedtls_x509_crt_free(&c->chain);
-        mbedtls_pk_free(&c->key);
-        free(c);
-    }
-    mbedtls_ctr_drbg_free(&drbg);
-    mbedtls_entropy_free(&ent);
-    return rc;
-}
-
-/* Load a certificate chain and its key, check that they pair and that the leaf covers
-   `name` (xf_identity_covers_dns). ckey/kkey are the KEYs named in errors
-   ("certificate"/"key", "next_certificate"/"next_key", "hosting.certificate"...);
-   `what` says what name is ("domain", "hosting name"). *cred gets a reference to the
-   shared pair; *chain and *key its read-only views. */
-static int load_pair(const xf_jconf *p, const char *ckey, const char *kkey,
-                     const char *cert_path, const char *key_path, const char *name,
-                     const char *what, struct xf_cred **cred, mbedtls_x509_crt *chain,
-                     mbedtls_pk_context *key)
-{
-    unsigned char *cb = NULL, *kb = NULL, digest[32];
-    size_t cl = 0, kl = 0;
-    struct xf_cred *c = NULL;
-    int e, rc = -1;
-
-    if (psa_crypto_init() != PSA_SUCCESS) {
-        xf_jconf_fail(p, kkey, "PSA crypto initialisation failed");
-        goto fail;
-    }
-    /* mbedTLS says only "Read/write of file failed" for a file it cannot open: name
-       the reason (after a privilege drop, a reload reads as the dropped user). */
-    const char *unreadable = access(cert_path, R_OK) != 0 ? cert_path
-                             : access(key_path, R_OK) != 0 ? key_path : NULL;
-    if (unreadable != NULL) {
-        xf_jconf_fail(p, unreadable == cert_path ? ckey : kkey, "%s: cannot be read: %s",
-                      unreadable, strerror(errno));
-        goto fail;
-    }
-    if ((e = read_whole(cert_path, &cb, &cl)) != 0) {
-        xf_jconf_fail(p, ckey, "%s: cannot be read: %s", cert_path,
-                      e == EAGAIN ? "changed while being read" : strerror(e));
-        goto fail;
-    }
-    if ((e = read_whole(key_path, &kb, &kl)) != 0) {
-        xf_jconf_fail(p, kkey, "%s: cannot be read: %s", key_path,
-                      e == EAGAIN ? "changed while being read" : strerror(e));
-        goto fail;
-    }
-    /* SHA-256 over len(cert) || cert || key: no two different pairs share a digest. */
-    {
-        unsigned char lenb[8];
-        for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)cl >> (8 * i));
-        mbedtls_sha256_context h;
-        mbedtls_sha256_init(&h);
-        if (mbedtls_sha256_starts(&h, 0) || mbedtls_sha256_update(&h, lenb, 8) ||
-            mbedtls_sha256_update(&h, cb, cl) || mbedtls_sha256_update(&h, kb, kl) ||
-            mbedtls_sha256_finish(&h, digest)) {
-            mbedtls_sha256_free(&h);
-            xf_jconf_fail(p, kkey, "SHA-256 failed");
-            goto fail;
-        }
-        mbedtls_sha256_free(&h);
-    }
-    pthread_mutex_lock(&g_cred_lock);
-    if ((c = *cred_slot(digest)) != NULL) c->refs++;
-    pthread_mutex_unlock(&g_cred_lock);
-    if (!c) {
-        struct xf_cred *n = NULL;
-        if (cred_parse(p, ckey, kkey, cert_path, key_path, cb, cl, kb, kl, &n) < 0)
-            goto fail;
-        memcpy(n->digest, digest, sizeof digest);
-        pthread_mutex_lock(&g_cred_lock);
-        struct xf_cred **slot = cred_slot(digest);
-        g_cred_parsed++;
-        if ((c = *slot) != NULL) {     /* another thread parsed the same bytes meanwhile */
-            c->refs++;
-        } else {
-            *slot = c = n;
-            n = NULL;
-            g_cred_n++;
-        }
-        pthread_mutex_unlock(&g_cred_lock);
-        if (n) {
-            mbedtls_x509_crt_free(&n->chain);
-            mbedtls_pk_free(&n->key);
-            free(n);
-        }
-    }
-    if (!xf_identity_covers_dns(&c->chain, name)) {
-        xf_jconf_fail(p, ckey, "%s does not cover the %s %s", cert_path, what, name);
-        cred_release(c);
-        goto fail;
-    }
-    *cred = c;
-    *chain = c->chain;                 /* shallow, read-only views (registry.h) */
-    *key = c->key;
-    rc = 0;
-fail:
-    free(cb);
-    if (kb) {
-        mbedtls_platform_zeroize(kb, kl);
-        free(kb);
-    }
-    return rc;
-}
 
 /* A tenant's own certificate and key (and the next pair, when configured); records
    which aliases the current certificate covers. XF_PRESENT_HOSTING tenants have no
@@ -430,12 +115,12 @@ fail:
 static int tenant_load_files(const xf_jconf *p, xf_tenant *t)
 {
     if (t->present != XF_PRESENT_OWN) return 0;
-    if (load_pair(p, "certificate", "key", t->cert_path, t->key_path, t->domain, "domain",
-                  &t->cred, &t->chain, &t->key) < 0)
+    if (xf_cred_load(p, "certificate", "key", t->cert_path, t->key_path, t->domain,
+                     "domain", &t->cred, &t->chain, &t->key) < 0)
         return -1;
     if (t->next_cert_path &&
-        load_pair(p, "next_certificate", "next_key", t->next_cert_path, t->next_key_path,
-                  t->domain, "domain", &t->next_cred, &t->next_chain, &t->next_key) < 0)
+        xf_cred_load(p, "next_certificate", "next_key", t->next_cert_path, t->next_key_path,
+                     t->domain, "domain", &t->next_cred, &t->next_chain, &t->next_key) < 0)
         return -1;
     for (size_t i = 0; i < t->n_aliases; i++)
         t->alias_covered[i] = xf_identity_covers_dns(&t->chain, t->aliases[i]) ? 1 : 0;
@@ -546,7 +231,7 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
     yajl_val root = NULL, v;
     xf_tenant *t = NULL;
     const char *s;
-    char name[XF_DNS_MAX + 1], key[48];
+    char name[XF_REGISTRY_NAME_MAX + 1], key[48];
     const char *why;
 
     *out = NULL;
@@ -565,7 +250,7 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
 
     if (xf_jconf_get_str(&p, root, "domain", NULL, &s) < 0) goto fail;
     if (!s) { xf_jconf_fail(&p, "domain", "missing"); goto fail; }
-    if ((why = dns_normalise(s, name))) {
+    if ((why = xf_registry_normalise_name(s, name))) {
         xf_jconf_fail(&p, "domain", "\"%.80s\" %s", s, why);
         goto fail;
     }
@@ -591,7 +276,7 @@ int xf_tenant_parse(const char *json, size_t len, const char *file, int load_fil
                 xf_jconf_fail(&p, key, "must be a string, not %s", xf_jconf_type_name(a));
                 goto fail;
             }
-            if ((why = dns_normalise(a->u.string, name))) {
+            if ((why = xf_registry_normalise_name(a->u.string, name))) {
                 xf_jconf_fail(&p, key, "\"%.80s\" %s", a->u.string, why);
                 goto fail;
             }
@@ -673,12 +358,12 @@ void xf_tenant_free(xf_tenant *t)
     free(t->s2s.spec);
     free(t->http.spec);
     /* chain/key (next_*) are views of t->cred (next_cred) when loaded; else empty. */
-    if (t->cred) cred_release(t->cred);
+    if (t->cred) xf_cred_release(t->cred);
     else {
         mbedtls_x509_crt_free(&t->chain);
         mbedtls_pk_free(&t->key);
     }
-    if (t->next_cred) cred_release(t->next_cred);
+    if (t->next_cred) xf_cred_release(t->next_cred);
     else {
         mbedtls_x509_crt_free(&t->next_chain);
         mbedtls_pk_free(&t->next_key);
@@ -691,29 +376,9 @@ void xf_registry_free(xf_registry *r)
     if (!r) return;
     for (size_t i = 0; i < r->n; i++) xf_tenant_free(r->t[i]);
     xf_tenant_free(r->hosting);
-    for (size_t i = 0; i < r->n_wild; i++) free(r->wild[i].parent);
+    xf_regindex_free(r);
     free(r->t);
-    free(r->names);
-    free(r->wild);
-    free(r->name_slots);
-    free(r->wild_slots);
     free(r);
-}
-
-static int cmp_name_ent(const void *a, const void *b)
-{
-    const struct name_ent *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c) return c;
-    return x->ti < y->ti ? -1 : x->ti > y->ti;
-}
-
-static int cmp_wild_ent(const void *a, const void *b)
-{
-    const struct wild_ent *x = a, *y = b;
-    int c = strcmp(x->parent, y->parent);
-    if (c) return c;
-    return x->ti < y->ti ? -1 : x->ti > y->ti;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -721,64 +386,19 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Add one wildcard parent for tenant ti if `v` (length n) is "*.rest". */
-static int wild_add(xf_registry *r, size_t *cap, const unsigned char *v, size_t n, size_t ti)
-{
-    char raw[XF_DNS_MAX + 2], norm[XF_DNS_MAX + 1];
-    if (n < 3 || v[0] != '*' || v[1] != '.' || n - 2 > XF_DNS_MAX) return 0;
-    memcpy(raw, v + 2, n - 2);
-    raw[n - 2] = '\0';
-    if (memchr(raw, '\0', n - 2) || dns_normalise(raw, norm)) return 0;
-    if (r->n_wild == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        struct wild_ent *w = realloc(r->wild, nc * sizeof *w);
-        if (!w) return -1;
-        r->wild = w;
-        *cap = nc;
-    }
-    if (!(r->wild[r->n_wild].parent = strdup(norm))) return -1;
-    r->wild[r->n_wild++].ti = ti;
-    return 0;
-}
-
-/* Wildcard DNS names of the leaf: SAN dNSName entries, or the CN when the certificate
-   has no subjectAltName at all (the same rule xf_identity_covers_dns applies). */
-static int wild_index_tenant(xf_registry *r, size_t *cap, size_t ti)
-{
-    const mbedtls_x509_crt *c = &r->t[ti]->chain;
-    if (!c->raw.p) return 0;
-    if (mbedtls_x509_crt_has_ext_type(c, MBEDTLS_X509_EXT_SUBJECT_ALT_NAME)) {
-        for (const mbedtls_x509_sequence *s = &c->subject_alt_names; s; s = s->next)
-            if (s->buf.p && s->buf.tag ==
-                (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME) &&
-                wild_add(r, cap, s->buf.p, s->buf.len, ti) < 0)
-                return -1;
-        return 0;
-    }
-    for (const mbedtls_x509_name *nm = &c->subject; nm; nm = nm->next)
-        if (nm->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &nm->oid) == 0 &&
-            wild_add(r, cap, nm->val.p, nm->val.len, ti) < 0)
-            return -1;
-    return 0;
-}
-
-const char *xf_registry_normalise_name(const char *in, char *out)
-{
-    return dns_normalise(in, out);
-}
 
 /* The hosting identity as a tenant record (registry.h): errors name the main file's
    "hosting.*" keys. */
 static int hosting_load(const xf_hosting_spec *h, xf_tenant **out, char *err, size_t errlen)
 {
     xf_jconf p = { h->file ? h->file : "(config)", err, errlen };
-    char name[XF_DNS_MAX + 1];
+    char name[XF_REGISTRY_NAME_MAX + 1];
     const char *why;
     xf_tenant *t;
 
     *out = NULL;
     if (!h->name) return xf_jconf_fail(&p, "hosting.name", "missing");
-    if ((why = dns_normalise(h->name, name)))
+    if ((why = xf_registry_normalise_name(h->name, name)))
         return xf_jconf_fail(&p, "hosting.name", "\"%.80s\" %s", h->name, why);
     if (!h->cert_path) return xf_jconf_fail(&p, "hosting.certificate", "missing");
     if (!h->key_path) return xf_jconf_fail(&p, "hosting.key", "missing");
@@ -794,12 +414,12 @@ static int hosting_load(const xf_hosting_spec *h, xf_tenant **out, char *err, si
         xf_tenant_free(t);
         return xf_jconf_fail(&p, "hosting", "out of memory");
     }
-    if (load_pair(&p, "hosting.certificate", "hosting.key", t->cert_path, t->key_path,
-                  t->domain, "hosting name", &t->cred, &t->chain, &t->key) < 0 ||
+    if (xf_cred_load(&p, "hosting.certificate", "hosting.key", t->cert_path, t->key_path,
+                     t->domain, "hosting name", &t->cred, &t->chain, &t->key) < 0 ||
         (t->next_cert_path &&
-         load_pair(&p, "hosting.next_certificate", "hosting.next_key", t->next_cert_path,
-                   t->next_key_path, t->domain, "hosting name", &t->next_cred,
-                   &t->next_chain, &t->next_key) < 0)) {
+         xf_cred_load(&p, "hosting.next_certificate", "hosting.next_key", t->next_cert_path,
+                      t->next_key_path, t->domain, "hosting name", &t->next_cred,
+                      &t->next_chain, &t->next_key) < 0)) {
         xf_tenant_free(t);
         return -1;
     }
@@ -838,7 +458,6 @@ static int link_hosting(xf_registry *r, xf_tenant *t, char *err, size_t errlen)
     return 0;
 }
 
-static int index_build(xf_registry *r);
 
 /* ---------------------------------------------------------------- parallel parse */
 
@@ -915,7 +534,7 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
     xf_registry *r = NULL;
     DIR *d = NULL;
     char **files = NULL, *buf = NULL;
-    size_t n_files = 0, cap_files = 0, cap_wild = 0;
+    size_t n_files = 0, cap_files = 0;
     struct dirent *de;
 
     *out = NULL;
@@ -963,7 +582,6 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
     struct load_job job = { files, n_files, r->t, 0, n_files, PTHREAD_MUTEX_INITIALIZER, "" };
     if (n_files) (void)psa_crypto_init();   /* once, before the threads */
     load_parallel(&job);
-    size_t n_names = 0;
     for (size_t i = 0; i < n_files; i++) {
         if (i == job.fail) {
             snprintf(err, errlen, "%s", job.err);
@@ -971,42 +589,10 @@ int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registr
         }
         if (link_hosting(r, r->t[i], err, errlen) < 0) goto fail_tenants;
         r->t[i]->index = i;
-        n_names += 1 + r->t[i]->n_aliases;
     }
     r->n = n_files;
 
-    if (n_names && !(r->names = calloc(n_names, sizeof *r->names))) {
-        xf_jconf_fail(&dp, "(directory)", "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < r->n; i++) {
-        r->names[r->n_names++] = (struct name_ent){ r->t[i]->domain, i, -1 };
-        for (size_t a = 0; a < r->t[i]->n_aliases; a++)
-            r->names[r->n_names++] = (struct name_ent){ r->t[i]->aliases[a], i, (long)a };
-    }
-    if (r->n_names) qsort(r->names, r->n_names, sizeof *r->names, cmp_name_ent);
-    /* Equal names sort by file order: report the later file, naming the earlier one. */
-    for (size_t i = 1; i < r->n_names; i++) {
-        const struct name_ent *a = &r->names[i - 1], *b = &r->names[i];
-        if (strcmp(a->name, b->name) != 0) continue;
-        xf_jconf fp = { r->t[b->ti]->file, err, errlen };
-        char key[48];
-        if (b->alias < 0) snprintf(key, sizeof key, "domain");
-        else snprintf(key, sizeof key, "aliases[%ld]", b->alias);
-        xf_jconf_fail(&fp, key, "\"%s\" is already defined in %s", b->name, r->t[a->ti]->file);
-        goto fail;
-    }
-
-    for (size_t i = 0; i < r->n; i++)
-        if (wild_index_tenant(r, &cap_wild, i) < 0) {
-            xf_jconf_fail(&dp, "(directory)", "out of memory");
-            goto fail;
-        }
-    if (r->n_wild) qsort(r->wild, r->n_wild, sizeof *r->wild, cmp_wild_ent);
-    if (index_build(r) < 0) {
-        xf_jconf_fail(&dp, "(directory)", "out of memory");
-        goto fail;
-    }
+    if (xf_regindex_build(r, dir, err, errlen) < 0) goto fail;
 
     for (size_t i = 0; i < n_files; i++) free(files[i]);
     free(files);
@@ -1051,100 +637,3 @@ const mbedtls_pk_context *xf_tenant_tls_key(const xf_tenant *t)
     return t->present == XF_PRESENT_HOSTING && t->hosting ? &t->hosting->key : &t->key;
 }
 
-/* FNV-1a, 64 bits, of a normalised name. */
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3u;
-    return h;
-}
-
-/* A table of 2^k slots, k the smallest with 2^k >= 2 * n (load factor <= 1/2). A slot
-   is (the hash's high 32 bits << 32) | (1 + index), 0 = empty: a probe compares
-   strings only when the tags agree, so a lookup reads one name. */
-static int slots_new(size_t n, uint64_t **slots, size_t *mask)
-{
-    size_t sz = 4;
-    while (sz < 2 * n) sz *= 2;
-    if (n >= UINT32_MAX / 2 || !(*slots = calloc(sz, sizeof **slots))) return -1;
-    *mask = sz - 1;
-    return 0;
-}
-
-/* Linear probing. */
-static void slots_put(uint64_t *slots, size_t mask, const char *key, size_t idx)
-{
-    uint64_t h = name_hash(key);
-    size_t i = (size_t)h & mask;
-    while (slots[i]) i = (i + 1) & mask;
-    slots[i] = (h & 0xffffffff00000000u) | (uint64_t)(idx + 1);
-}
-
-/* Fill name_slots (names unique: checked before) and wild_slots (one per distinct
-   parent: the first of its run in the sorted wild[]). */
-static int index_build(xf_registry *r)
-{
-    if (slots_new(r->n_names, &r->name_slots, &r->name_mask) < 0 ||
-        slots_new(r->n_wild, &r->wild_slots, &r->wild_mask) < 0)
-        return -1;
-    for (size_t i = 0; i < r->n_names; i++)
-        slots_put(r->name_slots, r->name_mask, r->names[i].name, i);
-    for (size_t i = 0; i < r->n_wild; i++)
-        if (i == 0 || strcmp(r->wild[i - 1].parent, r->wild[i].parent) != 0)
-            slots_put(r->wild_slots, r->wild_mask, r->wild[i].parent, i);
-    return 0;
-}
-
-/* The names[] entry whose name equals key (normalised), or NULL. */
-static const struct name_ent *names_find(const xf_registry *r, const char *key)
-{
-    if (!r->name_slots) return NULL;
-    uint64_t h = name_hash(key), tag = h & 0xffffffff00000000u, s;
-    for (size_t i = (size_t)h & r->name_mask; (s = r->name_slots[i]); i = (i + 1) & r->name_mask) {
-        const struct name_ent *e = &r->names[(uint32_t)s - 1];
-        if ((s & 0xffffffff00000000u) == tag && strcmp(e->name, key) == 0) return e;
-    }
-    return NULL;
-}
-
-/* Index of the first wild[] entry whose parent equals key, or n_wild. */
-static size_t wild_find(const xf_registry *r, const char *key)
-{
-    if (!r->wild_slots) return r->n_wild;
-    uint64_t h = name_hash(key), tag = h & 0xffffffff00000000u, s;
-    for (size_t i = (size_t)h & r->wild_mask; (s = r->wild_slots[i]); i = (i + 1) & r->wild_mask) {
-        size_t k = (uint32_t)s - 1;
-        if ((s & 0xffffffff00000000u) == tag && strcmp(r->wild[k].parent, key) == 0) return k;
-    }
-    return r->n_wild;
-}
-
-const xf_tenant *xf_registry_find(const xf_registry *r, const char *domain)
-{
-    char name[XF_DNS_MAX + 1];
-    if (!r || !domain || dns_normalise(domain, name)) return NULL;
-    const struct name_ent *e = names_find(r, name);
-    return e ? r->t[e->ti] : NULL;
-}
-
-/* Exact name or alias first (the owner's certificate is returned even for an alias it
-   does not cover: routing and certificate stay with one tenant). Otherwise the first
-   tenant, in file order, with a wildcard "*.parent" whose parent is the name minus its
-   first label, confirmed by xf_identity_covers_dns. */
-const xf_tenant *xf_registry_for_sni(const xf_registry *r, const char *sni)
-{
-    char name[XF_DNS_MAX + 1];
-    if (!r || !sni || dns_normalise(sni, name)) return NULL;
-    const struct name_ent *e = names_find(r, name);
-    if (e) return r->t[e->ti];
-    const char *parent = strchr(name, '.');
-    if (!parent) return r->hosting && strcmp(name, r->hosting->domain) == 0 ? r->hosting : NULL;
-    parent++;
-    size_t lo = wild_find(r, parent);
-    for (; lo < r->n_wild && strcmp(r->wild[lo].parent, parent) == 0; lo++) {
-        const xf_tenant *t = r->t[r->wild[lo].ti];
-        if (xf_identity_covers_dns(&t->chain, name)) return t;
-    }
-    if (r->hosting && strcmp(name, r->hosting->domain) == 0) return r->hosting;
-    return NULL;
-}

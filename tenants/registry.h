@@ -96,7 +96,8 @@ typedef struct xf_hosting_spec {
    ("certificate: missing ..."). The files are parsed on up to 4 threads (never more
    than the CPUs the process may run on); the error reported is still the first in
    file order. A certificate+key pair whose bytes another live registry loaded already
-   is shared with it, not parsed again (registry.c "shared credentials"). Any thread. */
+   is shared with it, not parsed again (tenants/cred.c, "shared credentials"). Any
+   thread. */
 int xf_registry_load(const char *dir, const xf_hosting_spec *hosting, xf_registry **out,
                      char *err, size_t errlen);
 /* xf_registry_load(dir, NULL, ...). */
