@@ -38,35 +38,11 @@ DOMAIN=a.example
 PY=/usr/bin/python3
 HZ=$(getconf CLK_TCK)
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
+. "$BENCH/lib.sh"
 
 # ------------------------------------------------------------------ lifecycle
-PIDS=()
-TMP=$(mktemp -d /tmp/xfbench-c2s.XXXXXX)
+bench_begin xfbench-c2s
 chmod 755 "$TMP"                    # prosody must traverse it
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    ps -p "$pid" -o stat= 2>/dev/null | grep -qv Z || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  trap - EXIT
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "keeping $TMP"; else rm -rf "$TMP"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ prerequisites
 command -v prosody >/dev/null || die "prosody missing: apt-get install prosody"

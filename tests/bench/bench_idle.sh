@@ -31,35 +31,12 @@ SETTLE_SECS=${SETTLE_SECS:-2}
 PY=/usr/bin/python3
 export BENCH_SUITE=${BENCH_SUITE:-TLS_AES_256_GCM_SHA384} BENCH_GROUP=${BENCH_GROUP:-X25519}
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
+. "$BENCH/lib.sh"
 
 # ------------------------------------------------------------------ lifecycle
-PIDS=()
-TMP=$(mktemp -d /tmp/xfidle.XXXXXX)
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    ps -p "$pid" -o stat= 2>/dev/null | grep -qv Z || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  trap - EXIT
-  exec 8>&- 2>/dev/null || true
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "keeping $TMP"; else rm -rf "$TMP"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+STOP_WAIT_TENTHS=100
+bench_cleanup_hook() { exec 8>&- 2>/dev/null || true; }
+bench_begin xfidle
 
 # ------------------------------------------------------------------ prerequisites
 command -v openssl >/dev/null || die "openssl missing"

@@ -24,18 +24,8 @@ PY=/usr/bin/python3
 CACHE=${CACHE:-/tmp/xf-bench-reload-$N}
 IT="$ROOT/tests/integration"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-PIDS=()
-TMP=$(mktemp -d /tmp/xfbench-reload.XXXXXX)
-cleanup() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[$i]}" 2>/dev/null
-    wait "${PIDS[$i]}" 2>/dev/null
-  done
-  [ "${BENCH_KEEP:-0}" = 1 ] && log "keeping $TMP" || rm -rf "$TMP"
-}
-trap cleanup EXIT
+. "$ROOT/tests/bench/lib.sh"
+bench_begin xfbench-reload
 [ -x "$XF_BIN" ] || { log "no binary at $XF_BIN (build first or set XF_BIN)"; exit 2; }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -31,18 +31,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 PY=/usr/bin/python3
 BENCH="$ROOT/tests/bench"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-PIDS=()
-TMP=$(mktemp -d /tmp/xfbench-scale.XXXXXX)
-cleanup() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[$i]}" 2>/dev/null
-    wait "${PIDS[$i]}" 2>/dev/null
-  done
-  [ "${BENCH_KEEP:-0}" = 1 ] && log "keeping $TMP" || rm -rf "$TMP"
-}
-trap cleanup EXIT
+. "$BENCH/lib.sh"
+bench_begin xfbench-scale
 for b in "$XF_BIN" ${XF_BIN_B:+"$XF_BIN_B"}; do
   [ -x "$b" ] || { log "no binary at $b (build first or set XF_BIN)"; exit 2; }
 done
