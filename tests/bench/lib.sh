@@ -42,3 +42,23 @@ bench_begin() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
+
+# bench_make_cert DIR NAME [STEM]: a throwaway CA (DIR/ca.pem, ca.key) and an ECDSA
+# P-256 server certificate for NAME signed by it, valid two days: DIR/STEM.key,
+# DIR/STEM.crt and DIR/STEM.pem = certificate + CA (the chain a proxy serves); STEM
+# defaults to NAME.
+bench_make_cert() {
+  local d=$1 name=$2 n=${3:-$2}
+  mkdir -p "$d"
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj "/CN=bench CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    >/dev/null 2>&1 || die "CA generation"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$n.key" 2>/dev/null
+  openssl req -new -key "$d/$n.key" -subj "/CN=$name" -out "$d/$n.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s\n' "$name" >"$d/ext.cnf"
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+    -CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/$n.crt" 2>/dev/null ||
+    die "certificate generation"
+  cat "$d/$n.crt" "$d/ca.pem" >"$d/$n.pem"
+}

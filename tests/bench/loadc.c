@@ -44,6 +44,7 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include "bench_util.h"
 
 static const char HEADER[] =
     "<?xml version='1.0'?><stream:stream to='a.example' xmlns='jabber:client' "
@@ -53,26 +54,6 @@ static SSL_CTX *ctx;
 static struct sockaddr_in dst;
 static const char *sni;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
-}
 
 typedef struct { int fd; SSL *ssl; } xconn;
 

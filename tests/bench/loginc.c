@@ -47,6 +47,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include "bench_util.h"
 
 #define RBUF 16384
 #define MAX_SAMPLES_PER_THREAD 200000
@@ -66,26 +67,6 @@ enum { E_CONNECT, E_STARTTLS, E_TLS, E_FEATURES, E_MECH, E_SASL, E_SIG, E_BIND, 
 static const char *const ename[E_N] = {"connect", "starttls", "tls",  "features", "mech",
                                        "sasl",    "sig",      "bind", "session",  "close"};
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
 
 /* Per-user SCRAM cache: SaltedPassword for (salt, iterations, mechanism). */
 struct ucache {

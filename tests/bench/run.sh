@@ -117,16 +117,7 @@ EOF
 )
 
 mkdir -p "$TMP/certs" "$TMP/xf/tenants" "$TMP/ng/logs" "$TMP/hap"
-openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-  -keyout "$TMP/certs/ca.key" -out "$TMP/certs/ca.pem" -days 2 -subj "/CN=bench CA" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
-  >/dev/null 2>&1 || die "CA generation"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TMP/certs/a.key" 2>/dev/null
-openssl req -new -key "$TMP/certs/a.key" -subj "/CN=a.example" -out "$TMP/certs/a.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:a.example\n' >"$TMP/certs/ext.cnf"
-openssl x509 -req -in "$TMP/certs/a.csr" -CA "$TMP/certs/ca.pem" -CAkey "$TMP/certs/ca.key" \
-  -CAcreateserial -days 2 -extfile "$TMP/certs/ext.cnf" -out "$TMP/certs/a.crt" 2>/dev/null
-cat "$TMP/certs/a.crt" "$TMP/certs/ca.pem" >"$TMP/certs/a.pem"
+bench_make_cert "$TMP/certs" a.example a
 cat "$TMP/certs/a.pem" "$TMP/certs/a.key" >"$TMP/certs/hap.pem"   # HAProxy: chain + key
 
 cat >"$TMP/xf/tenants/a.example.json" <<EOF
