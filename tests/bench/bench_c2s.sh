@@ -71,16 +71,7 @@ EOF
 
 C="$TMP/certs"; PD="$TMP/prosody"
 mkdir -p "$C" "$PD/certs" "$PD/data" "$TMP/xf/tenants"
-openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-  -keyout "$C/ca.key" -out "$C/ca.pem" -days 2 -subj "/CN=bench CA" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
-  >/dev/null 2>&1 || die "CA generation"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/a.key" 2>/dev/null
-openssl req -new -key "$C/a.key" -subj "/CN=$DOMAIN" -out "$C/a.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s\n' "$DOMAIN" >"$C/ext.cnf"
-openssl x509 -req -in "$C/a.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" \
-  -CAcreateserial -days 2 -extfile "$C/ext.cnf" -out "$C/a.crt" 2>/dev/null
-cat "$C/a.crt" "$C/ca.pem" >"$C/a.pem"
+bench_make_cert "$C" "$DOMAIN" a
 # The same certificate and key for both servers.
 cp "$C/a.pem" "$PD/certs/$DOMAIN.crt"
 cp "$C/a.key" "$PD/certs/$DOMAIN.key"
