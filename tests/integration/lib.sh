@@ -383,6 +383,23 @@ xf_reload_backend() {
   xf_wait_port 127.0.0.1 "$1" 10
 }
 
+# xf_wait_reload N — $XF_LOG says SIGHUP reload N finished (done or refused), within 15 s.
+xf_wait_reload() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    grep -qE "reload $1 \(SIGHUP\) (done|refused)" "$XF_LOG" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# xf_sni_refused PORT NAME — a TLS handshake on 127.0.0.1:PORT with SNI NAME gets the
+# unrecognized_name alert (the name is not served).
+xf_sni_refused() {
+  timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername "$2" -CAfile "$XF_CA" \
+    </dev/null 2>&1 | grep -qiE 'unrecognized name|unrecognized_name|alert number 112'
+}
+
 # Prints the proxy log's tail (for failure reports).
 xf_show_proxy_log() {
   [ -n "${XF_LOG:-}" ] && [ -f "$XF_LOG" ] || return 0

@@ -62,18 +62,7 @@ served() {
   echo "serial $s (want $2)"
   echo "$out" | grep -q 'Verify return code: 0 (ok)' && [ "$s" = "$2" ]
 }
-refused() {
-  timeout 10 openssl s_client -connect "127.0.0.1:$P_TLS" -servername "$1" -CAfile "$XF_CA" \
-    </dev/null 2>&1 | grep -qiE 'unrecognized name|unrecognized_name|alert number 112'
-}
-wait_reload() {
-  local i
-  for ((i = 0; i < 150; i++)); do
-    grep -qE "reload $1 \(SIGHUP\) (done|refused)" "$XF_LOG" && return 0
-    sleep 0.1
-  done
-  return 1
-}
+refused() { xf_sni_refused "$P_TLS" "$1"; }
 # one_line N WORD...: exactly one log line of reload N is at warn/error level, and it
 # has every WORD.
 one_line() {
@@ -89,7 +78,7 @@ xf_check "the stream held on b.example relays" bash -c "[ -f '$CTL/ready' ] && c
 # (1) broken JSON
 printf '{ "domain": "x.example", ' >"$TD/x.example.json"
 kill -HUP "$XF_PROXY_PID"
-wait_reload 1
+xf_wait_reload 1
 xf_check "(1) broken JSON refused in one line naming the file and the problem" \
   one_line 1 "reload 1 (SIGHUP) refused:" "$TD/x.example.json: (document): invalid JSON" "old configuration stays"
 xf_check "(1) a.example still served with its certificate" served a.example "$SER_A"
@@ -100,7 +89,7 @@ rm -f "$TD/x.example.json"
 # (2) a key that does not match the certificate
 sed -i "s|certs/b.example/privkey.pem|certs/a.example/privkey.pem|" "$TD/b.example.json"
 kill -HUP "$XF_PROXY_PID"
-wait_reload 2
+xf_wait_reload 2
 xf_check "(2) mismatched key refused in one line naming the tenant file and the key" \
   one_line 2 "reload 2 (SIGHUP) refused:" "$TD/b.example.json: key:" "does not match the certificate"
 xf_check "(2) b.example still served with its own certificate" served b.example "$SER_B"
@@ -108,14 +97,14 @@ xf_check "(2) b.example still served with its own certificate" served b.example 
 # (3) fixed
 sed -i "s|certs/a.example/privkey.pem|certs/b.example/privkey.pem|" "$TD/b.example.json"
 kill -HUP "$XF_PROXY_PID"
-wait_reload 3
+xf_wait_reload 3
 xf_check "(3) fixed: reload 3 done, 'no change'" \
   bash -c "grep -F 'reload 3' '$XF_LOG'; grep -q 'reload 3 (SIGHUP) done' '$XF_LOG' && grep -q 'reload 3: no change' '$XF_LOG'"
 
 # (4) a restart-only key
 write_main "$(xf_listener 127.0.0.1 "$P_TLS" direct client), $(xf_listener 127.0.0.1 "$P_NEW" direct client)"
 kill -HUP "$XF_PROXY_PID"
-wait_reload 4
+xf_wait_reload 4
 xf_check "(4) listener added: reload done, one warning that listeners need a restart" \
   bash -c "grep -F 'reload 4' '$XF_LOG'; grep -q 'reload 4 (SIGHUP) done' '$XF_LOG' &&
            [ \$(grep -c 'reload 4: listeners changed: kept as they are until a restart' '$XF_LOG') = 1 ]"

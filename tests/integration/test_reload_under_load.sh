@@ -61,32 +61,19 @@ sni_cert() {
   echo "$out" | grep -q 'Verify return code: 0 (ok)' &&
     echo "$out" | openssl x509 -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$1"
 }
-sni_refused() {
-  timeout 10 openssl s_client -connect "127.0.0.1:$P_TLS" -servername "$1" -CAfile "$XF_CA" \
-    </dev/null 2>&1 | grep -qiE 'unrecognized name|unrecognized_name|alert number 112'
-}
-# wait_reload N: the log says reload N finished (done or refused), within 15 s.
-wait_reload() {
-  local i
-  for ((i = 0; i < 150; i++)); do
-    grep -qE "reload $1 \(SIGHUP\) (done|refused)" "$XF_LOG" && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 bad=0 badmsg=""
 for ((k = 1; k <= RELOADS; k++)); do
   if ((k % 2)); then cp "$XF_TMP/spare/n.example.json" "$TD/"; else rm -f "$TD/n.example.json"; fi
   kill -HUP "$XF_PROXY_PID"
-  if ! wait_reload "$k"; then bad=$((bad + 1)); badmsg="$badmsg; reload $k not finished"; continue; fi
+  if ! xf_wait_reload "$k"; then bad=$((bad + 1)); badmsg="$badmsg; reload $k not finished"; continue; fi
   grep -qE "reload $k \(SIGHUP\) done" "$XF_LOG" || { bad=$((bad + 1)); badmsg="$badmsg; reload $k refused"; }
   if ((k % 2)); then
     grep -q "reload $k: tenants added (1): n.example" "$XF_LOG" || { bad=$((bad + 1)); badmsg="$badmsg; reload $k: no 'added' line"; }
     sni_cert n.example || { bad=$((bad + 1)); badmsg="$badmsg; reload $k: n.example not served after the add"; }
   else
     grep -q "reload $k: tenants removed (1): n.example" "$XF_LOG" || { bad=$((bad + 1)); badmsg="$badmsg; reload $k: no 'removed' line"; }
-    sni_refused n.example || { bad=$((bad + 1)); badmsg="$badmsg; reload $k: n.example still served after the remove"; }
+    xf_sni_refused "$P_TLS" n.example || { bad=$((bad + 1)); badmsg="$badmsg; reload $k: n.example still served after the remove"; }
   fi
   sleep 0.2
 done
